@@ -1,0 +1,1 @@
+"""Configuration shipped with empathy-jax: the model registry (`models.py`)."""

@@ -1,0 +1,204 @@
+"""Tokenize once, cache, and cut static-shape batches.
+
+Tokenized splits are `datasets.Dataset`s (Arrow, memory-mapped when cached on disk), so a large
+split is tokenized once per (data, tokenizer, max_length, erasure) and reused across runs.
+
+Batches have a fixed number of rows and lengths rounded up to a few bucket sizes, so a jitted step
+compiles a handful of times, not once per batch. A short last batch is filled with empty rows
+(`example_index == -1`, all-zero masks) instead of being dropped: no example is lost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from empathy_jax.data.dialogue_dataset import DialogueSplit
+from empathy_jax.tokenization.families import DialogueFormat
+
+DEFAULT_BUCKETS = (16, 32, 64, 128, 256, 512, 1024)
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+  """One host-local batch of (context, target) pairs, numpy int32 arrays.
+
+  context_ids_BxC: context tokens; right-padded for encoder-decoder models, left-padded for
+    decoder-only ones (as the original).
+  context_mask_BxC: 1 on real context tokens.
+  target_ids_BxT / target_mask_BxT: target tokens, right-padded.
+  example_index_B: row of the split each example came from; -1 on filler rows.
+  """
+
+  context_ids_BxC: np.ndarray
+  context_mask_BxC: np.ndarray
+  target_ids_BxT: np.ndarray
+  target_mask_BxT: np.ndarray
+  example_index_B: np.ndarray
+
+  @property
+  def shape_key(self) -> tuple[int, int, int]:
+    return (self.context_ids_BxC.shape[0], self.context_ids_BxC.shape[1],
+            self.target_ids_BxT.shape[1])
+
+  def as_dict(self) -> dict[str, np.ndarray]:
+    return dataclasses.asdict(self)
+
+
+def bucket_length(length: int, buckets: Sequence[int], max_length: int) -> int:
+  """Smallest bucket holding `length`, never above `max_length` (itself a bucket)."""
+  for b in buckets:
+    if length <= b and b <= max_length:
+      return b
+  return max_length
+
+
+def _fingerprint(split: DialogueSplit, fmt: DialogueFormat, source: str) -> str:
+  h = hashlib.sha256()
+  h.update(json.dumps([split.contexts, split.targets, split.instructions, split.knowledge],
+                      ensure_ascii=False).encode())
+  h.update(f"{fmt.family}|{fmt.max_length}|{source}|{fmt.vocab_size}".encode())
+  return h.hexdigest()[:16]
+
+
+def tokenize_split(split: DialogueSplit, fmt: DialogueFormat, cache_dir: str | None = None,
+                   tokenizer_source: str = ""):
+  """Tokenizes a split in the family's format; returns a `datasets.Dataset`.
+
+  Columns: context_ids, target_ids (int32 lists), context_truncated, target_truncated.
+  Truncation is logged with counts; nothing is dropped.
+  """
+  import datasets  # pylint: disable=import-outside-toplevel
+
+  path = None
+  if cache_dir:
+    path = os.path.join(cache_dir, f"tokenized-{_fingerprint(split, fmt, tokenizer_source)}")
+    if os.path.isdir(path):
+      return datasets.load_from_disk(path)
+  contexts = fmt.encode_contexts(split.contexts, split.instructions, split.knowledge)
+  targets = fmt.encode_targets(split.targets)
+  if not fmt.is_encoder_decoder:
+    # A decoder-only model reads context + target as one sequence within its positions.
+    contexts = [fmt._left_cut(c.ids, fmt.max_length - len(t.ids)) if  # pylint: disable=protected-access
+                len(c.ids) + len(t.ids) > fmt.max_length else c
+                for c, t in zip(contexts, targets)]
+  table = datasets.Dataset.from_dict({
+      "context_ids": [c.ids for c in contexts],
+      "target_ids": [t.ids for t in targets],
+      "context_truncated": [c.truncated for c in contexts],
+      "target_truncated": [t.truncated for t in targets],
+  }, features=datasets.Features({
+      "context_ids": datasets.Sequence(datasets.Value("int32")),
+      "target_ids": datasets.Sequence(datasets.Value("int32")),
+      "context_truncated": datasets.Value("bool"),
+      "target_truncated": datasets.Value("bool"),
+  }))
+  n_ctx = sum(c.truncated for c in contexts)
+  n_tgt = sum(t.truncated for t in targets)
+  if n_ctx or n_tgt:
+    logging.warning("%s: %d contexts cut from the left and %d targets cut at the end to "
+                    "max_length %d", split.path or "split", n_ctx, n_tgt, fmt.max_length)
+  if path:
+    table.save_to_disk(path)
+    table = datasets.load_from_disk(path)
+  return table
+
+
+@dataclasses.dataclass(frozen=True)
+class Batcher:
+  """Cuts static-shape batches from a tokenized split.
+
+  Attributes:
+    batch_size: global batch size (rows across all hosts).
+    pad_id: token used for padding (the masks, not the pad id, mark real tokens).
+    left_pad_context: True for decoder-only models.
+    max_context_length / max_target_length: the largest bucket of each side.
+    buckets: candidate padded lengths.
+    process_index / process_count: this host's share of each global batch.
+  """
+
+  batch_size: int
+  pad_id: int
+  left_pad_context: bool
+  max_context_length: int
+  max_target_length: int
+  buckets: tuple[int, ...] = DEFAULT_BUCKETS
+  process_index: int = 0
+  process_count: int = 1
+
+  def __post_init__(self):
+    if self.batch_size <= 0:
+      raise ValueError(f"batch_size must be positive, got {self.batch_size}")
+    if self.batch_size % self.process_count:
+      raise ValueError(f"batch_size {self.batch_size} is not divisible by the number of hosts "
+                       f"{self.process_count}")
+
+  @property
+  def local_batch_size(self) -> int:
+    return self.batch_size // self.process_count
+
+  def num_batches(self, n: int) -> int:
+    return -(-n // self.batch_size)
+
+  def order(self, n: int, seed: int | None, epoch: int = 0) -> np.ndarray:
+    """Example order of an epoch: a seeded permutation, or 0..n-1 when seed is None."""
+    if seed is None:
+      return np.arange(n)
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+  def _pad(self, rows: list[list[int]], length: int, left: bool) -> tuple[np.ndarray, np.ndarray]:
+    ids = np.full((len(rows), length), self.pad_id, np.int32)
+    mask = np.zeros((len(rows), length), np.int32)
+    for i, row in enumerate(rows):
+      row = row[-length:] if left else row[:length]
+      if not row:
+        continue
+      if left:
+        ids[i, length - len(row):] = row
+        mask[i, length - len(row):] = 1
+      else:
+        ids[i, :len(row)] = row
+        mask[i, :len(row)] = 1
+    return ids, mask
+
+  def make_batch(self, contexts: list[list[int]], targets: list[list[int]],
+                 indices: Sequence[int]) -> Batch:
+    """A global-shape-consistent host-local batch; lengths bucketed over the *global* rows."""
+    c_len = bucket_length(max(len(c) for c in contexts), self.buckets, self.max_context_length)
+    t_len = bucket_length(max(len(t) for t in targets), self.buckets, self.max_target_length)
+    lo = self.process_index * self.local_batch_size
+    hi = lo + self.local_batch_size
+    contexts, targets = contexts[lo:hi], targets[lo:hi]
+    index = np.asarray(list(indices[lo:hi]), np.int32)
+    filler = self.local_batch_size - len(contexts)
+    contexts = contexts + [[]] * filler
+    targets = targets + [[]] * filler
+    index = np.concatenate([index, np.full(filler, -1, np.int32)])
+    c_ids, c_mask = self._pad(contexts, c_len, left=self.left_pad_context)
+    t_ids, t_mask = self._pad(targets, t_len, left=False)
+    return Batch(c_ids, c_mask, t_ids, t_mask, index)
+
+  def batches(self, table, seed: int | None = None, epoch: int = 0,
+              start_batch: int = 0) -> Iterator[Batch]:
+    """Yields this host's batches of an epoch, starting at `start_batch` (for resume)."""
+    n = len(table)
+    order = self.order(n, seed, epoch)
+    for b in range(start_batch, self.num_batches(n)):
+      idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+      rows = table[idx.tolist()] if len(idx) else {"context_ids": [], "target_ids": []}
+      yield self.make_batch(rows["context_ids"], rows["target_ids"], idx.tolist())
+
+
+def make_batcher(fmt: DialogueFormat, batch_size: int, process_index: int = 0,
+                 process_count: int = 1, buckets: Sequence[int] = DEFAULT_BUCKETS) -> Batcher:
+  return Batcher(batch_size=batch_size, pad_id=fmt.pad_id,
+                 left_pad_context=not fmt.is_encoder_decoder,
+                 max_context_length=fmt.max_length, max_target_length=fmt.max_length,
+                 buckets=tuple(buckets), process_index=process_index,
+                 process_count=process_count)

@@ -1,0 +1,33 @@
+"""Errors that name the file, the index and the fault, so users can fix their data."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+  """One fault found in a data file: where it is and what is wrong."""
+
+  file: str
+  index: int | None
+  reason: str
+
+  def __str__(self) -> str:
+    where = self.file if self.index is None else f"{self.file}[{self.index}]"
+    return f"{where}: {self.reason}"
+
+
+class DatasetError(ValueError):
+  """Raised when a dataset folder is malformed; lists every problem found."""
+
+  def __init__(self, problems: list[Problem]):
+    self.problems = list(problems)
+    shown = "\n  ".join(str(p) for p in self.problems[:20])
+    more = len(self.problems) - 20
+    suffix = f"\n  ... and {more} more" if more > 0 else ""
+    super().__init__(f"{len(self.problems)} problem(s) in dataset:\n  {shown}{suffix}")
+
+
+class CheckpointError(ValueError):
+  """Raised when weights or checkpoint files do not match the model."""

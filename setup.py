@@ -1,0 +1,40 @@
+"""empathy-jax: a JAX/Flax reimplementation of *Automating Empathy in Dialogue Systems*."""
+
+from setuptools import find_packages, setup
+
+CORE = [
+    "jax==0.10.2",
+    "jaxlib==0.10.2",
+    "flax==0.12.8",
+    "optax==0.2.8",
+    "orbax-checkpoint==0.12.8",
+    "absl-py==2.5.1",
+    "transformers==5.23.0",
+    "datasets==5.2.0",
+    "tokenizers==0.23.3",
+    "sentencepiece==0.2.3",
+    "safetensors==0.8.0",
+    "numpy>=2.0",
+    "tqdm==4.70.1",
+    "tensorboardX==2.6.5",
+    "nltk==3.10.4",
+    "matplotlib==3.11.2",
+]
+
+setup(
+    name="empathy-jax",
+    version="0.1.0",
+    description=__doc__,
+    python_requires=">=3.11",
+    packages=find_packages(include=["empathy_jax", "empathy_jax.*", "configs", "configs.*"]),
+    package_data={"empathy_jax.tokenization": ["assets/*/*"]},
+    include_package_data=True,
+    install_requires=CORE,
+    extras_require={
+        # torch is only a reference in tests (parity with transformers' PyTorch models) and the
+        # reader of original .ckpt / .bin files; the CPU build is pinned exactly.
+        "test": ["torch==2.13.0", "pytest==9.0.3"],
+        "torch": ["torch==2.13.0"],
+        "tf": ["tensorflow-text==2.21.1"],
+    },
+)

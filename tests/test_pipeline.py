@@ -1,0 +1,74 @@
+import collections
+
+import numpy as np
+
+from empathy_jax.data.pipeline import Batcher, bucket_length, make_batcher, tokenize_split
+from test_tokenization import fmt_for
+
+
+def test_bucketing_keeps_distinct_shapes_small_over_whole_split(ed_test, tmp_path):
+  for name in ("GODEL_TINY", "DialoGPT_TINY", "BlenderBot_TINY"):
+    fmt = fmt_for(name)
+    table = tokenize_split(ed_test, fmt, cache_dir=str(tmp_path))
+    batcher = make_batcher(fmt, 32)
+    batches = list(batcher.batches(table, seed=1))
+    shapes = collections.Counter(b.shape_key for b in batches)
+    assert len(batches) == -(-len(ed_test) // 32)
+    assert len(shapes) <= 8, shapes
+    seen = np.concatenate([b.example_index_B for b in batches])
+    assert sorted(seen[seen >= 0].tolist()) == list(range(len(ed_test)))  # nothing dropped
+
+
+def test_padding_sides_and_filler_rows(ed_test):
+  subset = ed_test.select(range(5))
+  for name, left in (("GODEL_TINY", False), ("DialoGPT_TINY", True)):
+    fmt = fmt_for(name)
+    table = tokenize_split(subset, fmt)
+    (batch,) = list(make_batcher(fmt, 8).batches(table))
+    assert batch.context_ids_BxC.shape[0] == 8
+    assert batch.example_index_B.tolist() == [0, 1, 2, 3, 4, -1, -1, -1]
+    assert not batch.context_mask_BxC[5:].any() and not batch.target_mask_BxT[5:].any()
+    for i in range(5):
+      ids = table[i]["context_ids"]
+      row, mask = batch.context_ids_BxC[i], batch.context_mask_BxC[i]
+      real = row[mask == 1].tolist()
+      assert real == ids
+      if left:
+        assert mask[-1] == 1 and (mask[:len(mask) - len(ids)] == 0).all()
+      else:
+        assert mask[0] == 1 and (mask[len(ids):] == 0).all()
+      assert (row[mask == 0] == fmt.pad_id).all()
+      assert batch.target_ids_BxT[i][batch.target_mask_BxT[i] == 1].tolist() == table[i][
+          "target_ids"]
+
+
+def test_hosts_split_each_global_batch_and_agree_on_shapes(ed_test):
+  fmt = fmt_for("BlenderBot_TINY")
+  table = tokenize_split(ed_test.select(range(50)), fmt)
+  hosts = [make_batcher(fmt, 16, process_index=p, process_count=2) for p in range(2)]
+  per_host = [list(h.batches(table, seed=3)) for h in hosts]
+  single = list(make_batcher(fmt, 16).batches(table, seed=3))
+  for a, b, whole in zip(*per_host, single):
+    assert a.shape_key == b.shape_key and a.shape_key[0] == 8
+    np.testing.assert_array_equal(np.concatenate([a.example_index_B, b.example_index_B]),
+                                  whole.example_index_B)
+
+
+def test_shuffling_is_deterministic_and_resumable(ed_test):
+  fmt = fmt_for("BlenderBot_TINY")
+  table = tokenize_split(ed_test.select(range(40)), fmt)
+  batcher = make_batcher(fmt, 8)
+  a = [b.example_index_B.tolist() for b in batcher.batches(table, seed=7, epoch=2)]
+  b = [b.example_index_B.tolist() for b in batcher.batches(table, seed=7, epoch=2)]
+  c = [b.example_index_B.tolist() for b in batcher.batches(table, seed=7, epoch=3)]
+  resumed = [b.example_index_B.tolist() for b in batcher.batches(table, seed=7, epoch=2,
+                                                                 start_batch=3)]
+  assert a == b and a != c and resumed == a[3:]
+
+
+def test_bucket_length():
+  assert bucket_length(5, (16, 32), 512) == 16
+  assert bucket_length(17, (16, 32), 512) == 32
+  assert bucket_length(40, (16, 32), 100) == 100
+  assert bucket_length(40, (16, 32, 64, 128), 50) == 50
+  assert Batcher(4, 0, False, 10, 10).num_batches(9) == 3
