@@ -1,0 +1,165 @@
+"""One model API for every family: the same calls serve SFT loss, reward scoring, PPO
+log-probs/values and generation (the t5x "model API" layer).
+
+`forward` takes (context, target) batches and returns, per target token t:
+- `logits_BxTxV[:, t]`: the model's distribution for target token t given everything before it
+  (for encoder-decoder models row 0 is the start token and is never predicted: see `loss_mask`);
+- `hidden_BxTxD[:, t]`: the last hidden state at target token t (decoder output), where reward
+  and value heads sit.
+Decoder-only models read context (left-padded) + target (right-padded) as one sequence, with
+positions from the attention mask.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from empathy_jax.models.blenderbot import BlenderbotModel
+from empathy_jax.models.configs import BlenderbotConfig, GPT2Config, T5Config
+from empathy_jax.models.gpt2 import GPT2Model, positions_from_mask
+from empathy_jax.models.layers import KVCache
+from empathy_jax.models.t5 import T5Model
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelOutput:
+  logits_BxTxV: jax.Array
+  hidden_BxTxD: jax.Array
+  loss_mask_BxT: jax.Array
+
+
+jax.tree_util.register_dataclass(ModelOutput, data_fields=["logits_BxTxV", "hidden_BxTxD",
+                                                           "loss_mask_BxT"], meta_fields=[])
+
+_MODULES = {T5Config: T5Model, GPT2Config: GPT2Model, BlenderbotConfig: BlenderbotModel}
+
+
+@dataclasses.dataclass(frozen=True)
+class DialogueModel:
+  """A family's Flax module plus the glue that gives every family the same interface."""
+
+  cfg: Any
+
+  @property
+  def module(self) -> nn.Module:
+    return _MODULES[type(self.cfg)](self.cfg)
+
+  @property
+  def family(self) -> str:
+    return self.cfg.family
+
+  @property
+  def is_encoder_decoder(self) -> bool:
+    return self.cfg.is_encoder_decoder
+
+  @property
+  def hidden_size(self) -> int:
+    return getattr(self.cfg, "d_model", None) or self.cfg.n_embd
+
+  # -- parameters --------------------------------------------------------------------------
+
+  def _dummy_inputs(self):
+    ids = jnp.zeros((1, 4), jnp.int32)
+    return (ids, ids + 1, ids, ids + 1) if self.is_encoder_decoder else (ids, ids + 1)
+
+  def abstract_params(self):
+    """Parameter shapes with logical-axis metadata (`nn.LogicallyPartitioned` leaves)."""
+    return jax.eval_shape(lambda: self.module.init(jax.random.PRNGKey(0),
+                                                   *self._dummy_inputs())["params"])
+
+  def init_params(self, rng):
+    return nn.unbox(self.module.init(rng, *self._dummy_inputs())["params"])
+
+  # -- training / scoring --------------------------------------------------------------------
+
+  def forward(self, params, context_ids_BxC, context_mask_BxC, target_ids_BxT, target_mask_BxT,
+              deterministic: bool = True, dropout_rng=None) -> ModelOutput:
+    rngs = None if deterministic else {"dropout": dropout_rng}
+    variables = {"params": params}
+    if self.is_encoder_decoder:
+      logits, hidden = self.module.apply(variables, context_ids_BxC, context_mask_BxC,
+                                         target_ids_BxT, target_mask_BxT, deterministic,
+                                         rngs=rngs)
+      # Decoder position t predicts target t+1: shift so row t predicts target t.
+      logits = jnp.concatenate([jnp.zeros_like(logits[:, :1]), logits[:, :-1]], axis=1)
+      loss_mask = jnp.asarray(target_mask_BxT).at[:, 0].set(0)
+      return ModelOutput(logits, hidden, loss_mask)
+    c = context_ids_BxC.shape[1]
+    ids = jnp.concatenate([context_ids_BxC, target_ids_BxT], axis=1)
+    mask = jnp.concatenate([context_mask_BxC, target_mask_BxT], axis=1)
+
+    def run(module):
+      hidden, _ = module.decode(ids, positions_from_mask(mask), mask,
+                                deterministic=deterministic)
+      # Position c-1+t predicts target t; only these rows go through the LM head.
+      return module.logits(hidden[:, c - 1:-1]), hidden[:, c:]
+
+    logits, hidden = nn.apply(run, self.module)(variables, rngs=rngs)
+    return ModelOutput(logits, hidden, target_mask_BxT)
+
+  def input_embeddings(self, params):
+    return self.module.apply({"params": params}, method="input_embeddings")
+
+  # -- decoding (used by generation) -----------------------------------------------------------
+
+  def num_cache_layers(self) -> int:
+    cfg = self.cfg
+    if isinstance(cfg, T5Config):
+      return cfg.num_decoder_layers
+    if isinstance(cfg, GPT2Config):
+      return cfg.n_layer
+    return cfg.decoder_layers
+
+  def cache_heads(self) -> tuple[int, int]:
+    cfg = self.cfg
+    if isinstance(cfg, T5Config):
+      return cfg.num_heads, cfg.d_kv
+    if isinstance(cfg, GPT2Config):
+      return cfg.n_head, cfg.n_embd // cfg.n_head
+    return cfg.decoder_attention_heads, cfg.d_model // cfg.decoder_attention_heads
+
+  def init_cache(self, batch: int, length: int, encoder_length: int = 0, dtype=jnp.float32):
+    """Zero caches stacked over decoder layers: self-attention (and cross-attention)."""
+    n = self.num_cache_layers()
+    h, k = self.cache_heads()
+    zeros = lambda s: jnp.zeros((n, batch, s, h, k), dtype)
+    self_cache = KVCache(zeros(length), zeros(length))
+    if not self.is_encoder_decoder:
+      return self_cache
+    return {"self": self_cache, "cross": KVCache(zeros(encoder_length), zeros(encoder_length))}
+
+  def encode(self, params, ids_BxS, mask_BxS):
+    return self.module.apply({"params": params}, ids_BxS, mask_BxS, method="encode")
+
+  def decode_step(self, params, ids_BxT, key_mask_BxS, cache, cache_index, *,
+                  encoder_states=None, encoder_mask_BxSe=None, positions_BxT=None):
+    """Runs T tokens through the decoder at cache slot `cache_index`.
+
+    Returns (logits_BxTxV, hidden_BxTxD, new_cache). Encoder-decoder: pass `encoder_states` on
+    the first call (it fills the cross-attention cache) and None afterwards.
+    """
+    def run(module):
+      if self.is_encoder_decoder:
+        hidden, new_cache = module.decode(ids_BxT, key_mask_BxS, encoder_states,
+                                          encoder_mask_BxSe, cache=cache,
+                                          cache_index=cache_index)
+      else:
+        hidden, new_cache = module.decode(ids_BxT, positions_BxT, key_mask_BxS, cache=cache,
+                                          cache_index=cache_index)
+      return module.logits(hidden), hidden, new_cache
+
+    return nn.apply(run, self.module)({"params": params})
+
+
+def param_count(params) -> int:
+  return sum(x.size for x in jax.tree.leaves(params))
+
+
+def unbox(tree):
+  return flax.linen.unbox(tree)

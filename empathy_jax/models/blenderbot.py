@@ -1,0 +1,151 @@
+"""BlenderBot encoder-decoder, matching transformers' BlenderbotForConditionalGeneration.
+
+Pre-LN layers with a final layer norm per stack, embeddings scaled by sqrt(d_model), learned
+positions over a plain range (no offset), tied LM head plus `final_logits_bias`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from empathy_jax.models import layers as L
+from empathy_jax.models.configs import BlenderbotConfig
+
+
+class BartAttention(nn.Module):
+  cfg: BlenderbotConfig
+  num_heads: int
+  deterministic: bool
+
+  @nn.compact
+  def __call__(self, x_BxTxD, kv_BxSxD, bias, cache=None, cache_index=0,
+               precomputed: bool = False):
+    cfg = self.cfg
+    head_dim = cfg.d_model // self.num_heads
+    proj = lambda name: L.DenseGeneral((self.num_heads, head_dim), ("embed", "heads", "kv"),
+                                       use_bias=True, init_std=cfg.init_std, dtype=cfg.dtype,
+                                       name=name)
+    q = proj("q_proj")(x_BxTxD)
+    if precomputed:
+      new_cache, k, v = cache, cache.k, cache.v
+    else:
+      k, v = proj("k_proj")(kv_BxSxD), proj("v_proj")(kv_BxSxD)
+      new_cache = None
+      if cache is not None:
+        new_cache = L.update_cache(cache, k, v, cache_index)
+        k, v = new_cache.k, new_cache.v
+    dropout = None
+    if not self.deterministic and cfg.attention_dropout > 0:
+      dropout = nn.Dropout(cfg.attention_dropout, deterministic=False)
+    probs = L.attention_weights(q, k, bias, head_dim ** -0.5, dropout)
+    out = L.DenseGeneral((cfg.d_model,), ("heads", "kv", "embed"), contract=2, use_bias=True,
+                         init_std=cfg.init_std, dtype=cfg.dtype, name="out_proj")(
+                             L.attend(probs, v))
+    return out, new_cache, (k, v)
+
+
+class BlenderbotLayer(nn.Module):
+  cfg: BlenderbotConfig
+  deterministic: bool
+  is_decoder: bool
+
+  @nn.compact
+  def __call__(self, x, shared, cache):
+    cfg = self.cfg
+    heads = cfg.decoder_attention_heads if self.is_decoder else cfg.encoder_attention_heads
+    ffn = cfg.decoder_ffn_dim if self.is_decoder else cfg.encoder_ffn_dim
+    drop = lambda y, r=cfg.dropout_rate: nn.Dropout(r)(y, deterministic=self.deterministic)
+    norm = lambda name: L.LayerNorm(1e-5, cfg.dtype, name=name)
+    h = norm("self_attn_layer_norm")(x)
+    h, self_cache, _ = BartAttention(cfg, heads, self.deterministic, name="self_attn")(
+        h, h, shared["self_bias"],
+        None if cache is None else cache["self"], shared.get("cache_index", 0))
+    x = x + drop(h)
+    new_cache = None
+    if self.is_decoder:
+      states = shared.get("encoder_states")
+      precomputed = states is None
+      h, _, (ck, cv) = BartAttention(cfg, heads, self.deterministic, name="encoder_attn")(
+          norm("encoder_attn_layer_norm")(x), states, shared["cross_bias"],
+          cache["cross"] if precomputed else None, precomputed=precomputed)
+      x = x + drop(h)
+      if cache is not None:
+        cross = cache["cross"] if precomputed else L.KVCache(
+            ck.astype(cache["cross"].k.dtype), cv.astype(cache["cross"].v.dtype))
+        new_cache = {"self": self_cache, "cross": cross}
+    h = norm("final_layer_norm")(x)
+    h = L.DenseGeneral((ffn,), ("embed", "mlp"), use_bias=True, init_std=cfg.init_std,
+                       dtype=cfg.dtype, name="fc1")(h)
+    h = drop(L.activation(cfg.activation_function)(h), cfg.activation_dropout)
+    h = L.DenseGeneral((cfg.d_model,), ("mlp", "embed"), use_bias=True, init_std=cfg.init_std,
+                       dtype=cfg.dtype, name="fc2")(h)
+    return x + drop(h), new_cache
+
+
+class BlenderbotModel(nn.Module):
+  cfg: BlenderbotConfig
+
+  def setup(self):
+    cfg = self.cfg
+    self.shared = L.Embed(cfg.vocab_size, cfg.d_model, init_std=cfg.init_std, dtype=cfg.dtype)
+    self.encoder_positions = L.Embed(cfg.max_position_embeddings, cfg.d_model,
+                                     axes=("position", "embed"), init_std=cfg.init_std,
+                                     dtype=cfg.dtype)
+    self.decoder_positions = L.Embed(cfg.max_position_embeddings, cfg.d_model,
+                                     axes=("position", "embed"), init_std=cfg.init_std,
+                                     dtype=cfg.dtype)
+    self.final_logits_bias = self.param(
+        "final_logits_bias", L.param_init(nn.initializers.zeros, ("vocab",)), (cfg.vocab_size,),
+        jnp.float32)
+    self.embed_scale = math.sqrt(cfg.d_model) if cfg.scale_embedding else 1.0
+    self.drop = nn.Dropout(cfg.dropout_rate)
+    self.encoder_layers = L.LayerStack(BlenderbotLayer, dict(cfg=cfg, is_decoder=False),
+                                       cfg.encoder_layers, scan=cfg.scan_layers, remat=cfg.remat)
+    self.decoder_layers = L.LayerStack(BlenderbotLayer, dict(cfg=cfg, is_decoder=True),
+                                       cfg.decoder_layers, scan=cfg.scan_layers, remat=cfg.remat)
+    self.encoder_layer_norm = L.LayerNorm(1e-5, cfg.dtype)
+    self.decoder_layer_norm = L.LayerNorm(1e-5, cfg.dtype)
+
+  def _stack(self, x, shared, cache, is_decoder, deterministic):
+    x = self.drop(x, deterministic=deterministic)
+    if is_decoder:
+      x, cache = self.decoder_layers(x, shared, cache, deterministic)
+      return self.decoder_layer_norm(x), cache
+    x, _ = self.encoder_layers(x, shared, None, deterministic)
+    return self.encoder_layer_norm(x), None
+
+  def encode(self, ids_BxS, mask_BxS, deterministic: bool = True):
+    s = ids_BxS.shape[1]
+    x = self.shared(ids_BxS) * self.embed_scale + self.encoder_positions(jnp.arange(s))[None]
+    bias = L.mask_to_bias(mask_BxS[:, None, None, :].astype(bool))
+    x, _ = self._stack(x, {"self_bias": bias}, None, False, deterministic)
+    return x
+
+  def decode(self, ids_BxT, self_key_mask_BxS, encoder_states, encoder_mask_BxSe, cache=None,
+             cache_index=0, deterministic: bool = True):
+    """As `T5Model.decode`: T tokens at slots `cache_index + t`; positions are the slots."""
+    t, s = ids_BxT.shape[1], self_key_mask_BxS.shape[1]
+    query_pos = cache_index + jnp.arange(t)
+    causal = jnp.arange(s)[None, :] <= query_pos[:, None]
+    self_bias = L.mask_to_bias(causal[None, None] &
+                               self_key_mask_BxS[:, None, None, :].astype(bool))
+    cross_bias = L.mask_to_bias(encoder_mask_BxSe[:, None, None, :].astype(bool))
+    x = self.shared(ids_BxT) * self.embed_scale + self.decoder_positions(query_pos)[None]
+    shared = {"self_bias": self_bias, "cross_bias": cross_bias,
+              "encoder_states": encoder_states, "cache_index": cache_index}
+    return self._stack(x, shared, cache, True, deterministic)
+
+  def logits(self, hidden_BxTxD):
+    return self.shared.attend(hidden_BxTxD) + self.final_logits_bias
+
+  def input_embeddings(self):
+    return self.shared.embedding
+
+  def __call__(self, ids_BxS, mask_BxS, dec_ids_BxT, dec_mask_BxT, deterministic=True):
+    enc = self.encode(ids_BxS, mask_BxS, deterministic)
+    hidden, _ = self.decode(dec_ids_BxT, dec_mask_BxT, enc, mask_BxS,
+                            deterministic=deterministic)
+    return self.logits(hidden), hidden

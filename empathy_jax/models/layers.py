@@ -1,0 +1,193 @@
+"""Building blocks shared by the three architectures (Flax Linen).
+
+Why Linen: parameters are a plain pytree, so the train step is an ordinary pure function
+`jax.jit(step)(params, opt_state, batch)` with explicit in/out shardings and donation; logical
+axis metadata (`nn.with_logical_partitioning`) maps parameters to mesh axes through one rule table;
+`nn.scan`/`nn.remat` give layer scanning and rematerialisation without touching the math. NNX would
+need `nnx.split`/`merge` around every step for the same result (see ../shared/STYLE.md).
+
+Shapes use nanodo's suffixes: B batch, T query length, S key length, H heads, K head dim,
+D model width, F feed-forward width, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Dtype = Any
+NEG_INF = -1e30  # finite, so fully masked rows (filler rows) give a uniform softmax, not NaN
+
+
+def param_init(init: Callable, axes: tuple[str | None, ...]) -> Callable:
+  return nn.with_logical_partitioning(init, axes)
+
+
+def normal(std: float) -> Callable:
+  return nn.initializers.normal(stddev=std)
+
+
+class DenseGeneral(nn.Module):
+  """x @ kernel (+ bias) with logical axes on the kernel; params float32, compute in dtype."""
+
+  features: tuple[int, ...]
+  kernel_axes: tuple[str | None, ...]
+  contract: int = 1  # number of trailing input axes contracted
+  use_bias: bool = False
+  init_std: float = 0.02
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    in_shape = x.shape[-self.contract:]
+    kernel = self.param("kernel", param_init(normal(self.init_std), self.kernel_axes),
+                        (*in_shape, *self.features), jnp.float32)
+    x = x.astype(self.dtype)
+    kernel = kernel.astype(self.dtype)
+    lhs = "abcdefgh"[:x.ndim]
+    contracted = lhs[x.ndim - self.contract:]
+    out_letters = "pqrs"[:len(self.features)]
+    y = jnp.einsum(f"{lhs},{contracted}{out_letters}->{lhs[:x.ndim - self.contract]}"
+                   f"{out_letters}", x, kernel)
+    if self.use_bias:
+      bias = self.param("bias", param_init(nn.initializers.zeros, self.kernel_axes[-len(
+          self.features):]), self.features, jnp.float32)
+      y = y + bias.astype(self.dtype)
+    return y
+
+
+class Embed(nn.Module):
+  num_embeddings: int
+  features: int
+  axes: tuple[str, str] = ("vocab", "embed")
+  init_std: float = 1.0
+  dtype: Dtype = jnp.float32
+
+  def setup(self):
+    self.embedding = self.param("embedding", param_init(normal(self.init_std), self.axes),
+                                (self.num_embeddings, self.features), jnp.float32)
+
+  def __call__(self, ids):
+    return jnp.take(self.embedding, ids, axis=0).astype(self.dtype)
+
+  def attend(self, x):
+    """Projects hidden states onto the (tied) vocabulary: logits in float32."""
+    return jnp.einsum("...d,vd->...v", x.astype(self.dtype),
+                      self.embedding.astype(self.dtype)).astype(jnp.float32)
+
+
+class LayerNorm(nn.Module):
+  """Standard layer norm (GPT-2, BlenderBot), computed in float32."""
+
+  epsilon: float = 1e-5
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    d = x.shape[-1]
+    scale = self.param("scale", param_init(nn.initializers.ones, ("norm",)), (d,), jnp.float32)
+    bias = self.param("bias", param_init(nn.initializers.zeros, ("norm",)), (d,), jnp.float32)
+    x32 = x.astype(jnp.float32)
+    mean = x32.mean(-1, keepdims=True)
+    var = jnp.square(x32 - mean).mean(-1, keepdims=True)
+    y = (x32 - mean) * jax.lax.rsqrt(var + self.epsilon) * scale + bias
+    return y.astype(self.dtype)
+
+
+class RMSNorm(nn.Module):
+  """T5's layer norm: no mean subtraction, no bias; variance in float32."""
+
+  epsilon: float = 1e-6
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    d = x.shape[-1]
+    scale = self.param("scale", param_init(nn.initializers.ones, ("norm",)), (d,), jnp.float32)
+    x32 = x.astype(jnp.float32)
+    y = x32 * jax.lax.rsqrt(jnp.square(x32).mean(-1, keepdims=True) + self.epsilon)
+    return (y * scale).astype(self.dtype)
+
+
+def activation(name: str) -> Callable:
+  if name == "relu":
+    return jax.nn.relu
+  if name in ("gelu_new", "gelu_pytorch_tanh", "gelu_fast"):
+    return lambda x: jax.nn.gelu(x, approximate=True)
+  if name == "gelu":
+    return lambda x: jax.nn.gelu(x, approximate=False)
+  raise ValueError(f"unsupported activation function {name!r}")
+
+
+def mask_to_bias(mask) -> jax.Array:
+  return jnp.where(mask, 0.0, NEG_INF).astype(jnp.float32)
+
+
+def attention_weights(q_BxTxHxK, k_BxSxHxK, bias, scale: float, dropout: Callable | None):
+  scores = jnp.einsum("bthk,bshk->bhts", q_BxTxHxK, k_BxSxHxK).astype(jnp.float32) * scale
+  probs = jax.nn.softmax(scores + bias, axis=-1)
+  if dropout is not None:
+    probs = dropout(probs)
+  return probs
+
+
+def attend(probs_BxHxTxS, v_BxSxHxK):
+  return jnp.einsum("bhts,bshk->bthk", probs_BxHxTxS.astype(v_BxSxHxK.dtype), v_BxSxHxK)
+
+
+@dataclasses.dataclass(frozen=True)
+class KVCache:
+  """Keys and values of one attention layer for decoding; `k`/`v` are BxSxHxK."""
+
+  k: jax.Array
+  v: jax.Array
+
+
+jax.tree_util.register_dataclass(KVCache, data_fields=["k", "v"], meta_fields=[])
+
+
+def update_cache(cache: KVCache, k_new, v_new, index) -> KVCache:
+  """Writes T new keys/values at position `index` (same for every row)."""
+  k = jax.lax.dynamic_update_slice_in_dim(cache.k, k_new.astype(cache.k.dtype), index, axis=1)
+  v = jax.lax.dynamic_update_slice_in_dim(cache.v, v_new.astype(cache.v.dtype), index, axis=1)
+  return KVCache(k, v)
+
+
+class LayerStack(nn.Module):
+  """Applies `num_layers` copies of a block, as a Python loop or an `nn.scan` over layers.
+
+  The block is called as `block(x, shared, cache) -> (x, new_cache)`; `shared` (masks, position
+  bias, encoder states) is the same for every layer, `cache` holds per-layer state stacked on a
+  leading layer axis (or None). With `scan`, parameters are stacked on a leading "layers" axis.
+  """
+
+  block_cls: Any
+  block_kwargs: dict
+  num_layers: int
+  scan: bool = False
+  remat: bool = False
+
+  @nn.compact
+  def __call__(self, x, shared, cache=None, deterministic: bool = True):
+    block_cls = self.block_cls
+    kwargs = dict(self.block_kwargs, deterministic=deterministic)
+    if self.remat:
+      block_cls = nn.remat(block_cls, prevent_cse=not self.scan)
+    if self.scan:
+      scanned = nn.scan(
+          block_cls, variable_axes={"params": 0}, split_rngs={"params": True, "dropout": True},
+          in_axes=(nn.broadcast, 0), length=self.num_layers,
+          metadata_params={nn.PARTITION_NAME: "layers"})
+      return scanned(**kwargs, name="layers")(x, shared, cache)
+    new_caches = []
+    for i in range(self.num_layers):
+      layer_cache = None if cache is None else jax.tree.map(lambda c, i=i: c[i], cache)
+      x, new = block_cls(**kwargs, name=f"layers_{i}")(x, shared, layer_cache)
+      new_caches.append(new)
+    if cache is None:
+      return x, None
+    return x, jax.tree.map(lambda *c: jnp.stack(c), *new_caches)

@@ -1,0 +1,324 @@
+"""Load a dialogue model from anything users have: a registry name, a Hugging Face directory or
+hub name, the original project's PyTorch Lightning checkpoint, or our own checkpoint directory;
+and export back to a Hugging Face directory or an original-style `.ckpt`.
+
+The family (and so the input format) of a Hugging Face directory comes from its config's
+`model_type` (t5 → godel, gpt2 → dialogpt, blenderbot → blenderbot) unless overridden.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+from typing import Any
+
+import jax
+import numpy as np
+
+from empathy_jax import registry
+from empathy_jax.errors import CheckpointError
+from empathy_jax.models import hf_io, weights
+from empathy_jax.models.api import DialogueModel
+from empathy_jax.models.configs import RuntimeOptions, config_from_hf
+from empathy_jax.tokenization import family_for_model_type, load_hf_tokenizer, make_format
+
+# Tokenizers to fall back on when a checkpoint directory carries none.
+DEFAULT_TOKENIZERS = {"godel": "package:godel", "dialogpt": "package:dialogpt"}
+DEFAULT_MAX_LENGTH = {"godel": 512, "dialogpt": 1024, "blenderbot": 128}
+_EMBEDDING_PATHS = {"godel": [("shared", "embedding")], "dialogpt": [("wte", "embedding")],
+                    "blenderbot": [("shared", "embedding")]}
+
+
+@dataclasses.dataclass
+class LoadedModel:
+  """A model ready to use: architecture, parameters, input format and generation defaults."""
+
+  model: DialogueModel
+  params: Any
+  fmt: Any  # DialogueFormat
+  generation_config: dict
+  tokenizer_source: str
+  name: str
+
+  @property
+  def tokenizer(self):
+    return self.fmt.tokenizer
+
+
+# -- vocabulary resizing -------------------------------------------------------------------------
+
+
+def resize_vocab(params: dict, cfg, new_size: int) -> tuple[dict, Any]:
+  """Grows the vocabulary to `new_size` as the original's `resize_token_embeddings` does.
+
+  New rows are the mean of the old embedding rows (transformers' mean-resizing centre, without
+  its tiny random jitter, so loading is deterministic); BlenderBot's logits bias gains zeros.
+  """
+  old = cfg.vocab_size
+  if new_size == old:
+    return params, cfg
+  if new_size < old:
+    raise CheckpointError(f"tokenizer has {new_size} tokens but the model's vocabulary is "
+                          f"{old}; refusing to shrink the embeddings")
+  params = jax.tree.map(lambda x: x, params)  # shallow copy of the nesting
+  extra = new_size - old
+
+  def grow(tree, path, axis):
+    node = tree
+    for p in path[:-1]:
+      node = node[p]
+    x = np.asarray(node[path[-1]])
+    rows = np.repeat(x.mean(axis=axis, keepdims=True), extra, axis=axis)
+    node[path[-1]] = np.concatenate([x, rows], axis=axis)
+
+  for path in _EMBEDDING_PATHS[cfg.family]:
+    grow(params, path, 0)
+  if cfg.family == "godel" and not cfg.tie_lm_head:
+    grow(params, ("lm_head", "kernel"), 1)
+  if cfg.family == "blenderbot":
+    bias = np.asarray(params["final_logits_bias"])
+    params["final_logits_bias"] = np.concatenate([bias, np.zeros(extra, bias.dtype)])
+  return params, cfg.replace(vocab_size=new_size)
+
+
+# -- building ------------------------------------------------------------------------------------
+
+
+def _finish(params_unscanned, cfg, fmt, generation_config, tokenizer_source, name):
+  params, cfg = resize_vocab(params_unscanned, cfg, fmt.vocab_size)
+  if cfg.scan_layers:
+    params = weights.stack_layers(params)
+  params = jax.tree.map(lambda x: np.asarray(x, np.float32), params)
+  return LoadedModel(DialogueModel(cfg), params, fmt, generation_config or {},
+                     tokenizer_source, name)
+
+
+def _abstract_unscanned(cfg):
+  shapes = DialogueModel(cfg.replace(scan_layers=False)).abstract_params()
+  import flax.linen as nn  # pylint: disable=import-outside-toplevel
+
+  return nn.unbox(shapes)
+
+
+def _make_fmt(family: str, tokenizer_source: str, max_length: int | None):
+  tok = load_hf_tokenizer(tokenizer_source, family)
+  return make_format(family, tok, max_length or DEFAULT_MAX_LENGTH[family])
+
+
+def _has_tokenizer(path: str) -> bool:
+  names = ("tokenizer.json", "vocab.json", "spiece.model", "tokenizer_config.json")
+  return any(os.path.exists(os.path.join(path, n)) for n in names)
+
+
+def from_hf_dir(path: str, options: RuntimeOptions = RuntimeOptions(), family: str | None = None,
+                tokenizer_source: str | None = None, max_length: int | None = None,
+                name: str | None = None) -> LoadedModel:
+  """Loads a Hugging Face model directory (config.json + weights [+ tokenizer])."""
+  hf = hf_io.read_json(os.path.join(path, "config.json"))
+  family = family or family_for_model_type(hf.get("model_type", ""))
+  cfg = config_from_hf(hf, options)
+  if cfg.family != family:
+    raise CheckpointError(f"{path}: architecture {hf.get('model_type')} cannot use the "
+                          f"{family} input format")
+  if tokenizer_source is None:
+    tokenizer_source = path if _has_tokenizer(path) else DEFAULT_TOKENIZERS.get(family)
+    if tokenizer_source is None:
+      raise CheckpointError(f"{path}: no tokenizer files and no default for family {family}")
+  fmt = _make_fmt(family, tokenizer_source, max_length)
+  state = hf_io.read_state_dict(path)
+  params = weights.hf_to_params(state, cfg, _abstract_unscanned(cfg))
+  gen_path = os.path.join(path, "generation_config.json")
+  generation = hf_io.read_json(gen_path) if os.path.exists(gen_path) else {}
+  return _finish(params, cfg, fmt, generation, tokenizer_source, name or path)
+
+
+def from_spec(spec: registry.ModelSpec, options: RuntimeOptions = RuntimeOptions(),
+              seed: int = 0) -> LoadedModel:
+  if spec.hub_name is not None:
+    return from_hf_dir(hf_io.resolve_hub(spec.hub_name), options, spec.family, spec.tokenizer,
+                       spec.max_length, spec.name)
+  fmt = _make_fmt(spec.family, spec.tokenizer, spec.max_length)
+  hf = dict(spec.config)
+  hf.setdefault("vocab_size", fmt.vocab_size)
+  cfg = config_from_hf(hf, options)
+  params = DialogueModel(cfg.replace(scan_layers=False)).init_params(jax.random.PRNGKey(seed))
+  return _finish(params, cfg, fmt, {}, spec.tokenizer, spec.name)
+
+
+# -- the original's Lightning checkpoints ----------------------------------------------------------
+
+
+class _Missing:
+  """Stands in for classes of the original project when unpickling its checkpoints."""
+
+  def __init__(self, *args, **kwargs):
+    self.args, self.kwargs = args, kwargs
+
+  def __setstate__(self, state):
+    self.state = state
+
+
+def _lenient_pickle():
+  import pickle  # pylint: disable=import-outside-toplevel
+  import types  # pylint: disable=import-outside-toplevel
+
+  class Unpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+      try:
+        return super().find_class(module, name)
+      except (ImportError, AttributeError):
+        return type(name, (_Missing,), {"__module__": module, "__qualname__": name})
+
+  return types.SimpleNamespace(Unpickler=Unpickler, load=pickle.load, __name__="pickle")
+
+
+def find_ckpt(path: str) -> str:
+  """A `.ckpt` file, or the first `*.ckpt` in sorted order under `path/checkpoints/`."""
+  if os.path.isfile(path):
+    return path
+  found = sorted(glob.glob(os.path.join(path, "checkpoints", "*.ckpt")))
+  if not found:
+    raise CheckpointError(f"{path}: no checkpoints/*.ckpt file found")
+  return found[0]
+
+
+def _class_name(value) -> str:
+  if isinstance(value, str):
+    return value.rsplit(".", 1)[-1]
+  return getattr(value, "__qualname__", None) or type(value).__name__
+
+
+def _spec_for_original(config: dict) -> registry.ModelSpec:
+  cls = _class_name(config.get("model_cls", "")).lower()
+  kwargs = config.get("model_kwargs") or {}
+  version = str(kwargs.get("version", kwargs.get("size", ""))).lower()
+  if "godel" in cls:
+    name = {"large": "GODEL_LARGE", "tiny": "GODEL_TINY"}.get(version, "GODEL_SMALL")
+  elif "dialogpt" in cls or "gpt" in cls:
+    name = {"medium": "DialoGPT_MEDIUM", "large": "DialoGPT_LARGE",
+            "tiny": "DialoGPT_TINY"}.get(version, "DialoGPT_SMALL")
+  elif "blender" in cls:
+    name = "BlenderBot_TINY" if version == "tiny" else "BlenderBot"
+  else:
+    raise CheckpointError(f"unknown model class {config.get('model_cls')!r} in checkpoint")
+  return registry.get_model_spec(name)
+
+
+def read_lightning(path: str) -> tuple[dict[str, np.ndarray], dict]:
+  """(HF state dict with the `model.model.` prefix removed, hyper_parameters) of a `.ckpt`."""
+  try:
+    import torch  # pylint: disable=import-outside-toplevel
+  except ImportError as e:
+    raise CheckpointError(f"{path}: reading Lightning checkpoints needs torch") from e
+  ckpt = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_lenient_pickle())
+  if "state_dict" not in ckpt:
+    raise CheckpointError(f"{path}: not a Lightning checkpoint (no state_dict)")
+  prefix = "model.model."
+  state = {k[len(prefix):]: v.detach().float().numpy() for k, v in ckpt["state_dict"].items()
+           if k.startswith(prefix)}
+  if not state:
+    raise CheckpointError(f"{path}: no dialogue-model weights (keys starting with {prefix!r})")
+  return state, dict(ckpt.get("hyper_parameters") or {})
+
+
+def from_lightning(path: str, options: RuntimeOptions = RuntimeOptions()) -> LoadedModel:
+  ckpt_path = find_ckpt(path)
+  state, hparams = read_lightning(ckpt_path)
+  config = hparams.get("config") or {}
+  spec = _spec_for_original(config)
+  hf = (config.get("model_kwargs") or {}).get("hf_config")
+  if hf is None:
+    hf = dict(spec.config) if spec.config is not None else hf_io.read_json(
+        os.path.join(hf_io.resolve_hub(spec.hub_name), "config.json"))
+  fmt = _make_fmt(spec.family, spec.tokenizer, spec.max_length)
+  vocab_rows = state[{"godel": "shared.weight", "dialogpt": "transformer.wte.weight",
+                      "blenderbot": "model.shared.weight"}[spec.family]].shape[0] \
+      if spec.family != "dialogpt" or "transformer.wte.weight" in state else None
+  hf = dict(hf, vocab_size=vocab_rows or hf.get("vocab_size") or fmt.vocab_size)
+  if hf["vocab_size"] != fmt.vocab_size:
+    raise CheckpointError(f"{ckpt_path}: embeddings have {hf['vocab_size']} rows but the "
+                          f"rebuilt {spec.name} tokenizer has {fmt.vocab_size} tokens")
+  cfg = config_from_hf(hf, options)
+  params = weights.hf_to_params(state, cfg, _abstract_unscanned(cfg))
+  generation = dict(hparams.get("generation_config") or {})
+  return _finish(params, cfg, fmt, generation, spec.tokenizer, ckpt_path)
+
+
+# -- dispatch ------------------------------------------------------------------------------------
+
+
+def load_model(source: str, options: RuntimeOptions = RuntimeOptions(),
+               family: str | None = None, seed: int = 0) -> LoadedModel:
+  """Loads `source`: a registry name, a local directory (Hugging Face, ours, or a Lightning run
+  folder), a `.ckpt` file, or a hub name."""
+  if source in registry.all_models():
+    return from_spec(registry.get_model_spec(source), options, seed)
+  if os.path.isfile(source) and source.endswith(".ckpt"):
+    return from_lightning(source, options)
+  if os.path.isdir(source):
+    if os.path.exists(os.path.join(source, "config.json")):
+      return from_hf_dir(source, options, family)
+    from empathy_jax import checkpoints  # pylint: disable=import-outside-toplevel
+
+    if checkpoints.is_our_checkpoint(source):
+      return checkpoints.load_model_dir(source, options)
+    if glob.glob(os.path.join(source, "checkpoints", "*.ckpt")):
+      return from_lightning(source, options)
+    raise CheckpointError(f"{source}: not a Hugging Face directory (config.json), an "
+                          f"empathy-jax checkpoint or a Lightning run folder (checkpoints/*.ckpt)")
+  if os.path.exists(source):
+    raise CheckpointError(f"{source}: not a model directory or .ckpt file")
+  return from_hf_dir(hf_io.resolve_hub(source), options, family, name=source)
+
+
+# -- export ----------------------------------------------------------------------------------------
+
+
+def unscanned_numpy_params(loaded: LoadedModel) -> dict:
+  params = jax.tree.map(np.asarray, jax.device_get(loaded.params))
+  return weights.unstack_layers(params) if loaded.model.cfg.scan_layers else params
+
+
+def export_hf(loaded: LoadedModel, out_dir: str) -> None:
+  """A Hugging Face directory that transformers' PyTorch classes load with the same logits."""
+  cfg = loaded.model.cfg
+  state = weights.params_to_hf(unscanned_numpy_params(loaded), cfg)
+  hf_io.write_hf_dir(out_dir, cfg.hf_dict(), state, loaded.tokenizer,
+                     loaded.generation_config)
+
+
+_ORIGINAL_CLASS = {"godel": "GODEL", "dialogpt": "DialoGPT", "blenderbot": "BlenderBot"}
+
+
+def export_lightning(loaded: LoadedModel, out_path: str, version: str = "") -> None:
+  """An original-style `.ckpt`: `model.model.<key>` weights and `hyper_parameters.config`.
+
+  The transformers config travels in `model_kwargs.hf_config`, so the file is self-contained.
+  """
+  import torch  # pylint: disable=import-outside-toplevel
+
+  cfg = loaded.model.cfg
+  state = weights.params_to_hf(unscanned_numpy_params(loaded), cfg)
+  ckpt = {
+      "state_dict": {f"model.model.{k}": torch.from_numpy(np.ascontiguousarray(v))
+                     for k, v in state.items()},
+      "hyper_parameters": {"config": {
+          "model_cls": _ORIGINAL_CLASS[cfg.family],
+          "model_kwargs": {"version": version, "hf_config": cfg.hf_dict()},
+          "tokenizer_cls": _ORIGINAL_CLASS[cfg.family],
+          "tokenizer_kwargs": {"version": version}},
+          "generation_config": loaded.generation_config},
+      "epoch": 0, "global_step": 0, "pytorch-lightning_version": "empathy-jax",
+  }
+  os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+  torch.save(ckpt, out_path)
+
+
+def describe(loaded: LoadedModel) -> str:
+  from empathy_jax.models.api import param_count  # pylint: disable=import-outside-toplevel
+
+  return json.dumps({"name": loaded.name, "family": loaded.model.family,
+                     "parameters": param_count(loaded.params),
+                     "vocab_size": loaded.model.cfg.vocab_size})

@@ -1,0 +1,125 @@
+"""One mesh and one rule table for every step: SFT, reward, PPO, generation, evaluation.
+
+Parameters carry logical axis names (vocab, embed, mlp, heads, kv, qkv, layers, norm, position,
+buckets); `LOGICAL_RULES` maps them onto the mesh axes (data, fsdp, tensor). Batches are split
+over (data, fsdp). A dimension that a mesh axis does not divide is replicated on that axis
+instead of failing (e.g. a 32,102-token vocabulary on 4 tensor shards).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+MESH_AXES = ("data", "fsdp", "tensor")
+BATCH_AXES = ("data", "fsdp")
+LOGICAL_RULES = (
+    ("batch", BATCH_AXES),
+    ("vocab", "tensor"),
+    ("embed", "fsdp"),
+    ("mlp", "tensor"),
+    ("heads", "tensor"),
+    ("kv", None),
+    ("qkv", None),
+    ("layers", None),
+    ("norm", None),
+    ("position", None),
+    ("buckets", None),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class MeshConfig:
+  """Mesh axis sizes; -1 on one axis takes the remaining devices (default: all on data)."""
+
+  data: int = -1
+  fsdp: int = 1
+  tensor: int = 1
+
+  def shape(self, num_devices: int) -> tuple[int, int, int]:
+    sizes = [self.data, self.fsdp, self.tensor]
+    if sizes.count(-1) > 1:
+      raise ValueError(f"at most one mesh axis may be -1, got {sizes}")
+    if any(s == 0 or s < -1 for s in sizes):
+      raise ValueError(f"mesh axis sizes must be positive or -1, got {sizes}")
+    known = int(np.prod([s for s in sizes if s != -1]))
+    if -1 in sizes:
+      if num_devices % known:
+        raise ValueError(f"{num_devices} devices cannot be split into mesh {sizes}")
+      sizes[sizes.index(-1)] = num_devices // known
+    if int(np.prod(sizes)) != num_devices:
+      raise ValueError(f"mesh data={sizes[0]} fsdp={sizes[1]} tensor={sizes[2]} needs "
+                       f"{int(np.prod(sizes))} devices, but {num_devices} are available")
+    return tuple(sizes)
+
+
+def make_mesh(config: MeshConfig = MeshConfig(), devices: Sequence | None = None) -> Mesh:
+  devices = list(devices) if devices is not None else jax.devices()
+  shape = config.shape(len(devices))
+  # Auto axes: XLA's sharding propagation places activations; parameters and batches carry
+  # explicit NamedShardings.
+  auto = (jax.sharding.AxisType.Auto,) * len(MESH_AXES)
+  if devices == jax.devices():
+    return jax.make_mesh(shape, MESH_AXES, devices=devices, axis_types=auto)
+  return Mesh(np.asarray(devices).reshape(shape), MESH_AXES, axis_types=auto)
+
+
+def _fit(spec: P, shape: tuple[int, ...], mesh: Mesh) -> P:
+  """Drops mesh axes that do not divide their dimension."""
+  fitted = []
+  for dim, axes in zip(shape, tuple(spec) + (None,) * (len(shape) - len(spec))):
+    if axes is None:
+      fitted.append(None)
+      continue
+    names = (axes,) if isinstance(axes, str) else tuple(axes)
+    size = int(np.prod([mesh.shape[a] for a in names]))
+    if dim % size:
+      logging.info("dimension %d not divisible by mesh axes %s: replicated", dim, names)
+      fitted.append(None)
+    else:
+      fitted.append(axes)
+  return P(*fitted)
+
+
+def logical_to_sharding(abstract_boxed, mesh: Mesh, rules=LOGICAL_RULES):
+  """NamedShardings for a tree whose leaves are `nn.LogicallyPartitioned` (or plain arrays,
+  which are replicated)."""
+  specs = nn.get_partition_spec(abstract_boxed)
+  shapes = nn.unbox(abstract_boxed)
+  mesh_specs = nn.logical_to_mesh(specs, rules)
+
+  def to_sharding(spec, leaf):
+    spec = spec if isinstance(spec, P) else P()
+    return NamedSharding(mesh, _fit(spec, tuple(leaf.shape), mesh))
+
+  return jax.tree.map(to_sharding, mesh_specs, shapes,
+                      is_leaf=lambda x: isinstance(x, P) or x is None)
+
+
+def param_shardings(model, mesh: Mesh, rules=LOGICAL_RULES):
+  """Shardings of a `DialogueModel`'s parameters."""
+  return logical_to_sharding(model.abstract_params(), mesh, rules)
+
+
+def batch_sharding(mesh: Mesh, ndim: int = 2) -> NamedSharding:
+  return NamedSharding(mesh, P(BATCH_AXES, *([None] * (ndim - 1))))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def shard_tree(tree, shardings):
+  return jax.tree.map(lambda x, s: jax.device_put(x, s), tree, shardings)
+
+
+def global_batch(local: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+  """Assembles host-local rows into global arrays sharded over the batch axes (multi-host)."""
+  return {k: jax.make_array_from_process_local_data(batch_sharding(mesh, v.ndim), v)
+          for k, v in local.items()}

@@ -1,0 +1,99 @@
+"""Tiny random transformers PyTorch models saved in Hugging Face format, for parity tests."""
+
+import os
+
+import numpy as np
+
+from empathy_jax.registry import get_model_spec
+from empathy_jax.tokenization import load_hf_tokenizer, make_format
+
+TINY_CONFIGS = {
+    "godel": dict(model_type="t5", d_model=32, d_kv=8, d_ff=64, num_layers=2,
+                  num_decoder_layers=2, num_heads=4, relative_attention_num_buckets=32,
+                  relative_attention_max_distance=128, feed_forward_proj="relu",
+                  dropout_rate=0.1, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0),
+    "godel_gated": dict(model_type="t5", d_model=32, d_kv=8, d_ff=64, num_layers=2,
+                        num_decoder_layers=3, num_heads=4, feed_forward_proj="gated-gelu",
+                        dropout_rate=0.1, pad_token_id=0, eos_token_id=1,
+                        decoder_start_token_id=0),
+    "dialogpt": dict(model_type="gpt2", n_embd=32, n_layer=2, n_head=4, n_positions=1024,
+                     bos_token_id=50256, eos_token_id=50256),
+    "blenderbot": dict(model_type="blenderbot", d_model=32, encoder_layers=2, decoder_layers=2,
+                       encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=64,
+                       decoder_ffn_dim=64, max_position_embeddings=128, pad_token_id=0,
+                       bos_token_id=1, eos_token_id=2, decoder_start_token_id=1,
+                       scale_embedding=True, forced_eos_token_id=2),
+}
+REGISTRY_NAME = {"godel": "GODEL_TINY", "godel_gated": "GODEL_TINY",
+                 "dialogpt": "DialoGPT_TINY", "blenderbot": "BlenderBot_TINY"}
+
+
+def family_of(kind):
+  return "godel" if kind.startswith("godel") else kind
+
+
+def fmt_for(kind):
+  spec = get_model_spec(REGISTRY_NAME[kind])
+  tok = load_hf_tokenizer(spec.tokenizer, spec.family)
+  return make_format(spec.family, tok, spec.max_length)
+
+
+def build_torch_model(kind, vocab_size=None, seed=0):
+  import torch
+  import transformers
+
+  fmt = fmt_for(kind)
+  cfg = dict(TINY_CONFIGS[kind])
+  model_type = cfg.pop("model_type")
+  cfg["vocab_size"] = vocab_size or fmt.vocab_size
+  config = transformers.AutoConfig.for_model(model_type, **cfg)
+  torch.manual_seed(seed)
+  cls = {"t5": transformers.T5ForConditionalGeneration,
+         "gpt2": transformers.GPT2LMHeadModel,
+         "blenderbot": transformers.BlenderbotForConditionalGeneration}[model_type]
+  model = cls(config)
+  with torch.no_grad():  # random non-zero biases so they are checked too
+    for name, p in model.named_parameters():
+      if name.endswith("bias") or "final_logits_bias" in name:
+        p.normal_(0, 0.02)
+  if hasattr(model, "final_logits_bias"):
+    model.final_logits_bias.normal_(0, 0.02)
+  model.eval()
+  return model, fmt
+
+
+def save_torch_model(kind, directory, vocab_size=None, seed=0, with_tokenizer=True):
+  model, fmt = build_torch_model(kind, vocab_size, seed)
+  os.makedirs(directory, exist_ok=True)
+  model.save_pretrained(directory)
+  if with_tokenizer:
+    fmt.tokenizer.save_pretrained(directory)
+  return model, fmt
+
+
+def real_batch(fmt, split, n=6, offset=0):
+  from empathy_jax.data.pipeline import make_batcher, tokenize_split
+
+  table = tokenize_split(split.select(range(offset, offset + n)), fmt)
+  return next(make_batcher(fmt, n).batches(table))
+
+
+def torch_logits(model, batch, is_encoder_decoder):
+  """transformers' logits aligned with our ModelOutput: row t predicts target token t."""
+  import torch
+
+  t = lambda x: torch.from_numpy(np.asarray(x)).long()
+  with torch.no_grad():
+    if is_encoder_decoder:
+      out = model(input_ids=t(batch.context_ids_BxC), attention_mask=t(batch.context_mask_BxC),
+                  decoder_input_ids=t(batch.target_ids_BxT),
+                  decoder_attention_mask=t(batch.target_mask_BxT), output_hidden_states=True)
+      logits = out.logits.numpy()
+      shifted = np.concatenate([np.zeros_like(logits[:, :1]), logits[:, :-1]], axis=1)
+      return shifted, out.decoder_hidden_states[-1].numpy()
+    ids = torch.cat([t(batch.context_ids_BxC), t(batch.target_ids_BxT)], 1)
+    mask = torch.cat([t(batch.context_mask_BxC), t(batch.target_mask_BxT)], 1)
+    pos = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, output_hidden_states=True)
+    c = batch.context_ids_BxC.shape[1]
+    return out.logits[:, c - 1:-1].numpy(), out.hidden_states[-1][:, c:].numpy()
