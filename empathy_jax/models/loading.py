@@ -292,7 +292,16 @@ def export_hf(loaded: LoadedModel, out_dir: str) -> None:
 _ORIGINAL_CLASS = {"godel": "GODEL", "dialogpt": "DialoGPT", "blenderbot": "BlenderBot"}
 
 
-def export_lightning(loaded: LoadedModel, out_path: str, version: str = "") -> None:
+def _original_version(name: str) -> str:
+  """The original's `version` kwarg for a registry name (GODEL_LARGE -> large, *_TINY -> tiny)."""
+  base = os.path.basename(str(name))
+  if base.endswith("_TINY"):
+    return "tiny"
+  return {"GODEL_SMALL": "base", "GODEL_LARGE": "large", "DialoGPT_SMALL": "small",
+          "DialoGPT_MEDIUM": "medium", "DialoGPT_LARGE": "large"}.get(base, "")
+
+
+def export_lightning(loaded: LoadedModel, out_path: str, version: str | None = None) -> None:
   """An original-style `.ckpt`: `model.model.<key>` weights and `hyper_parameters.config`.
 
   The transformers config travels in `model_kwargs.hf_config`, so the file is self-contained.
@@ -300,6 +309,7 @@ def export_lightning(loaded: LoadedModel, out_path: str, version: str = "") -> N
   import torch  # pylint: disable=import-outside-toplevel
 
   cfg = loaded.model.cfg
+  version = _original_version(loaded.name) if version is None else version
   state = weights.params_to_hf(unscanned_numpy_params(loaded), cfg)
   ckpt = {
       "state_dict": {f"model.model.{k}": torch.from_numpy(np.ascontiguousarray(v))
@@ -322,3 +332,27 @@ def describe(loaded: LoadedModel) -> str:
   return json.dumps({"name": loaded.name, "family": loaded.model.family,
                      "parameters": param_count(loaded.params),
                      "vocab_size": loaded.model.cfg.vocab_size})
+
+
+FORMATS = ("hf", "ckpt", "ours")
+
+
+def convert_checkpoint(source: str, output: str, to: str, family: str | None = None) -> str:
+  """Converts between a Hugging Face directory, an original `.ckpt` and our model directory.
+
+  `source` is anything `load_model` accepts; returns the path written.
+  """
+  if to not in FORMATS:
+    raise ValueError(f"--to must be one of {FORMATS}, got {to!r}")
+  loaded = load_model(source, family=family)
+  if to == "hf":
+    export_hf(loaded, output)
+  elif to == "ckpt":
+    if os.path.isdir(output) or not output.endswith(".ckpt"):
+      output = os.path.join(output, "checkpoints", "converted.ckpt")
+    export_lightning(loaded, output)
+  else:
+    from empathy_jax import checkpoints  # pylint: disable=import-outside-toplevel
+
+    checkpoints.save_model_dir(loaded, output)
+  return output

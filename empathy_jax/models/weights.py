@@ -213,7 +213,12 @@ def params_to_hf(params: Mapping, cfg) -> dict[str, np.ndarray]:
   out = {}
   for path, key, kind, n_in in rules:
     array = np.asarray(_get(params, path), dtype=np.float32)
-    hf_shape = (1, array.shape[0]) if key == "final_logits_bias" else None
+    hf_shape = None
+    if key == "final_logits_bias":
+      hf_shape = (1, array.shape[0])
+    elif kind == "copy" and key.endswith(("bias", "layer_norm.weight", "ln_1.weight",
+                                          "ln_2.weight", "ln_f.weight")):
+      hf_shape = (-1,)  # biases of head-shaped projections are flat in transformers
     out[key] = _to_hf(array, kind, n_in, hf_shape)
   return out
 

@@ -1,0 +1,31 @@
+"""Converts a dialogue model between checkpoint formats.
+
+  python launch/convert_checkpoint.py --input microsoft/GODEL-v1_1-base-seq2seq --to ours \
+      --output models/godel_base
+  python launch/convert_checkpoint.py --input OUT/tensorboard_logs/version_0 --to hf --output hf_dir
+  python launch/convert_checkpoint.py --input hf_dir --to ckpt --output original_run
+
+--input: a registry name, Hugging Face directory or hub name, an original Lightning `.ckpt` (or
+its run folder), or an empathy-jax checkpoint directory. --to: hf (config + safetensors +
+tokenizer, loadable by transformers), ckpt (the original project's Lightning format; a folder
+gets checkpoints/converted.ckpt), ours (empathy-jax model directory).
+"""
+
+from absl import app, flags
+
+from empathy_jax.models.loading import FORMATS, convert_checkpoint
+
+_INPUT = flags.DEFINE_string("input", None, "Model to convert.", required=True)
+_OUTPUT = flags.DEFINE_string("output", None, "Where to write it.", required=True)
+_TO = flags.DEFINE_enum("to", None, list(FORMATS), "Output format.", required=True)
+_FAMILY = flags.DEFINE_enum("family", None, ["godel", "dialogpt", "blenderbot"],
+                            "Override the input format inferred from config.json's model_type.")
+
+
+def main(argv):
+  del argv
+  print(f"wrote {convert_checkpoint(_INPUT.value, _OUTPUT.value, _TO.value, _FAMILY.value)}")
+
+
+if __name__ == "__main__":
+  app.run(main)
