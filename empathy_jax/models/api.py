@@ -141,8 +141,9 @@ class DialogueModel:
                   encoder_states=None, encoder_mask_BxSe=None, positions_BxT=None):
     """Runs T tokens through the decoder at cache slot `cache_index`.
 
-    Returns (logits_BxTxV, hidden_BxTxD, new_cache). Encoder-decoder: pass `encoder_states` on
-    the first call (it fills the cross-attention cache) and None afterwards.
+    Returns (logits_Bx1xV for the last token only, hidden_BxTxD, new_cache): a prefill over a
+    long prompt never materialises TxV logits. Encoder-decoder: pass `encoder_states` on the
+    first call (it fills the cross-attention cache) and None afterwards.
     """
     def run(module):
       if self.is_encoder_decoder:
@@ -152,7 +153,7 @@ class DialogueModel:
       else:
         hidden, new_cache = module.decode(ids_BxT, positions_BxT, key_mask_BxS, cache=cache,
                                           cache_index=cache_index)
-      return module.logits(hidden), hidden, new_cache
+      return module.logits(hidden[:, -1:]), hidden, new_cache
 
     return nn.apply(run, self.module)({"params": params})
 

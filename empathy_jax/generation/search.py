@@ -1,0 +1,253 @@
+"""Jitted decoding: greedy / sampling and beam search as `lax.while_loop`s with a KV cache.
+
+The encoder (or the decoder-only prompt) runs once; each loop step feeds one token per row
+through the cached decoder. Beams are folded into the batch (row b*K + k). Beam search ports
+transformers' vectorised `_beam_search` (the same top-k continuations, finished-beam merging,
+length normalisation and early-stopping heuristic), so ids match its `generate` exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from empathy_jax.generation import processors as P
+from empathy_jax.generation.config import GenerationConfig
+from empathy_jax.models.gpt2 import positions_from_mask
+
+BIG_NEG = -1.0e9
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationOutput:
+  """tokens_BxN: generated ids (no prompt / start token), padded as HF pads after EOS.
+  logprobs_BxN: log-probability of each token under the model's distribution at the sampling
+    temperature (what PPO's policy ratio needs); 0 on padding.
+  mask_BxN: 1 on generated tokens up to and including EOS."""
+
+  tokens_BxN: jax.Array
+  logprobs_BxN: jax.Array
+  mask_BxN: jax.Array
+
+
+jax.tree_util.register_dataclass(GenerationOutput, data_fields=[
+    "tokens_BxN", "logprobs_BxN", "mask_BxN"], meta_fields=[])
+
+
+def _repeat(x, k: int):
+  return x if k == 1 else jnp.repeat(x, k, axis=0)
+
+
+@dataclasses.dataclass
+class _Session:
+  """Model-kind-specific glue: the prefilled cache and a one-token step function."""
+
+  seq: jax.Array         # RxL buffer: prompt/start token, then generated tokens
+  prompt_len: int
+  logits: jax.Array      # RxV logits for the next token
+  cache: object
+  step: object           # (tokens_R, slot, cache) -> (logits_RxV, cache)
+  encoder_ids: jax.Array | None
+
+
+def _start(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, k: int, fill: int):
+  n = cfg.max_new_tokens
+  ids, mask = _repeat(ids_BxC, k), _repeat(mask_BxC, k)
+  rows = ids.shape[0]
+  if model.is_encoder_decoder:
+    enc = model.encode(params, ids_BxC, mask_BxC)
+    enc = _repeat(enc, k)
+    length = 1 + n
+    seq = jnp.full((rows, length), fill, jnp.int32).at[:, 0].set(cfg.decoder_start_token_id)
+    key_mask = jnp.ones((rows, length), jnp.int32)
+    cache = model.init_cache(rows, length, ids.shape[1])
+    logits, _, cache = model.decode_step(params, seq[:, :1], key_mask, cache, 0,
+                                         encoder_states=enc, encoder_mask_BxSe=mask)
+
+    def step(tokens, slot, cache):
+      out, _, cache = model.decode_step(params, tokens[:, None], key_mask, cache, slot,
+                                        encoder_mask_BxSe=mask)
+      return out[:, -1], cache
+
+    return _Session(seq, 1, logits[:, -1], cache, step, ids)
+  c = ids.shape[1]
+  length = c + n
+  seq = jnp.full((rows, length), fill, jnp.int32).at[:, :c].set(ids)
+  key_mask = jnp.concatenate([mask, jnp.ones((rows, n), mask.dtype)], axis=1)
+  cache = model.init_cache(rows, length)
+  logits, _, cache = model.decode_step(params, ids, key_mask, cache, 0,
+                                       positions_BxT=positions_from_mask(mask))
+  next_pos = jnp.sum(mask, axis=-1).astype(jnp.int32)
+
+  def step(tokens, slot, cache):
+    pos = (next_pos + slot - c)[:, None]
+    out, _, cache = model.decode_step(params, tokens[:, None], key_mask, cache, slot,
+                                      positions_BxT=pos)
+    return out[:, -1], cache
+
+  return _Session(seq, c, logits[:, -1], cache, step, None)
+
+
+def _model_logprob(logits_RxV, tokens_R, temperature: float):
+  logp = jax.nn.log_softmax(logits_RxV.astype(jnp.float32) / temperature, axis=-1)
+  return jnp.take_along_axis(logp, tokens_R[:, None], axis=-1)[:, 0]
+
+
+def greedy_or_sample(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, keys_B):
+  """HF `_sample`: argmax (or a draw from the warped distribution) until EOS or max length."""
+  eos = cfg.eos_token_id
+  s = _start(model, params, ids_BxC, mask_BxC, cfg, 1, cfg.pad_token_id)
+  b, n = ids_BxC.shape[0], cfg.max_new_tokens
+  max_length = s.prompt_len + n
+
+  def body(state):
+    cur, seq, cache, logits, unfinished, logprobs = state
+    scores = P.constrain(logits.astype(jnp.float32), seq, cur, max_length, cfg, s.encoder_ids)
+    if cfg.sample:
+      scores = P.warp(scores, cfg)
+      step_keys = jax.vmap(lambda key: jax.random.fold_in(key, cur))(keys_B)
+      tokens = jax.vmap(jax.random.categorical)(step_keys, scores).astype(jnp.int32)
+    else:
+      tokens = jnp.argmax(scores, axis=-1).astype(jnp.int32)
+    lp = _model_logprob(logits, tokens, cfg.temperature if cfg.sample else 1.0)
+    if eos is not None:
+      tokens = jnp.where(unfinished, tokens, cfg.pad_token_id)
+    logprobs = logprobs.at[:, cur - s.prompt_len].set(jnp.where(unfinished, lp, 0.0))
+    seq = seq.at[:, cur].set(tokens)
+    if eos is not None:
+      unfinished = unfinished & (tokens != eos)
+    logits, cache = s.step(tokens, cur, cache)
+    return cur + 1, seq, cache, logits, unfinished, logprobs
+
+  def cond(state):
+    cur, unfinished = state[0], state[4]
+    return (cur < max_length) & jnp.any(unfinished)
+
+  init = (jnp.int32(s.prompt_len), s.seq, s.cache, s.logits, jnp.ones((b,), bool),
+          jnp.zeros((b, n), jnp.float32))
+  _, seq, _, _, _, logprobs = jax.lax.while_loop(cond, body, init)
+  tokens = seq[:, s.prompt_len:]
+  return GenerationOutput(tokens, logprobs, _mask_through_eos(tokens, eos, logprobs))
+
+
+def _mask_through_eos(tokens_BxN, eos, logprobs_BxN=None):
+  """1 up to and including the first EOS; everything after is padding."""
+  if eos is None:
+    return jnp.ones_like(tokens_BxN)
+  is_eos = (tokens_BxN == eos).astype(jnp.int32)
+  before = jnp.cumsum(is_eos, axis=1) - is_eos  # EOS seen strictly before this position
+  return (before == 0).astype(jnp.int32)
+
+
+def _gather(x_BxKx, idx_BxJ):
+  """x[b, idx[b, j]] for every j (beam gather)."""
+  return jax.vmap(lambda x, i: x[i])(x_BxKx, idx_BxJ)
+
+
+def beam_search(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, keys_B):
+  """Port of transformers' `_beam_search` (and beam sampling with Gumbel top-k)."""
+  eos = cfg.eos_token_id
+  k = cfg.beam_width
+  b, n = ids_BxC.shape[0], cfg.max_new_tokens
+  fill = cfg.pad_token_id or (eos if eos is not None else -1)  # HF: `pad or eos`
+  s = _start(model, params, ids_BxC, mask_BxC, cfg, k, fill)
+  prompt = s.prompt_len
+  max_length = prompt + n
+  length = s.seq.shape[1]
+  n_keep = max(2, 1 + (1 if eos is not None else 0)) * k
+  top_num_beam_mask = jnp.arange(n_keep) < k
+  lp_pen = cfg.length_alpha
+  early = cfg.early_stopping
+
+  def body(st):
+    (cur, run_seq, run_scores, run_lp, seq, scores, lps, finished, unsat, hits, cache,
+     logits) = st
+    raw = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)  # (BK)xV
+    proc = P.constrain(raw, run_seq.reshape(b * k, length), cur, max_length, cfg,
+                       s.encoder_ids)
+    if cfg.sample:
+      proc = P.warp(proc, cfg)
+    v = proc.shape[-1]
+    acc = (proc.reshape(b, k, v) + run_scores[:, :, None]).reshape(b, k * v)
+    if cfg.sample:  # sampling without replacement = Gumbel top-k
+      step_keys = jax.vmap(lambda key: jax.random.fold_in(key, cur))(keys_B)
+      gumbel = jax.vmap(lambda key: jax.random.gumbel(key, (k * v,)))(step_keys)
+      _, idx = jax.lax.top_k(acc + gumbel, n_keep)
+      top_scores = jnp.take_along_axis(acc, idx, axis=1)
+    else:
+      top_scores, idx = jax.lax.top_k(acc, n_keep)
+    beam, tok = idx // v, (idx % v).astype(jnp.int32)
+    top_seq = _gather(run_seq, beam).at[:, :, cur].set(tok)
+    tok_lp = _gather(raw.reshape(b, k, v), beam)
+    tok_lp = jnp.take_along_axis(tok_lp, tok[..., None], axis=-1)[..., 0]
+    top_lp = _gather(run_lp, beam).at[:, :, cur - prompt].set(tok_lp)
+    hits = (cur + 1 >= max_length) | ((tok == eos) if eos is not None else False)
+    hits = jnp.broadcast_to(hits, tok.shape)
+
+    # Beams that go on: the best K continuations that did not stop.
+    running = top_scores + hits.astype(jnp.float32) * BIG_NEG
+    _, nxt = jax.lax.top_k(running, k)
+    run_seq, run_scores, run_lp = _gather(top_seq, nxt), _gather(running, nxt), _gather(top_lp,
+                                                                                         nxt)
+    src = _gather(beam, nxt)
+
+    # Finished hypotheses: merge the continuations that just stopped, keep the K best.
+    did = hits & top_num_beam_mask[None]
+    norm = top_scores / ((cur + 1 - prompt).astype(jnp.float32) ** lp_pen)
+    full = jnp.all(finished, axis=-1, keepdims=True) & (early is True)
+    norm = norm + full * BIG_NEG + (~unsat) * BIG_NEG + (~did) * BIG_NEG
+    merged = jnp.concatenate([scores, norm], axis=1)
+    _, keep = jax.lax.top_k(merged, k)
+    seq = _gather(jnp.concatenate([seq, top_seq], axis=1), keep)
+    lps = _gather(jnp.concatenate([lps, top_lp], axis=1), keep)
+    finished = _gather(jnp.concatenate([finished, did], axis=1), keep)
+    scores = _gather(merged, keep)
+
+    flat_src = (jnp.arange(b)[:, None] * k + src).reshape(-1)
+    cache = jax.tree.map(lambda c: jnp.take(c, flat_src, axis=1), cache)
+    logits, cache = s.step(run_seq[:, :, cur].reshape(-1), cur, cache)
+    cur = cur + 1
+
+    # HF's early-stopping heuristic on the new length.
+    if early == "never" and lp_pen > 0.0:
+      best_len = jnp.float32(max_length - prompt)
+    else:
+      best_len = (cur - prompt).astype(jnp.float32)
+    best_running = run_scores[:, :1] / (best_len ** lp_pen)
+    worst_finished = jnp.where(finished, jnp.min(scores, axis=1, keepdims=True), BIG_NEG)
+    unsat = unsat & jnp.any(best_running > worst_finished, axis=-1, keepdims=True)
+    return (cur, run_seq, run_scores, run_lp, seq, scores, lps, finished, unsat, hits, cache,
+            logits)
+
+  def cond(st):
+    cur, finished, unsat, hits = st[0], st[7], st[8], st[9]
+    improvement = jnp.any(unsat)
+    open_beam = ~(jnp.all(finished) & (early is True))
+    valid = ~jnp.all(hits)
+    return (cur < max_length) & improvement & open_beam & valid
+
+  run_seq = s.seq.reshape(b, k, length)
+  run_scores = jnp.zeros((b, k), jnp.float32).at[:, 1:].set(BIG_NEG)
+  init = (jnp.int32(prompt), run_seq, run_scores, jnp.zeros((b, k, n), jnp.float32), run_seq,
+          jnp.full((b, k), BIG_NEG, jnp.float32), jnp.zeros((b, k, n), jnp.float32),
+          jnp.zeros((b, k), bool), jnp.ones((b, 1), bool), jnp.zeros((b, n_keep), bool),
+          s.cache, s.logits)
+  final = jax.lax.while_loop(cond, body, init)
+  seq, lps = final[4][:, 0], final[6][:, 0]
+  tokens = seq[:, prompt:]
+  mask = _mask_through_eos(tokens, eos)
+  return GenerationOutput(tokens, jnp.where(mask == 1, lps, 0.0), mask)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "cfg"))
+def generate_ids(model, params, context_ids_BxC, context_mask_BxC, cfg: GenerationConfig,
+                 rng, row_ids_B):
+  """Generates for a batch; row r's randomness is `fold_in(rng, row_ids_B[r])`, so a row's
+  samples do not depend on its batch-mates."""
+  keys = jax.vmap(lambda r: jax.random.fold_in(rng, r))(row_ids_B)
+  if cfg.beam_width > 1:
+    return beam_search(model, params, context_ids_BxC, context_mask_BxC, cfg, keys)
+  return greedy_or_sample(model, params, context_ids_BxC, context_mask_BxC, cfg, keys)
