@@ -93,9 +93,21 @@ def top_p(scores, p: float):
   return jnp.where(scores < threshold, NEG, scores)
 
 
+def _top_k_then_top_p(scores, k: int, p: float):
+  """top_k followed by top_p without sorting the vocabulary: after top-k only k scores are
+  finite, so the top-p cut is found among `lax.top_k`'s (already sorted) values."""
+  values = jax.lax.top_k(scores, k)[0][:, ::-1]  # ascending
+  cum = jnp.cumsum(jax.nn.softmax(values, axis=-1), axis=-1)
+  removed = jnp.minimum(jnp.sum(cum <= (1 - p), axis=-1, keepdims=True), k - 1)
+  threshold = jnp.take_along_axis(values, removed, axis=-1)
+  return jnp.where(scores < threshold, NEG, scores)
+
+
 def warp(scores, cfg):
   """Sampling warpers in HF's order: temperature, top-k, top-p."""
   scores = temperature(scores, cfg.temperature)
+  if 0 < cfg.top_k < scores.shape[-1] and cfg.top_p < 1.0:
+    return _top_k_then_top_p(scores, cfg.top_k, cfg.top_p)
   scores = top_k(scores, cfg.top_k)
   return top_p(scores, cfg.top_p)
 

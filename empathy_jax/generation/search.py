@@ -207,7 +207,7 @@ def beam_search(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, keys_B)
     scores = _gather(merged, keep)
 
     flat_src = (jnp.arange(b)[:, None] * k + src).reshape(-1)
-    cache = jax.tree.map(lambda c: jnp.take(c, flat_src, axis=1), cache)
+    cache = model.reorder_cache(cache, flat_src)
     logits, cache = s.step(run_seq[:, :, cur].reshape(-1), cur, cache)
     cur = cur + 1
 

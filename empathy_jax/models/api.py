@@ -125,14 +125,35 @@ class DialogueModel:
     return cfg.decoder_attention_heads, cfg.d_model // cfg.decoder_attention_heads
 
   def init_cache(self, batch: int, length: int, encoder_length: int = 0, dtype=jnp.float32):
-    """Zero caches stacked over decoder layers: self-attention (and cross-attention)."""
+    """Zero caches for the decoder: per layer (a tuple) or stacked on a layer axis (scan).
+
+    Each layer holds its self-attention keys/values (and, for encoder-decoder models, the
+    cross-attention keys/values, filled once by the prefill step).
+    """
     n = self.num_cache_layers()
     h, k = self.cache_heads()
-    zeros = lambda s: jnp.zeros((n, batch, s, h, k), dtype)
-    self_cache = KVCache(zeros(length), zeros(length))
-    if not self.is_encoder_decoder:
-      return self_cache
-    return {"self": self_cache, "cross": KVCache(zeros(encoder_length), zeros(encoder_length))}
+
+    def layer(lead):
+      zeros = lambda s: jnp.zeros((*lead, batch, h, s, k), dtype)
+      self_cache = KVCache(zeros(length), zeros(length))
+      if not self.is_encoder_decoder:
+        return self_cache
+      return {"self": self_cache, "cross": KVCache(zeros(encoder_length), zeros(encoder_length))}
+
+    if self.cfg.scan_layers:
+      return layer((n,))
+    return tuple(layer(()) for _ in range(n))
+
+  def reorder_cache(self, cache, rows_R):
+    """Gathers cache rows (beam search). Cross-attention caches are left alone: beams only move
+    within their batch element, whose encoder keys/values are the same for every beam."""
+    axis = 1 if self.cfg.scan_layers else 0
+    take = lambda c: jax.tree.map(lambda x: jnp.take(x, rows_R, axis=axis), c)
+    def one(layer):
+      if self.is_encoder_decoder:
+        return {"self": take(layer["self"]), "cross": layer["cross"]}
+      return take(layer)
+    return one(cache) if self.cfg.scan_layers else tuple(one(layer) for layer in cache)
 
   def encode(self, params, ids_BxS, mask_BxS):
     return self.module.apply({"params": params}, ids_BxS, mask_BxS, method="encode")

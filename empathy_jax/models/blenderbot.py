@@ -32,7 +32,8 @@ class BartAttention(nn.Module):
     if precomputed:
       new_cache, k, v = cache, cache.k, cache.v
     else:
-      k, v = proj("k_proj")(kv_BxSxD), proj("v_proj")(kv_BxSxD)
+      k = L.heads_first(proj("k_proj")(kv_BxSxD))
+      v = L.heads_first(proj("v_proj")(kv_BxSxD))
       new_cache = None
       if cache is not None:
         new_cache = L.update_cache(cache, k, v, cache_index)

@@ -31,7 +31,7 @@ class GPT2Block(nn.Module):
     h = L.LayerNorm(cfg.layer_norm_epsilon, cfg.dtype, name="ln_1")(x)
     qkv = L.DenseGeneral((3, heads, head_dim), ("embed", "qkv", "heads", "kv"), use_bias=True,
                          dtype=cfg.dtype, name="c_attn")(h)
-    q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+    q, k, v = qkv[:, :, 0], L.heads_first(qkv[:, :, 1]), L.heads_first(qkv[:, :, 2])
     new_cache = None
     if cache is not None:
       new_cache = L.update_cache(cache, k, v, shared["cache_index"])

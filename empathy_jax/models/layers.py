@@ -127,21 +127,27 @@ def mask_to_bias(mask) -> jax.Array:
   return jnp.where(mask, 0.0, NEG_INF).astype(jnp.float32)
 
 
-def attention_weights(q_BxTxHxK, k_BxSxHxK, bias, scale: float, dropout: Callable | None):
-  scores = jnp.einsum("bthk,bshk->bhts", q_BxTxHxK, k_BxSxHxK).astype(jnp.float32) * scale
+def heads_first(x_BxSxHxK):
+  """[B, S, H, K] -> [B, H, S, K]: the layout keys/values are kept in (and cached in), which
+  lets XLA's CPU dot read the cache without transposing it every decoding step."""
+  return jnp.swapaxes(x_BxSxHxK, 1, 2)
+
+
+def attention_weights(q_BxTxHxK, k_BxHxSxK, bias, scale: float, dropout: Callable | None):
+  scores = jnp.einsum("bthk,bhsk->bhts", q_BxTxHxK, k_BxHxSxK).astype(jnp.float32) * scale
   probs = jax.nn.softmax(scores + bias, axis=-1)
   if dropout is not None:
     probs = dropout(probs)
   return probs
 
 
-def attend(probs_BxHxTxS, v_BxSxHxK):
-  return jnp.einsum("bhts,bshk->bthk", probs_BxHxTxS.astype(v_BxSxHxK.dtype), v_BxSxHxK)
+def attend(probs_BxHxTxS, v_BxHxSxK):
+  return jnp.einsum("bhts,bhsk->bthk", probs_BxHxTxS.astype(v_BxHxSxK.dtype), v_BxHxSxK)
 
 
 @dataclasses.dataclass(frozen=True)
 class KVCache:
-  """Keys and values of one attention layer for decoding; `k`/`v` are BxSxHxK."""
+  """Keys and values of one attention layer for decoding; `k`/`v` are BxHxSxK."""
 
   k: jax.Array
   v: jax.Array
@@ -150,10 +156,12 @@ class KVCache:
 jax.tree_util.register_dataclass(KVCache, data_fields=["k", "v"], meta_fields=[])
 
 
-def update_cache(cache: KVCache, k_new, v_new, index) -> KVCache:
-  """Writes T new keys/values at position `index` (same for every row)."""
-  k = jax.lax.dynamic_update_slice_in_dim(cache.k, k_new.astype(cache.k.dtype), index, axis=1)
-  v = jax.lax.dynamic_update_slice_in_dim(cache.v, v_new.astype(cache.v.dtype), index, axis=1)
+def update_cache(cache: KVCache, k_new_BxHxTxK, v_new_BxHxTxK, index) -> KVCache:
+  """Writes T new keys/values at slot `index` (the same for every row)."""
+  k = jax.lax.dynamic_update_slice_in_dim(cache.k, k_new_BxHxTxK.astype(cache.k.dtype), index,
+                                          axis=2)
+  v = jax.lax.dynamic_update_slice_in_dim(cache.v, v_new_BxHxTxK.astype(cache.v.dtype), index,
+                                          axis=2)
   return KVCache(k, v)
 
 
@@ -161,8 +169,8 @@ class LayerStack(nn.Module):
   """Applies `num_layers` copies of a block, as a Python loop or an `nn.scan` over layers.
 
   The block is called as `block(x, shared, cache) -> (x, new_cache)`; `shared` (masks, position
-  bias, encoder states) is the same for every layer, `cache` holds per-layer state stacked on a
-  leading layer axis (or None). With `scan`, parameters are stacked on a leading "layers" axis.
+  bias, encoder states) is the same for every layer. `cache` (or None) is a tuple of per-layer
+  caches, or with `scan` one cache stacked on a leading layer axis, as are the parameters.
   """
 
   block_cls: Any
@@ -183,11 +191,11 @@ class LayerStack(nn.Module):
           in_axes=(nn.broadcast, 0), length=self.num_layers,
           metadata_params={nn.PARTITION_NAME: "layers"})
       return scanned(**kwargs, name="layers")(x, shared, cache)
+    # Unscanned: the cache is a tuple with one entry per layer, so a decoding step updates
+    # each layer's buffers in place instead of re-stacking (copying) every layer's cache.
     new_caches = []
     for i in range(self.num_layers):
-      layer_cache = None if cache is None else jax.tree.map(lambda c, i=i: c[i], cache)
+      layer_cache = None if cache is None else cache[i]
       x, new = block_cls(**kwargs, name=f"layers_{i}")(x, shared, layer_cache)
       new_caches.append(new)
-    if cache is None:
-      return x, None
-    return x, jax.tree.map(lambda *c: jnp.stack(c), *new_caches)
+    return x, (None if cache is None else tuple(new_caches))

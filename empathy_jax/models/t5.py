@@ -66,8 +66,8 @@ class T5Attention(nn.Module):
     if precomputed:  # cross-attention during decoding: keys/values cached from the encoder
       new_cache, k, v = cache, cache.k, cache.v
     else:
-      k = proj("k", cfg.d_model ** -0.5)(kv_BxSxD)
-      v = proj("v", cfg.d_model ** -0.5)(kv_BxSxD)
+      k = L.heads_first(proj("k", cfg.d_model ** -0.5)(kv_BxSxD))
+      v = L.heads_first(proj("v", cfg.d_model ** -0.5)(kv_BxSxD))
       new_cache = None
       if cache is not None:
         new_cache = L.update_cache(cache, k, v, cache_index)
@@ -137,9 +137,9 @@ class T5Block(nn.Module):
 
   def _cross_kv(self, encoder_states, cache):
     attn = self.variables["params"]["cross_attention"]
-    k = jnp.einsum("bsd,dhk->bshk", encoder_states.astype(self.cfg.dtype),
+    k = jnp.einsum("bsd,dhk->bhsk", encoder_states.astype(self.cfg.dtype),
                    attn["k"]["kernel"].astype(self.cfg.dtype))
-    v = jnp.einsum("bsd,dhk->bshk", encoder_states.astype(self.cfg.dtype),
+    v = jnp.einsum("bsd,dhk->bhsk", encoder_states.astype(self.cfg.dtype),
                    attn["v"]["kernel"].astype(self.cfg.dtype))
     return L.KVCache(k.astype(cache.k.dtype), v.astype(cache.v.dtype))
 

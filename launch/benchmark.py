@@ -1,0 +1,44 @@
+"""The one benchmark entry point; each mode prints figures and a final JSON line.
+
+  python launch/benchmark.py --mode generation --model GODEL_TINY --batch_size 32 --beam_width 4
+  python launch/benchmark.py --mode sft --model GODEL_TINY --batch_size 8
+  python launch/benchmark.py --mode classifiers
+
+Comparisons with PyTorch run when torch is installed (same weights, same inputs).
+"""
+
+from absl import app, flags
+
+from empathy_jax.benchmarks.common import BenchConfig
+
+MODES = ("generation", "sft", "classifiers")
+_MODE = flags.DEFINE_enum("mode", None, list(MODES), "What to measure.", required=True)
+_MODEL = flags.DEFINE_string("model", "GODEL_TINY", "Registry model (or checkpoint path).")
+_BATCH = flags.DEFINE_integer("batch_size", None, "Batch size (default: 32 for generation, "
+                              "8 for sft, 32 for classifiers).")
+_BEAMS = flags.DEFINE_integer("beam_width", 1, "Beams for --mode generation.")
+_NEW = flags.DEFINE_integer("max_new_tokens", 32, "New tokens for --mode generation.")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed repetitions (best is reported).")
+_TORCH = flags.DEFINE_bool("torch", True, "Also measure the PyTorch reference.")
+_DATASET = flags.DEFINE_string("dataset_dir", "datasets/empathetic_dialogues",
+                               "Dataset whose test split gives the inputs.")
+
+
+def main(argv):
+  del argv
+  default_batch = {"generation": 32, "sft": 8, "classifiers": 32}[_MODE.value]
+  cfg = BenchConfig(mode=_MODE.value, model=_MODEL.value,
+                    batch_size=_BATCH.value or default_batch, beam_width=_BEAMS.value,
+                    max_new_tokens=_NEW.value, repeats=_REPEATS.value,
+                    dataset_dir=_DATASET.value, torch=_TORCH.value)
+  if cfg.mode == "generation":
+    from empathy_jax.benchmarks import generation as bench  # pylint: disable=import-outside-toplevel
+  elif cfg.mode == "sft":
+    from empathy_jax.benchmarks import sft as bench  # pylint: disable=import-outside-toplevel
+  else:
+    from empathy_jax.benchmarks import classifiers as bench  # pylint: disable=import-outside-toplevel
+  bench.run(cfg)
+
+
+if __name__ == "__main__":
+  app.run(main)
