@@ -14,7 +14,10 @@ def test_bucketing_keeps_distinct_shapes_small_over_whole_split(ed_test, tmp_pat
     batches = list(batcher.batches(table, seed=1))
     shapes = collections.Counter(b.shape_key for b in batches)
     assert len(batches) == -(-len(ed_test) // 32)
-    assert len(shapes) <= 8, shapes
+    assert len(shapes) <= 16, shapes  # compiles per split: bounded by the bucket pairs
+    real = sum(b.context_mask_BxC.sum() + b.target_mask_BxT.sum() for b in batches)
+    padded = sum(b.context_mask_BxC.size + b.target_mask_BxT.size for b in batches)
+    assert real / padded > 0.45  # length grouping keeps padding down
     seen = np.concatenate([b.example_index_B for b in batches])
     assert sorted(seen[seen >= 0].tolist()) == list(range(len(ed_test)))  # nothing dropped
 
@@ -26,10 +29,11 @@ def test_padding_sides_and_filler_rows(ed_test):
     table = tokenize_split(subset, fmt)
     (batch,) = list(make_batcher(fmt, 8).batches(table))
     assert batch.context_ids_BxC.shape[0] == 8
-    assert batch.example_index_B.tolist() == [0, 1, 2, 3, 4, -1, -1, -1]
+    assert sorted(batch.example_index_B.tolist()[:5]) == [0, 1, 2, 3, 4]
+    assert batch.example_index_B.tolist()[5:] == [-1, -1, -1]
     assert not batch.context_mask_BxC[5:].any() and not batch.target_mask_BxT[5:].any()
-    for i in range(5):
-      ids = table[i]["context_ids"]
+    for i, example in enumerate(batch.example_index_B[:5].tolist()):
+      ids = table[example]["context_ids"]
       row, mask = batch.context_ids_BxC[i], batch.context_mask_BxC[i]
       real = row[mask == 1].tolist()
       assert real == ids
@@ -38,7 +42,7 @@ def test_padding_sides_and_filler_rows(ed_test):
       else:
         assert mask[0] == 1 and (mask[len(ids):] == 0).all()
       assert (row[mask == 0] == fmt.pad_id).all()
-      assert batch.target_ids_BxT[i][batch.target_mask_BxT[i] == 1].tolist() == table[i][
+      assert batch.target_ids_BxT[i][batch.target_mask_BxT[i] == 1].tolist() == table[example][
           "target_ids"]
 
 
