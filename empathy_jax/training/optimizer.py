@@ -1,0 +1,57 @@
+"""AdamW with the original's learning-rate schedule (linear decay to 0 over max_epochs, stepped
+per epoch, no warmup), or per-step decay with warmup; optional global-norm clipping."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+import optax
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+  """initial_lr: peak learning rate. schedule: "epoch" (the original) or "step".
+  weight_decay / betas / eps: torch.optim.AdamW's defaults (the original's optimizer).
+  clip_norm: global gradient-norm clip (0 = off). warmup_steps: only with schedule="step"."""
+
+  initial_lr: float = 1e-5
+  schedule: str = "epoch"
+  warmup_steps: int = 0
+  weight_decay: float = 0.01
+  b1: float = 0.9
+  b2: float = 0.999
+  eps: float = 1e-8
+  clip_norm: float = 0.0
+
+  def __post_init__(self):
+    if self.schedule not in ("epoch", "step"):
+      raise ValueError(f"lr schedule must be 'epoch' or 'step', got {self.schedule!r}")
+    if self.initial_lr <= 0:
+      raise ValueError(f"initial_lr must be positive, got {self.initial_lr}")
+    if self.warmup_steps and self.schedule != "step":
+      raise ValueError("warmup needs the per-step schedule (--lr_schedule=step)")
+
+
+def learning_rate(cfg: OptimizerConfig, steps_per_epoch: int, max_epochs: int):
+  """The schedule as a function of the optimizer step."""
+  total = steps_per_epoch * max_epochs
+  if cfg.schedule == "epoch":
+    def schedule(step):
+      epoch = jnp.floor_divide(step, steps_per_epoch)
+      return cfg.initial_lr * jnp.maximum(0.0, 1.0 - epoch / max_epochs)
+    return schedule
+  if cfg.warmup_steps:
+    return optax.join_schedules(
+        [optax.linear_schedule(0.0, cfg.initial_lr, cfg.warmup_steps),
+         optax.linear_schedule(cfg.initial_lr, 0.0, max(total - cfg.warmup_steps, 1))],
+        [cfg.warmup_steps])
+  return optax.linear_schedule(cfg.initial_lr, 0.0, max(total, 1))
+
+
+def make_optimizer(cfg: OptimizerConfig, steps_per_epoch: int, max_epochs: int):
+  lr = learning_rate(cfg, steps_per_epoch, max_epochs)
+  adamw = optax.adamw(lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay)
+  if cfg.clip_norm > 0:
+    return optax.chain(optax.clip_by_global_norm(cfg.clip_norm), adamw), lr
+  return adamw, lr
