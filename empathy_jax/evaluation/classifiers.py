@@ -1,0 +1,209 @@
+"""The original's metric classifiers, loaded as published and run in jitted batches.
+
+- Emotion (32 labels) and empathetic-intent (9 labels): transformers sequence-classifier folders
+  (config.json, weights, `training_args.bin` with model_type, model_name_or_path,
+  max_seq_length). Input `[CLS] tokens [SEP]`, tokens cut to max_seq_length - 2, padded.
+- EPITOME IP / EX / ER: `finetuned_{IP,EX,ER}.pth` bi-encoder state dicts; roberta-base tokens,
+  max length 64; the level is the argmax (0, 1, 2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from empathy_jax.errors import CheckpointError
+from empathy_jax.evaluation import encoders as E
+
+EMOTION_LABELS = (
+    "proud", "apprehensive", "disappointed", "faithful", "impressed", "devastated", "prepared",
+    "nostalgic", "annoyed", "grateful", "joyful", "terrified", "caring", "trusting", "sad",
+    "guilty", "sentimental", "hopeful", "confident", "surprised", "furious", "afraid",
+    "jealous", "excited", "lonely", "disgusted", "embarrassed", "angry", "content", "ashamed",
+    "anticipating", "anxious")
+INTENT_LABELS = ("agreeing", "acknowledging", "encouraging", "consoling", "sympathizing",
+                 "suggesting", "questioning", "wishing", "neutral")
+EPITOME_MECHANISMS = ("IP", "EX", "ER")
+EPITOME_MAX_LENGTH = 64
+ROBERTA_TOKENIZER = "package:roberta"
+
+
+def _read_state(path: str) -> dict[str, np.ndarray]:
+  if path.endswith(".safetensors"):
+    from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
+
+    return dict(load_file(path))
+  try:
+    import torch  # pylint: disable=import-outside-toplevel
+  except ImportError as e:
+    raise CheckpointError(f"{path} is a PyTorch file: install torch to read it") from e
+  state = torch.load(path, map_location="cpu", weights_only=True)
+  if isinstance(state, dict) and "state_dict" in state:
+    state = state["state_dict"]
+  return {k: v.detach().float().numpy() for k, v in state.items()}
+
+
+def _training_args(path: str) -> dict:
+  from empathy_jax.models.loading import _lenient_pickle  # pylint: disable=import-outside-toplevel
+
+  import torch  # pylint: disable=import-outside-toplevel
+
+  args = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_lenient_pickle())
+  if isinstance(args, dict):
+    return args
+  return dict(getattr(args, "__dict__", {}) or getattr(args, "state", {}) or {})
+
+
+def _tokenizer(source: str):
+  from transformers import AutoTokenizer  # pylint: disable=import-outside-toplevel
+
+  from empathy_jax.tokenization import resolve_source  # pylint: disable=import-outside-toplevel
+
+  return AutoTokenizer.from_pretrained(resolve_source(source))
+
+
+def _encode(tokenizer, texts: Sequence[str], max_length: int):
+  enc = tokenizer(list(texts), max_length=max_length, truncation=True, padding="max_length",
+                  add_special_tokens=True)
+  return (np.asarray(enc["input_ids"], np.int32), np.asarray(enc["attention_mask"], np.int32))
+
+
+def _batched(fn, arrays: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
+  """Runs `fn` over fixed-size batches (the last one padded), so it compiles once."""
+  n = arrays[0].shape[0]
+  outs = []
+  for s in range(0, n, batch_size):
+    chunk = [a[s:s + batch_size] for a in arrays]
+    short = batch_size - chunk[0].shape[0]
+    if short:
+      chunk = [np.concatenate([c, np.zeros((short, *c.shape[1:]), c.dtype)]) for c in chunk]
+    outs.append(np.asarray(fn(*chunk))[:batch_size - short])
+  return np.concatenate(outs) if outs else np.zeros((0,))
+
+
+@dataclasses.dataclass
+class TextClassifier:
+  name: str
+  params: dict
+  cfg: E.EncoderConfig
+  tokenizer: object
+  max_seq_length: int
+  labels: tuple[str, ...]
+
+  def logits(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    ids, mask = _encode(self.tokenizer, texts, self.max_seq_length)
+    fn = functools.partial(_classify_jit, self.params, self.cfg)
+    return _batched(fn, [ids, mask], batch_size)
+
+  def predict(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    return self.logits(texts, batch_size).argmax(-1)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _classify_jit(params, cfg, ids, mask):
+  return E.classify(params, cfg, ids, mask)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _epitome_jit(params, cfg, s_ids, s_mask, r_ids, r_mask):
+  return E.epitome(params, cfg, s_ids, s_mask, r_ids, r_mask)
+
+
+def load_text_classifier(directory: str, labels: Sequence[str], name: str) -> TextClassifier:
+  """Loads a published classifier folder; a missing file is named in the error."""
+  if not os.path.isdir(directory):
+    raise CheckpointError(f"{name} classifier: {directory} is not a directory")
+  for required in ("config.json", "training_args.bin"):
+    if not os.path.isfile(os.path.join(directory, required)):
+      raise CheckpointError(f"{name} classifier: {os.path.join(directory, required)} is missing")
+  weights = next((os.path.join(directory, w) for w in ("model.safetensors", "pytorch_model.bin")
+                  if os.path.isfile(os.path.join(directory, w))), None)
+  if weights is None:
+    raise CheckpointError(f"{name} classifier: {directory} has no model.safetensors or "
+                          f"pytorch_model.bin")
+  from empathy_jax.models.hf_io import read_json  # pylint: disable=import-outside-toplevel
+
+  config = read_json(os.path.join(directory, "config.json"))
+  args = _training_args(os.path.join(directory, "training_args.bin"))
+  model_type = args.get("model_type") or config.get("model_type")
+  if model_type not in ("bert", "roberta"):
+    raise CheckpointError(f"{name} classifier: model_type {model_type!r} is not bert/roberta")
+  state = _read_state(weights)
+  cfg = E.EncoderConfig(model_type=model_type, num_layers=E.count_layers(state, model_type),
+                        num_heads=config["num_attention_heads"],
+                        layer_norm_eps=config.get("layer_norm_eps", 1e-12),
+                        pad_token_id=config.get("pad_token_id", 0),
+                        activation=config.get("hidden_act", "gelu"))
+  n_labels = state["classifier.out_proj.weight" if model_type == "roberta"
+                   else "classifier.weight"].shape[0]
+  if n_labels != len(labels):
+    raise CheckpointError(f"{name} classifier has {n_labels} outputs, expected {len(labels)}")
+  has_tok = any(os.path.exists(os.path.join(directory, f)) for f in
+                ("tokenizer.json", "vocab.json", "vocab.txt"))
+  base = args.get("model_name_or_path") or args.get("tokenizer_name") or ""
+  source = directory if has_tok else (ROBERTA_TOKENIZER if model_type == "roberta" and
+                                      "roberta-base" in str(base) else str(base))
+  max_len = int(args.get("max_seq_length") or 128)
+  return TextClassifier(name, E.prepare_params(state), cfg, _tokenizer(source), max_len,
+                        tuple(labels))
+
+
+@dataclasses.dataclass
+class EpitomeScorer:
+  params: dict[str, dict]  # mechanism -> params
+  cfg: E.EncoderConfig
+  tokenizer: object
+
+  def logits(self, mechanism: str, seeker_posts: Sequence[str], responses: Sequence[str],
+             batch_size: int = 32) -> np.ndarray:
+    s_ids, s_mask = _encode(self.tokenizer, seeker_posts, EPITOME_MAX_LENGTH)
+    r_ids, r_mask = _encode(self.tokenizer, responses, EPITOME_MAX_LENGTH)
+    fn = functools.partial(_epitome_jit, self.params[mechanism], self.cfg)
+    return _batched(fn, [s_ids, s_mask, r_ids, r_mask], batch_size)
+
+  def levels(self, mechanism, seeker_posts, responses, batch_size: int = 32) -> np.ndarray:
+    return self.logits(mechanism, seeker_posts, responses, batch_size).argmax(-1)
+
+
+def load_epitome(directory: str, tokenizer_source: str = ROBERTA_TOKENIZER) -> EpitomeScorer:
+  params, cfg = {}, None
+  for mech in EPITOME_MECHANISMS:
+    path = os.path.join(directory, f"finetuned_{mech}.pth")
+    if not os.path.isfile(path):
+      raise CheckpointError(f"EPITOME: {path} is missing")
+    state = _read_state(path)
+    E.require(state, ["attn.q_linear.weight", "empathy_classifier.dense.weight",
+                      "empathy_classifier.out_proj.weight",
+                      "seeker_encoder.roberta.embeddings.word_embeddings.weight",
+                      "responder_encoder.roberta.embeddings.word_embeddings.weight"], path)
+    hidden = state["attn.q_linear.weight"].shape[0]
+    cfg = E.EncoderConfig("roberta", E.count_layers(state, "seeker_encoder.roberta"),
+                          num_heads=max(1, hidden // 64), layer_norm_eps=1e-5, pad_token_id=1)
+    params[mech] = E.prepare_params(state)
+  return EpitomeScorer(params, cfg, _tokenizer(tokenizer_source))
+
+
+def classification_report(pred: np.ndarray, truth: np.ndarray, labels: Sequence[str]
+                          ) -> tuple[float, float, dict[str, float]]:
+  """(accuracy, weighted F1, per-class precision/recall/F1) with the target label as truth;
+  F1 weights are the classes' shares of the targets (scikit-learn's 'weighted')."""
+  pred, truth = np.asarray(pred), np.asarray(truth)
+  n = max(len(truth), 1)
+  accuracy = float((pred == truth).mean()) if len(truth) else 0.0
+  per_class, weighted = {}, 0.0
+  for c, label in enumerate(labels):
+    tp = float(((pred == c) & (truth == c)).sum())
+    p_den, r_den = float((pred == c).sum()), float((truth == c).sum())
+    precision = tp / p_den if p_den else 0.0
+    recall = tp / r_den if r_den else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    per_class.update({f"{label}_precision": precision, f"{label}_recall": recall,
+                      f"{label}_f1": f1})
+    weighted += f1 * r_den / n
+  return accuracy, weighted, per_class

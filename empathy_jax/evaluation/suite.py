@@ -1,0 +1,171 @@
+"""The metric suite: scores (context, target, output) examples as the original's `test` does and
+writes `test_data.json`, `test_metrics.json`, `classwise_test_metrics.json` with its keys.
+
+Classifier families whose directory is not given are skipped with a warning (as the original);
+a given directory that is missing or incomplete is an error naming the missing file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from typing import Callable, Sequence
+
+import numpy as np
+
+from empathy_jax.errors import DatasetError, Problem
+from empathy_jax.evaluation import classifiers as C
+from empathy_jax.evaluation import text_metrics as T
+
+# reward_fn(contexts, responses) -> one score per example; the reward-model issue provides it.
+RewardFn = Callable[[Sequence[Sequence[str]], Sequence[str]], np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreConfig:
+  emo_classifier_dir: str | None = None
+  intent_classifier_dir: str | None = None
+  epitome_dir: str | None = None
+  reward_model_dir: str | None = None
+  metric_n_grams: int = 4
+  batch_size: int = 32
+
+
+def reward_scorer(reward_model_dir: str) -> RewardFn:
+  """Hook for reward statistics. Reward models arrive with the reward-model issue; until then a
+  given --reward_model_dir is an error rather than a silently missing metric."""
+  raise NotImplementedError(
+      f"--reward_model_dir {reward_model_dir}: reward-model scoring is not available yet in "
+      f"empathy-jax (it lands with the reward model trainer); run without it for now")
+
+
+def read_test_data(path: str) -> list[dict]:
+  """Reads a test_data.json (id, context, target, output per example), checking every row."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      rows = json.load(f)
+  except FileNotFoundError as e:
+    raise DatasetError([Problem(path, None, "file is missing")]) from e
+  except json.JSONDecodeError as e:
+    raise DatasetError([Problem(path, None, f"invalid JSON: {e}")]) from e
+  if not isinstance(rows, list):
+    raise DatasetError([Problem(path, None, "expected a list of examples")])
+  problems = []
+  for i, row in enumerate(rows):
+    if not isinstance(row, dict):
+      problems.append(Problem(path, i, "example must be an object"))
+      continue
+    if "output" not in row and "prediction" in row:  # the original's earlier field name
+      row["output"] = row["prediction"]
+    for key in ("context", "target", "output"):
+      if key not in row:
+        problems.append(Problem(path, i, f"missing field {key!r}"))
+    ctx = row.get("context")
+    if isinstance(ctx, str):
+      row["context"] = [ctx]
+    elif not (isinstance(ctx, list) and ctx and all(isinstance(t, str) for t in ctx)):
+      problems.append(Problem(path, i, "context must be a non-empty list of strings"))
+    for key in ("target", "output"):
+      if key in row and not isinstance(row[key], str):
+        problems.append(Problem(path, i, f"{key} must be a string"))
+    row.setdefault("id", i)
+  if problems:
+    raise DatasetError(problems)
+  return rows
+
+
+def score(examples: list[dict], cfg: ScoreConfig, *, bow: dict[str, np.ndarray] | None = None,
+          ppl: float | None = None, reward_fn: RewardFn | None = None
+          ) -> tuple[list[dict], dict, dict]:
+  """Returns (per-example records, test metrics, classwise metrics)."""
+  targets = [e["target"] for e in examples]
+  outputs = [e["output"] for e in examples]
+  contexts = [e["context"] for e in examples]
+  records = [dict(e) for e in examples]
+  metrics: dict[str, float] = {}
+  metrics.update(T.bleu_nist(targets, outputs, cfg.metric_n_grams))
+  metrics.update(T.distinct(outputs, cfg.metric_n_grams))
+  if bow is not None:
+    for k, v in bow.items():
+      metrics[k] = float(np.mean(v)) if len(v) else 0.0
+  else:
+    logging.warning("no dialogue model: skipping avg/extrema/greedy BOW similarity")
+  classwise: dict[str, dict] = {}
+  for key, directory, labels in (("emotion", cfg.emo_classifier_dir, C.EMOTION_LABELS),
+                                 ("empintent", cfg.intent_classifier_dir, C.INTENT_LABELS)):
+    if not directory:
+      logging.warning("no --%s directory: skipping %s metrics",
+                      "emo_classifier_dir" if key == "emotion" else "intent_classifier_dir", key)
+      continue
+    clf = C.load_text_classifier(directory, labels, key)
+    out_pred = clf.predict(outputs, cfg.batch_size)
+    tgt_pred = clf.predict(targets, cfg.batch_size)
+    acc, f1, per_class = C.classification_report(out_pred, tgt_pred, labels)
+    metrics[f"{key}_accuracy"], metrics[f"{key}_f1"] = acc, f1
+    classwise[key] = per_class
+    for r, o, t in zip(records, out_pred, tgt_pred):
+      r[f"{key}_output"], r[f"{key}_target"] = labels[int(o)], labels[int(t)]
+  if cfg.epitome_dir:
+    epitome = C.load_epitome(cfg.epitome_dir)
+    seekers = [c[-1] for c in contexts]
+    for mech in C.EPITOME_MECHANISMS:
+      out_lv = epitome.levels(mech, seekers, outputs, cfg.batch_size)
+      tgt_lv = epitome.levels(mech, seekers, targets, cfg.batch_size)
+      metrics[f"epitome_{mech}_output"] = float(out_lv.mean())
+      metrics[f"epitome_{mech}_target"] = float(tgt_lv.mean())
+      metrics[f"diff_{mech}"] = float(np.mean((out_lv - tgt_lv) ** 2.0))
+      for r, o, t in zip(records, out_lv, tgt_lv):
+        r[f"epitome_{mech}_output"], r[f"epitome_{mech}_target"] = int(o), int(t)
+  else:
+    logging.warning("no --epitome_dir: skipping EPITOME metrics")
+  if cfg.reward_model_dir or reward_fn is not None:
+    reward_fn = reward_fn or reward_scorer(cfg.reward_model_dir)
+    for side, texts in (("target", targets), ("output", outputs)):
+      rewards = np.asarray(reward_fn(contexts, texts), np.float64)
+      metrics[f"mean_reward_{side}"] = float(rewards.mean())
+      metrics[f"var_reward_{side}"] = float(rewards.var())
+      for r, v in zip(records, rewards):
+        r[f"reward_{side}"] = float(v)
+  if ppl is not None:
+    metrics["ppl"] = float(ppl)
+  return records, metrics, classwise
+
+
+def write_results(out_dir: str, records: list[dict], metrics: dict, classwise: dict) -> None:
+  os.makedirs(out_dir, exist_ok=True)
+  for name, value in (("test_data.json", records), ("test_metrics.json", metrics),
+                      ("classwise_test_metrics.json", classwise)):
+    tmp = os.path.join(out_dir, name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+      json.dump(value, f, indent=2, ensure_ascii=False)
+    os.replace(tmp, os.path.join(out_dir, name))
+
+
+def format_table(metrics: dict) -> str:
+  width = max((len(k) for k in metrics), default=0)
+  return "\n".join(f"{k:<{width}}  {v:.6g}" for k, v in metrics.items())
+
+
+def score_file(test_data: str, cfg: ScoreConfig, output_dir: str | None = None,
+               embedding_model: str | None = None) -> dict:
+  """`launch/score.py`: scores an existing test_data.json (outputs from anywhere)."""
+  rows = read_test_data(test_data)
+  bow = None
+  if embedding_model:
+    from empathy_jax.models.loading import load_model  # pylint: disable=import-outside-toplevel
+
+    loaded = load_model(embedding_model)
+    fmt = loaded.fmt
+    ids = lambda texts: [[i for i in e.ids if i != fmt.pad_id] for e in fmt.encode_targets(texts)]
+    bow = T.bow_similarity(loaded.model.input_embeddings(loaded.params),
+                           ids([r["output"] for r in rows]), ids([r["target"] for r in rows]))
+  records, metrics, classwise = score(rows, cfg, bow=bow)
+  if bow is not None:
+    for i, r in enumerate(records):
+      for k, v in bow.items():
+        r[k] = float(v[i])
+  write_results(output_dir or os.path.dirname(os.path.abspath(test_data)), records, metrics,
+                classwise)
+  return metrics

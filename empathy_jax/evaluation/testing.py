@@ -1,0 +1,122 @@
+"""`launch/test.py`: generate on a test split in jitted batches and score it like the original.
+
+Writes test_data.json (id, input, context, target, output and every per-example score),
+test_metrics.json and classwise_test_metrics.json to --output_dir (default: the model's folder
+for a local checkpoint, else outputs/<model>), and returns the metrics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from empathy_jax import sharding
+from empathy_jax.data.dialogue_dataset import load_dialogue_split, split_dir
+from empathy_jax.data.pipeline import make_batcher, tokenize_split
+from empathy_jax.evaluation import suite
+from empathy_jax.evaluation import text_metrics as T
+from empathy_jax.generation.config import resolve
+from empathy_jax.generation.search import generate_ids
+from empathy_jax.models.loading import load_model
+from empathy_jax.training.loss import token_cross_entropy
+from empathy_jax.training.metrics_log import progress
+
+
+@dataclasses.dataclass(frozen=True)
+class TestConfig:
+  """Flags of the original's `test`, plus --max_examples and the mesh."""
+
+  dataset_dir: str
+  model: str | None = None
+  pretrained_model_dir: str | None = None
+  output_dir: str | None = None
+  scores: suite.ScoreConfig = suite.ScoreConfig()
+  batch_size: int = 32
+  data_erasure_level: float = 1.0
+  max_examples: int | None = None
+  split: str = "test"
+  generation: dict = dataclasses.field(default_factory=dict)  # only the flags the user gave
+  seed: int = 0
+  mesh: sharding.MeshConfig = sharding.MeshConfig()
+
+  def __post_init__(self):
+    if (self.model is None) == (self.pretrained_model_dir is None):
+      raise ValueError("give exactly one of --model or --pretrained_model_dir")
+    if self.batch_size < 1:
+      raise ValueError(f"--batch_size must be >= 1, got {self.batch_size}")
+    if not os.path.isdir(self.dataset_dir):
+      raise ValueError(f"--dataset_dir {self.dataset_dir!r} does not exist")
+
+  def out_dir(self) -> str:
+    if self.output_dir:
+      return self.output_dir
+    if self.pretrained_model_dir and os.path.isdir(self.pretrained_model_dir):
+      return self.pretrained_model_dir
+    name = (self.model or self.pretrained_model_dir).replace("/", "_")
+    return os.path.join("outputs", name)
+
+
+def _eval_loss(params, batch, *, model):
+  out = model.forward(params, batch["context_ids_BxC"], batch["context_mask_BxC"],
+                      batch["target_ids_BxT"], batch["target_mask_BxT"])
+  return token_cross_entropy(out.logits_BxTxV, batch["target_ids_BxT"], out.loss_mask_BxT)
+
+
+def run_test(cfg: TestConfig) -> dict:
+  loaded = load_model(cfg.model or cfg.pretrained_model_dir)
+  fmt, model = loaded.fmt, loaded.model
+  split = load_dialogue_split(split_dir(cfg.dataset_dir, cfg.split), cfg.data_erasure_level)
+  if cfg.max_examples is not None:
+    split = split.select(range(min(cfg.max_examples, len(split))))
+  table = tokenize_split(split, fmt)
+  batcher = make_batcher(fmt, cfg.batch_size)  # sorted by length: little padding
+  mesh = sharding.make_mesh(cfg.mesh)
+  params = sharding.shard_tree(loaded.params, sharding.param_shardings(model, mesh))
+  loss_fn = jax.jit(functools.partial(_eval_loss, model=model))
+  rng = jax.random.PRNGKey(cfg.seed)
+
+  n = len(split)
+  outputs: list[str | None] = [None] * n
+  output_ids: list[list[int]] = [[] for _ in range(n)]
+  inputs: list[str] = [""] * n
+  batch_losses = []
+  bar = progress(batcher.num_batches(n), 0, "testing")
+  for batch in batcher.batches(table):
+    arrays = {k: jax.device_put(getattr(batch, k), sharding.batch_sharding(mesh, 2))
+              for k in ("context_ids_BxC", "context_mask_BxC", "target_ids_BxT",
+                        "target_mask_BxT")}
+    gen = resolve(cfg.generation, loaded.generation_config, model.cfg,
+                  prompt_length=batch.context_ids_BxC.shape[1])
+    out = generate_ids(model, params, arrays["context_ids_BxC"], arrays["context_mask_BxC"],
+                       gen, rng, jnp.asarray(np.maximum(batch.example_index_B, 0)))
+    batch_losses.append(loss_fn(params, arrays))
+    tokens, mask = jax.device_get((out.tokens_BxN, out.mask_BxN))
+    for row, idx in enumerate(batch.example_index_B.tolist()):
+      if idx < 0:
+        continue
+      ids = [int(t) for t, m in zip(tokens[row], mask[row]) if m]
+      output_ids[idx] = [i for i in ids if i != fmt.pad_id]
+      outputs[idx] = fmt.decode(ids).strip()
+      real = batch.context_ids_BxC[row][batch.context_mask_BxC[row] == 1]
+      inputs[idx] = fmt.decode(real, skip_special_tokens=False)
+    bar.update(1)
+  bar.close()
+  # ppl as the original: exp of the mean over test batches of the batch's mean token loss.
+  means = [float(s) / float(c) for s, c in jax.device_get(batch_losses) if float(c) > 0]
+  ppl = float(np.exp(np.mean(means))) if means else float("nan")
+  target_ids = [[i for i in row if i != fmt.pad_id] for row in table["target_ids"]]
+  bow = T.bow_similarity(np.asarray(model.input_embeddings(loaded.params)), output_ids,
+                         target_ids)
+  examples = [{"id": i, "input": inputs[i], "context": split.contexts[i],
+               "target": split.targets[i], "output": outputs[i]} for i in range(n)]
+  records, metrics, classwise = suite.score(examples, cfg.scores, bow=bow, ppl=ppl)
+  for i, r in enumerate(records):
+    for k, v in bow.items():
+      r[k] = float(v[i])
+  suite.write_results(cfg.out_dir(), records, metrics, classwise)
+  return metrics
