@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-import eval_fixtures as ef
+from empathy_jax.evaluation import random_classifiers as ef
 from empathy_jax.errors import CheckpointError
 from empathy_jax.evaluation import classifiers as C
 

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-import eval_fixtures as ef
+from empathy_jax.evaluation import random_classifiers as ef
 from conftest import ED_DIR, REPO
 from empathy_jax.evaluation import classifiers as C
 

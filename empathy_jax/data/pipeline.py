@@ -76,6 +76,7 @@ def tokenize_split(split: DialogueSplit, fmt: DialogueFormat, cache_dir: str | N
   """
   import datasets  # pylint: disable=import-outside-toplevel
 
+  datasets.disable_progress_bars()  # tokenizing is quick; our own bars show long work
   path = None
   if cache_dir:
     path = os.path.join(cache_dir, f"tokenized-{_fingerprint(split, fmt, tokenizer_source)}")

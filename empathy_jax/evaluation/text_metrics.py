@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Sequence
 
 import jax
@@ -35,7 +36,10 @@ def bleu_nist(targets: Sequence[str], outputs: Sequence[str], n: int = 4) -> dic
   except ZeroDivisionError:  # nltk divides by the matched n-gram count: none matched at all
     logging.warning("NIST: no %d-gram of any output matches a target; reporting 0", n)
     nist = 0.0
-  return {"bleu": float(corpus_bleu(refs, hyps, weights=[1.0 / n] * n)), "nist": nist}
+  with warnings.catch_warnings():  # nltk warns when an n-gram order has no overlap at all
+    warnings.simplefilter("ignore")
+    bleu = float(corpus_bleu(refs, hyps, weights=[1.0 / n] * n))
+  return {"bleu": bleu, "nist": nist}
 
 
 def distinct(outputs: Sequence[str], n: int = 4) -> dict[str, float]:

@@ -274,26 +274,31 @@ def train_dialogue_model(cfg: SFTConfig) -> dict:
   for epoch in range(meta["epoch"], cfg.max_epochs):
     bar = progress(steps_per_epoch, meta["batch"] if epoch == meta["epoch"] else 0,
                    f"epoch {epoch + 1}/{cfg.max_epochs}")
-    pending, window_tokens, window_start = None, 0, time.perf_counter()
+    # Throughput between two completed log steps: reading a step's loss waits for that step,
+    # and it is read only after the next steps are dispatched (the device never waits).
+    pending, tokens_seen = None, 0
+    last_read = (0, time.perf_counter())
     start_batch = meta["batch"] if epoch == meta["epoch"] else 0
     for b, batch in enumerate(data.train_batcher.batches(data.train, cfg.seed, epoch,
                                                          start_batch), start=start_batch):
       state, metrics = step_fn(state, _to_global(batch, mesh))
-      window_tokens += _real_tokens(batch)
+      tokens_seen += _real_tokens(batch)
       global_step = epoch * steps_per_epoch + b + 1
       bar.update(1)
       if global_step % cfg.log_interval == 0:
-        # Read the previous log step's metrics only now: the device never waits for Python.
         if pending is not None:
-          step_no, m = pending
-          elapsed = time.perf_counter() - window_start
+          step_no, m, tokens_then = pending
           loss = float(m["loss"])
-          tps = window_tokens / max(elapsed, 1e-9)
+          now = time.perf_counter()
+          tps = (tokens_then - last_read[0]) / max(now - last_read[1], 1e-9)
+          last_read = (tokens_then, now)
           bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tps:.0f}")
           writer.scalars(step_no, {"train_loss": loss, "tokens_per_second": tps,
                                    "learning_rate": float(lr_fn(step_no))})
-          window_tokens, window_start = 0, time.perf_counter()
-        pending = (global_step, metrics)
+        else:
+          jax.block_until_ready(metrics)
+          last_read = (tokens_seen, time.perf_counter())
+        pending = (global_step, metrics, tokens_seen)
       if global_step % cfg.checkpoint_interval == 0:
         ckpt.save(state, {**meta, "epoch": epoch, "batch": b + 1, "global_step": global_step})
       if cfg.eval_interval and global_step % cfg.eval_interval == 0:
@@ -303,6 +308,8 @@ def train_dialogue_model(cfg: SFTConfig) -> dict:
         ckpt.save(state, {**meta, "epoch": epoch, "batch": b + 1, "global_step": global_step})
         stopped = True
         break
+    if pending is not None:
+      writer.scalars(pending[0], {"train_loss": float(pending[1]["loss"])})
     bar.close()
     if stopped:
       break

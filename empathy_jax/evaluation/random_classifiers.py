@@ -1,5 +1,6 @@
-"""Tiny random classifiers in the published formats: transformers sequence-classifier folders
-with `training_args.bin`, and EPITOME bi-encoder state dicts with the published key names."""
+"""Random classifiers in the published formats, for tests and benchmarks (needs torch):
+transformers sequence-classifier folders with `training_args.bin`, and EPITOME bi-encoder state
+dicts with the published key names. `size="base"` gives RoBERTa-base dimensions."""
 
 import argparse
 import collections
@@ -10,6 +11,9 @@ import numpy as np
 
 TINY_ENCODER = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
                     intermediate_size=256, max_position_embeddings=130)
+BASE_ENCODER = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                    intermediate_size=3072, max_position_embeddings=514)
+SIZES = {"tiny": TINY_ENCODER, "base": BASE_ENCODER}
 
 
 def _bert_vocab(texts, size=800):
@@ -18,7 +22,8 @@ def _bert_vocab(texts, size=800):
   return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words
 
 
-def save_classifier(directory, model_type, num_labels, texts, max_seq_length=32, seed=0):
+def save_classifier(directory, model_type, num_labels, texts, max_seq_length=32, seed=0,
+                    size="tiny"):
   import torch
   import transformers
 
@@ -29,13 +34,13 @@ def save_classifier(directory, model_type, num_labels, texts, max_seq_length=32,
   if model_type == "roberta":
     tok = transformers.AutoTokenizer.from_pretrained(resolve_source("package:roberta"))
     config = transformers.RobertaConfig(vocab_size=len(tok), num_labels=num_labels,
-                                        pad_token_id=1, **TINY_ENCODER)
+                                        pad_token_id=1, **SIZES[size])
     model = transformers.RobertaForSequenceClassification(config)
   else:
     with open(os.path.join(directory, "vocab.txt"), "w") as f:
       f.write("\n".join(_bert_vocab(texts)))
     tok = transformers.BertTokenizer(os.path.join(directory, "vocab.txt"))
-    config = transformers.BertConfig(vocab_size=len(tok), num_labels=num_labels, **TINY_ENCODER)
+    config = transformers.BertConfig(vocab_size=len(tok), num_labels=num_labels, **SIZES[size])
     model = transformers.BertForSequenceClassification(config)
   model.eval()
   model.save_pretrained(directory)
@@ -47,7 +52,7 @@ def save_classifier(directory, model_type, num_labels, texts, max_seq_length=32,
   return model, tok
 
 
-def torch_epitome_class():
+def torch_epitome_class(size="tiny"):
   import torch
   import transformers
   from torch import nn
@@ -75,7 +80,7 @@ def torch_epitome_class():
 
     def __init__(self):
       super().__init__()
-      cfg = transformers.RobertaConfig(vocab_size=50265, pad_token_id=1, **TINY_ENCODER)
+      cfg = transformers.RobertaConfig(vocab_size=50265, pad_token_id=1, **SIZES[size])
       self.seeker_encoder = transformers.RobertaForMaskedLM(cfg)
       self.responder_encoder = transformers.RobertaForMaskedLM(cfg)
       d = cfg.hidden_size
@@ -92,14 +97,14 @@ def torch_epitome_class():
   return BiEncoder
 
 
-def save_epitome(directory, seed=0):
+def save_epitome(directory, seed=0, size="tiny"):
   import torch
 
   os.makedirs(directory, exist_ok=True)
   models = {}
   for i, mech in enumerate(("IP", "EX", "ER")):
     torch.manual_seed(seed + i)
-    model = torch_epitome_class()().eval()
+    model = torch_epitome_class(size)().eval()
     torch.save(model.state_dict(), os.path.join(directory, f"finetuned_{mech}.pth"))
     models[mech] = model
   return models
