@@ -23,7 +23,7 @@ from empathy_jax.evaluation import text_metrics as T
 from empathy_jax.generation.config import resolve
 from empathy_jax.generation.search import generate_ids
 from empathy_jax.models.loading import load_model
-from empathy_jax.training.loss import token_cross_entropy
+from empathy_jax.training.loss import nll_sum
 from empathy_jax.training.metrics_log import progress
 
 
@@ -62,9 +62,9 @@ class TestConfig:
 
 
 def _eval_loss(params, batch, *, model):
-  out = model.forward(params, batch["context_ids_BxC"], batch["context_mask_BxC"],
-                      batch["target_ids_BxT"], batch["target_mask_BxT"])
-  return token_cross_entropy(out.logits_BxTxV, batch["target_ids_BxT"], out.loss_mask_BxT)
+  scores = model.target_logprobs(params, batch["context_ids_BxC"], batch["context_mask_BxC"],
+                                 batch["target_ids_BxT"], batch["target_mask_BxT"])
+  return nll_sum(scores.logprobs_BxT, scores.loss_mask_BxT)
 
 
 def run_test(cfg: TestConfig) -> dict:

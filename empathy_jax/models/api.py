@@ -25,6 +25,7 @@ from empathy_jax.models.configs import BlenderbotConfig, GPT2Config, T5Config
 from empathy_jax.models.gpt2 import GPT2Model, positions_from_mask
 from empathy_jax.models.layers import KVCache
 from empathy_jax.models.t5 import T5Model
+from empathy_jax.models.token_logprobs import target_logprobs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +37,19 @@ class ModelOutput:
 
 jax.tree_util.register_dataclass(ModelOutput, data_fields=["logits_BxTxV", "hidden_BxTxD",
                                                            "loss_mask_BxT"], meta_fields=[])
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetScores:
+  """Per target token: log-probability (0 where `loss_mask` is 0), last hidden state, mask."""
+
+  logprobs_BxT: jax.Array
+  hidden_BxTxD: jax.Array
+  loss_mask_BxT: jax.Array
+
+
+jax.tree_util.register_dataclass(TargetScores, data_fields=["logprobs_BxT", "hidden_BxTxD",
+                                                            "loss_mask_BxT"], meta_fields=[])
 
 _MODULES = {T5Config: T5Model, GPT2Config: GPT2Model, BlenderbotConfig: BlenderbotModel}
 
@@ -80,16 +94,48 @@ class DialogueModel:
 
   def forward(self, params, context_ids_BxC, context_mask_BxC, target_ids_BxT, target_mask_BxT,
               deterministic: bool = True, dropout_rng=None) -> ModelOutput:
+    states, hidden, loss_mask = self._prediction_states(
+        params, context_ids_BxC, context_mask_BxC, target_ids_BxT, target_mask_BxT,
+        deterministic, dropout_rng)
+    logits = self.module.apply({"params": params}, states, method="logits")
+    if self.is_encoder_decoder:  # row 0 predicts nothing: zeros, as documented
+      logits = logits.at[:, 0].set(0.0)
+    return ModelOutput(logits, hidden, loss_mask)
+
+  def target_logprobs(self, params, context_ids_BxC, context_mask_BxC, target_ids_BxT,
+                      target_mask_BxT, deterministic: bool = True,
+                      dropout_rng=None) -> TargetScores:
+    """log p(target t | everything before it) without materialising log-softmax or its
+    gradient over the vocabulary: the path for losses (SFT, perplexity) and PPO log-probs."""
+    states, hidden, loss_mask = self._prediction_states(
+        params, context_ids_BxC, context_mask_BxC, target_ids_BxT, target_mask_BxT,
+        deterministic, dropout_rng)
+    targets = jnp.asarray(target_ids_BxT)
+    if self.is_encoder_decoder:  # only rows 1.. are predictions: skip row 0's logits
+      states, targets = states[:, 1:], targets[:, 1:]
+    logits = self.module.apply({"params": params}, states, method="logits")
+    logp = target_logprobs(logits, targets)
+    if self.is_encoder_decoder:
+      logp = jnp.pad(logp, ((0, 0), (1, 0)))
+    return TargetScores(jnp.where(loss_mask > 0, logp, 0.0), hidden, loss_mask)
+
+  def _prediction_states(self, params, context_ids_BxC, context_mask_BxC, target_ids_BxT,
+                         target_mask_BxT, deterministic, dropout_rng):
+    """(states_BxTxD whose row t predicts target t, hidden_BxTxD at target t, loss_mask_BxT)."""
     rngs = None if deterministic else {"dropout": dropout_rng}
     variables = {"params": params}
     if self.is_encoder_decoder:
-      logits, hidden = self.module.apply(variables, context_ids_BxC, context_mask_BxC,
-                                         target_ids_BxT, target_mask_BxT, deterministic,
-                                         rngs=rngs)
+      def run_encdec(module):
+        enc = module.encode(context_ids_BxC, context_mask_BxC, deterministic)
+        hidden, _ = module.decode(target_ids_BxT, target_mask_BxT, enc, context_mask_BxC,
+                                  deterministic=deterministic)
+        return hidden
+
+      hidden = nn.apply(run_encdec, self.module)(variables, rngs=rngs)
       # Decoder position t predicts target t+1: shift so row t predicts target t.
-      logits = jnp.concatenate([jnp.zeros_like(logits[:, :1]), logits[:, :-1]], axis=1)
+      states = jnp.pad(hidden[:, :-1], ((0, 0), (1, 0), (0, 0)))
       loss_mask = jnp.asarray(target_mask_BxT).at[:, 0].set(0)
-      return ModelOutput(logits, hidden, loss_mask)
+      return states, hidden, loss_mask
     c = context_ids_BxC.shape[1]
     ids = jnp.concatenate([context_ids_BxC, target_ids_BxT], axis=1)
     mask = jnp.concatenate([context_mask_BxC, target_mask_BxT], axis=1)
@@ -97,11 +143,11 @@ class DialogueModel:
     def run(module):
       hidden, _ = module.decode(ids, positions_from_mask(mask), mask,
                                 deterministic=deterministic)
-      # Position c-1+t predicts target t; only these rows go through the LM head.
-      return module.logits(hidden[:, c - 1:-1]), hidden[:, c:]
+      return hidden
 
-    logits, hidden = nn.apply(run, self.module)(variables, rngs=rngs)
-    return ModelOutput(logits, hidden, target_mask_BxT)
+    hidden = nn.apply(run, self.module)(variables, rngs=rngs)
+    # Position c-1+t predicts target t.
+    return hidden[:, c - 1:-1], hidden[:, c:], jnp.asarray(target_mask_BxT)
 
   def input_embeddings(self, params):
     return self.module.apply({"params": params}, method="input_embeddings")

@@ -16,6 +16,9 @@ from empathy_jax.models.configs import BlenderbotConfig
 
 
 class BartAttention(nn.Module):
+  """As `T5Attention`: self-attention when `kv_BxSxD` is None, cross-attention on it, or on
+  cached encoder keys/values with `precomputed`. Returns (output, self cache, (k, v))."""
+
   cfg: BlenderbotConfig
   num_heads: int
   deterministic: bool
@@ -32,6 +35,7 @@ class BartAttention(nn.Module):
     if precomputed:
       new_cache, k, v = cache, cache.k, cache.v
     else:
+      kv_BxSxD = x_BxTxD if kv_BxSxD is None else kv_BxSxD
       k = L.heads_first(proj("k_proj")(kv_BxSxD))
       v = L.heads_first(proj("v_proj")(kv_BxSxD))
       new_cache = None
@@ -40,7 +44,7 @@ class BartAttention(nn.Module):
         k, v = new_cache.k, new_cache.v
     dropout = None
     if not self.deterministic and cfg.attention_dropout > 0:
-      dropout = nn.Dropout(cfg.attention_dropout, deterministic=False)
+      dropout = L.Dropout(cfg.attention_dropout, deterministic=False)
     probs = L.attention_weights(q, k, bias, head_dim ** -0.5, dropout)
     out = L.DenseGeneral((cfg.d_model,), ("heads", "kv", "embed"), contract=2, use_bias=True,
                          init_std=cfg.init_std, dtype=cfg.dtype, name="out_proj")(
@@ -58,11 +62,11 @@ class BlenderbotLayer(nn.Module):
     cfg = self.cfg
     heads = cfg.decoder_attention_heads if self.is_decoder else cfg.encoder_attention_heads
     ffn = cfg.decoder_ffn_dim if self.is_decoder else cfg.encoder_ffn_dim
-    drop = lambda y, r=cfg.dropout_rate: nn.Dropout(r)(y, deterministic=self.deterministic)
+    drop = lambda y, r=cfg.dropout_rate: L.Dropout(r)(y, deterministic=self.deterministic)
     norm = lambda name: L.LayerNorm(1e-5, cfg.dtype, name=name)
     h = norm("self_attn_layer_norm")(x)
     h, self_cache, _ = BartAttention(cfg, heads, self.deterministic, name="self_attn")(
-        h, h, shared["self_bias"],
+        h, None, shared["self_bias"],
         None if cache is None else cache["self"], shared.get("cache_index", 0))
     x = x + drop(h)
     new_cache = None
@@ -102,7 +106,7 @@ class BlenderbotModel(nn.Module):
         "final_logits_bias", L.param_init(nn.initializers.zeros, ("vocab",)), (cfg.vocab_size,),
         jnp.float32)
     self.embed_scale = math.sqrt(cfg.d_model) if cfg.scale_embedding else 1.0
-    self.drop = nn.Dropout(cfg.dropout_rate)
+    self.drop = L.Dropout(cfg.dropout_rate)
     self.encoder_layers = L.LayerStack(BlenderbotLayer, dict(cfg=cfg, is_decoder=False),
                                        cfg.encoder_layers, scan=cfg.scan_layers, remat=cfg.remat)
     self.decoder_layers = L.LayerStack(BlenderbotLayer, dict(cfg=cfg, is_decoder=True),

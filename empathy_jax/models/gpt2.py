@@ -27,7 +27,7 @@ class GPT2Block(nn.Module):
   def __call__(self, x, shared, cache):
     cfg = self.cfg
     heads, head_dim = cfg.n_head, cfg.n_embd // cfg.n_head
-    drop = lambda y: nn.Dropout(cfg.dropout_rate)(y, deterministic=self.deterministic)
+    drop = lambda y: L.Dropout(cfg.dropout_rate)(y, deterministic=self.deterministic)
     h = L.LayerNorm(cfg.layer_norm_epsilon, cfg.dtype, name="ln_1")(x)
     qkv = L.DenseGeneral((3, heads, head_dim), ("embed", "qkv", "heads", "kv"), use_bias=True,
                          dtype=cfg.dtype, name="c_attn")(h)
@@ -38,7 +38,7 @@ class GPT2Block(nn.Module):
       k, v = new_cache.k, new_cache.v
     dropout = None
     if not self.deterministic and cfg.attn_dropout_rate > 0:
-      dropout = nn.Dropout(cfg.attn_dropout_rate, deterministic=False)
+      dropout = L.Dropout(cfg.attn_dropout_rate, deterministic=False)
     probs = L.attention_weights(q, k, shared["self_bias"], head_dim ** -0.5, dropout)
     h = L.attend(probs, v)
     h = L.DenseGeneral((cfg.n_embd,), ("heads", "kv", "embed"), contract=2, use_bias=True,
@@ -65,7 +65,7 @@ class GPT2Model(nn.Module):
     self.wte = L.Embed(cfg.vocab_size, cfg.n_embd, init_std=0.02, dtype=cfg.dtype)
     self.wpe = L.Embed(cfg.n_positions, cfg.n_embd, axes=("position", "embed"), init_std=0.01,
                        dtype=cfg.dtype)
-    self.drop = nn.Dropout(cfg.dropout_rate)
+    self.drop = L.Dropout(cfg.dropout_rate)
     self.h = L.LayerStack(GPT2Block, dict(cfg=cfg), cfg.n_layer, scan=cfg.scan_layers,
                           remat=cfg.remat)
     self.ln_f = L.LayerNorm(cfg.layer_norm_epsilon, cfg.dtype)

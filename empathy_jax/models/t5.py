@@ -52,6 +52,11 @@ class RelativePositionBias(nn.Module):
 
 
 class T5Attention(nn.Module):
+  """Self-attention (`kv_BxSxD=None`), cross-attention on `kv_BxSxD`,
+  or with `precomputed` cross-attention on keys/values cached from the encoder.
+
+  Returns (output, updated self-attention cache or None, (k, v) as used)."""
+
   cfg: T5Config
   deterministic: bool
 
@@ -63,9 +68,10 @@ class T5Attention(nn.Module):
     proj = lambda name, std: L.DenseGeneral((cfg.num_heads, cfg.d_kv), ("embed", "heads", "kv"),
                                             init_std=std, dtype=cfg.dtype, name=name)
     q = proj("q", (cfg.d_model * cfg.d_kv) ** -0.5)(x_BxTxD)
-    if precomputed:  # cross-attention during decoding: keys/values cached from the encoder
+    if precomputed:
       new_cache, k, v = cache, cache.k, cache.v
     else:
+      kv_BxSxD = x_BxTxD if kv_BxSxD is None else kv_BxSxD
       k = L.heads_first(proj("k", cfg.d_model ** -0.5)(kv_BxSxD))
       v = L.heads_first(proj("v", cfg.d_model ** -0.5)(kv_BxSxD))
       new_cache = None
@@ -74,12 +80,12 @@ class T5Attention(nn.Module):
         k, v = new_cache.k, new_cache.v
     dropout = None
     if not self.deterministic and cfg.dropout_rate > 0:
-      dropout = nn.Dropout(cfg.dropout_rate, deterministic=False)
+      dropout = L.Dropout(cfg.dropout_rate, deterministic=False)
     probs = L.attention_weights(q, k, bias, 1.0, dropout)
     out = L.attend(probs, v)
     out = L.DenseGeneral((cfg.d_model,), ("heads", "kv", "embed"), contract=2,
                          init_std=inner ** -0.5, dtype=cfg.dtype, name="o")(out)
-    return out, new_cache
+    return out, new_cache, (k, v)
 
 
 class T5FeedForward(nn.Module):
@@ -98,7 +104,7 @@ class T5FeedForward(nn.Module):
       h = h * dense(cfg.d_ff, up, cfg.d_model ** -0.5, "wi_1")(x)
     else:
       h = act(dense(cfg.d_ff, up, cfg.d_model ** -0.5, "wi")(x))
-    h = nn.Dropout(cfg.dropout_rate)(h, deterministic=self.deterministic)
+    h = L.Dropout(cfg.dropout_rate)(h, deterministic=self.deterministic)
     return dense(cfg.d_model, ("mlp", "embed"), cfg.d_ff ** -0.5, "wo")(h)
 
 
@@ -112,36 +118,28 @@ class T5Block(nn.Module):
   @nn.compact
   def __call__(self, x, shared, cache):
     cfg = self.cfg
-    drop = lambda y: nn.Dropout(cfg.dropout_rate)(y, deterministic=self.deterministic)
+    drop = lambda y: L.Dropout(cfg.dropout_rate)(y, deterministic=self.deterministic)
     norm = lambda name: L.RMSNorm(cfg.layer_norm_epsilon, cfg.dtype, name=name)
     h = norm("self_attention_norm")(x)
-    h, self_cache = T5Attention(cfg, self.deterministic, name="self_attention")(
-        h, h, shared["self_bias"], None if cache is None else cache["self"],
+    h, self_cache, _ = T5Attention(cfg, self.deterministic, name="self_attention")(
+        h, None, shared["self_bias"], None if cache is None else cache["self"],
         shared.get("cache_index", 0))
     x = x + drop(h)
     new_cache = None
     if self.is_decoder:
-      h = norm("cross_attention_norm")(x)
-      precomputed = shared.get("encoder_states") is None
-      h, cross_cache = T5Attention(cfg, self.deterministic, name="cross_attention")(
-          h, shared.get("encoder_states"), shared["cross_bias"],
-          None if (cache is None or not precomputed) else cache["cross"], precomputed=precomputed)
+      states = shared.get("encoder_states")
+      precomputed = states is None
+      h, _, (ck, cv) = T5Attention(cfg, self.deterministic, name="cross_attention")(
+          norm("cross_attention_norm")(x), states, shared["cross_bias"],
+          cache["cross"] if precomputed else None, precomputed=precomputed)
       x = x + drop(h)
-      if cache is not None:
-        if not precomputed:  # prefill: store the encoder's keys/values for later steps
-          cross_cache = self._cross_kv(shared["encoder_states"], cache["cross"])
-        new_cache = {"self": self_cache, "cross": cross_cache}
+      if cache is not None:  # prefill stores the encoder's keys/values for later steps
+        cross = cache["cross"] if precomputed else L.KVCache(
+            ck.astype(cache["cross"].k.dtype), cv.astype(cache["cross"].v.dtype))
+        new_cache = {"self": self_cache, "cross": cross}
     h = T5FeedForward(cfg, self.deterministic, name="mlp")(norm("mlp_norm")(x))
     x = x + drop(h)
     return x, new_cache
-
-  def _cross_kv(self, encoder_states, cache):
-    attn = self.variables["params"]["cross_attention"]
-    k = jnp.einsum("bsd,dhk->bhsk", encoder_states.astype(self.cfg.dtype),
-                   attn["k"]["kernel"].astype(self.cfg.dtype))
-    v = jnp.einsum("bsd,dhk->bhsk", encoder_states.astype(self.cfg.dtype),
-                   attn["v"]["kernel"].astype(self.cfg.dtype))
-    return L.KVCache(k.astype(cache.k.dtype), v.astype(cache.v.dtype))
 
 
 class T5Stack(nn.Module):
@@ -152,12 +150,12 @@ class T5Stack(nn.Module):
   def __call__(self, x, shared, cache=None, deterministic: bool = True):
     cfg = self.cfg
     n = cfg.num_decoder_layers if self.is_decoder else cfg.num_layers
-    x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
+    x = L.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
     x, cache = L.LayerStack(T5Block, dict(cfg=cfg, is_decoder=self.is_decoder), n,
                             scan=cfg.scan_layers, remat=cfg.remat, name="stack")(
                                 x, shared, cache, deterministic)
     x = L.RMSNorm(cfg.layer_norm_epsilon, cfg.dtype, name="final_norm")(x)
-    x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
+    x = L.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
     return x, cache
 
 

@@ -27,7 +27,7 @@ from empathy_jax.data.pipeline import Batch, make_batcher, tokenize_split
 from empathy_jax.models.configs import RuntimeOptions
 from empathy_jax.models.loading import load_model
 from empathy_jax.training import runs
-from empathy_jax.training.loss import token_cross_entropy
+from empathy_jax.training.loss import nll_sum
 from empathy_jax.training.metrics_log import MetricWriter, progress
 from empathy_jax.training.optimizer import OptimizerConfig, make_optimizer
 from empathy_jax.training.state import TrainState, abstract_state, create_state, state_shardings
@@ -109,38 +109,45 @@ BATCH_KEYS = ("context_ids_BxC", "context_mask_BxC", "target_ids_BxT", "target_m
 
 
 def _loss_sum(model, params, batch, deterministic, rng):
-  out = model.forward(params, batch["context_ids_BxC"], batch["context_mask_BxC"],
-                      batch["target_ids_BxT"], batch["target_mask_BxT"],
-                      deterministic=deterministic, dropout_rng=rng)
-  return token_cross_entropy(out.logits_BxTxV, batch["target_ids_BxT"], out.loss_mask_BxT)
+  scores = model.target_logprobs(params, batch["context_ids_BxC"], batch["context_mask_BxC"],
+                                 batch["target_ids_BxT"], batch["target_mask_BxT"],
+                                 deterministic=deterministic, dropout_rng=rng)
+  return nll_sum(scores.logprobs_BxT, scores.loss_mask_BxT)
 
 
 def train_step(state: TrainState, batch: dict, *, model, tx, grad_accum: int):
   """One optimizer step on the mean token loss of the batch (accumulated over micro-batches)."""
   rng = jax.random.fold_in(state.rng, state.step)
-  micro = jax.tree.map(lambda x: x.reshape(grad_accum, -1, *x.shape[1:]), batch)
+  if grad_accum == 1:
+    # The mean is differentiated directly: no accumulator to zero-fill and add, and no extra
+    # pass over every gradient to divide it by the token count.
+    (loss, count), grads = _value_and_grad(model, state.params, batch,
+                                           jax.random.fold_in(rng, 0), mean=True)
+  else:
+    micro = jax.tree.map(lambda x: x.reshape(grad_accum, -1, *x.shape[1:]), batch)
 
-  def one(carry, inputs):
-    grads, loss, count = carry
-    i, mb = inputs
-    (l, c), g = _value_and_grad(model, state.params, mb, jax.random.fold_in(rng, i))
-    return (jax.tree.map(jnp.add, grads, g), loss + l, count + c), None
+    def one(carry, inputs):
+      grads, loss, count = carry
+      i, mb = inputs
+      (l, c), g = _value_and_grad(model, state.params, mb, jax.random.fold_in(rng, i))
+      return (jax.tree.map(jnp.add, grads, g), loss + l, count + c), None
 
-  zeros = jax.tree.map(jnp.zeros_like, state.params)
-  (grads, loss, count), _ = jax.lax.scan(one, (zeros, 0.0, 0.0),
-                                         (jnp.arange(grad_accum), micro))
-  denom = jnp.maximum(count, 1.0)
-  grads = jax.tree.map(lambda g: g / denom, grads)
+    zeros = jax.tree.map(jnp.zeros_like, state.params)
+    (grads, loss, count), _ = jax.lax.scan(one, (zeros, 0.0, 0.0),
+                                           (jnp.arange(grad_accum), micro))
+    loss = loss / jnp.maximum(count, 1.0)
+    grads = jax.tree.map(lambda g: g / jnp.maximum(count, 1.0), grads)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = jax.tree.map(jnp.add, state.params, updates)
   new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
-  return new_state, {"loss": loss / denom, "tokens": count}
+  return new_state, {"loss": loss, "tokens": count}
 
 
-def _value_and_grad(model, params, batch, rng):
+def _value_and_grad(model, params, batch, rng, mean: bool = False):
+  """((loss sum or mean, token count), its gradient) on one (micro-)batch with dropout."""
   def f(p):
     s, c = _loss_sum(model, p, batch, False, rng)
-    return s, c
+    return (s / jnp.maximum(c, 1.0) if mean else s), c
   (s, c), g = jax.value_and_grad(f, has_aux=True)(params)
   return (s, c), g
 
