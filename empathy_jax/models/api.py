@@ -170,21 +170,26 @@ class DialogueModel:
       return cfg.n_head, cfg.n_embd // cfg.n_head
     return cfg.decoder_attention_heads, cfg.d_model // cfg.decoder_attention_heads
 
-  def init_cache(self, batch: int, length: int, encoder_length: int = 0, dtype=jnp.float32):
+  def init_cache(self, batch: int, length: int, encoder_length: int = 0, dtype=jnp.float32,
+                 encoder_batch: int | None = None):
     """Zero caches for the decoder: per layer (a tuple) or stacked on a layer axis (scan).
 
     Each layer holds its self-attention keys/values (and, for encoder-decoder models, the
-    cross-attention keys/values, filled once by the prefill step).
+    cross-attention keys/values, filled once by the prefill step). `encoder_batch` < `batch`
+    when `batch / encoder_batch` consecutive rows (beams) share one encoder output: their
+    cross-attention keys/values are then stored once (see `layers.attention`).
     """
     n = self.num_cache_layers()
     h, k = self.cache_heads()
 
     def layer(lead):
-      zeros = lambda s: jnp.zeros((*lead, batch, h, s, k), dtype)
-      self_cache = KVCache(zeros(length), zeros(length))
+      zeros = lambda rows, s: jnp.zeros((*lead, rows, h, s, k), dtype)
+      self_cache = KVCache(zeros(batch, length), zeros(batch, length))
       if not self.is_encoder_decoder:
         return self_cache
-      return {"self": self_cache, "cross": KVCache(zeros(encoder_length), zeros(encoder_length))}
+      rows = encoder_batch or batch
+      return {"self": self_cache,
+              "cross": KVCache(zeros(rows, encoder_length), zeros(rows, encoder_length))}
 
     if self.cfg.scan_layers:
       return layer((n,))

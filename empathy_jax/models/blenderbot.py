@@ -45,10 +45,9 @@ class BartAttention(nn.Module):
     dropout = None
     if not self.deterministic and cfg.attention_dropout > 0:
       dropout = L.Dropout(cfg.attention_dropout, deterministic=False)
-    probs = L.attention_weights(q, k, bias, head_dim ** -0.5, dropout)
+    out = L.attention(q, k, v, bias, head_dim ** -0.5, dropout)
     out = L.DenseGeneral((cfg.d_model,), ("heads", "kv", "embed"), contract=2, use_bias=True,
-                         init_std=cfg.init_std, dtype=cfg.dtype, name="out_proj")(
-                             L.attend(probs, v))
+                         init_std=cfg.init_std, dtype=cfg.dtype, name="out_proj")(out)
     return out, new_cache, (k, v)
 
 

@@ -81,8 +81,7 @@ class T5Attention(nn.Module):
     dropout = None
     if not self.deterministic and cfg.dropout_rate > 0:
       dropout = L.Dropout(cfg.dropout_rate, deterministic=False)
-    probs = L.attention_weights(q, k, bias, 1.0, dropout)
-    out = L.attend(probs, v)
+    out = L.attention(q, k, v, bias, 1.0, dropout)
     out = L.DenseGeneral((cfg.d_model,), ("heads", "kv", "embed"), contract=2,
                          init_std=inner ** -0.5, dtype=cfg.dtype, name="o")(out)
     return out, new_cache, (k, v)
