@@ -28,28 +28,22 @@ from empathy_jax.models.t5 import T5Model
 from empathy_jax.models.token_logprobs import target_logprobs
 
 
-@dataclasses.dataclass(frozen=True)
+@flax.struct.dataclass
 class ModelOutput:
+  """Per target token: logits (row t predicts target t), last hidden state, loss mask."""
+
   logits_BxTxV: jax.Array
   hidden_BxTxD: jax.Array
   loss_mask_BxT: jax.Array
 
 
-jax.tree_util.register_dataclass(ModelOutput, data_fields=["logits_BxTxV", "hidden_BxTxD",
-                                                           "loss_mask_BxT"], meta_fields=[])
-
-
-@dataclasses.dataclass(frozen=True)
+@flax.struct.dataclass
 class TargetScores:
   """Per target token: log-probability (0 where `loss_mask` is 0), last hidden state, mask."""
 
   logprobs_BxT: jax.Array
   hidden_BxTxD: jax.Array
   loss_mask_BxT: jax.Array
-
-
-jax.tree_util.register_dataclass(TargetScores, data_fields=["logprobs_BxT", "hidden_BxTxD",
-                                                            "loss_mask_BxT"], meta_fields=[])
 
 _MODULES = {T5Config: T5Model, GPT2Config: GPT2Model, BlenderbotConfig: BlenderbotModel}
 
