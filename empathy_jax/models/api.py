@@ -119,13 +119,9 @@ class DialogueModel:
     rngs = None if deterministic else {"dropout": dropout_rng}
     variables = {"params": params}
     if self.is_encoder_decoder:
-      def run_encdec(module):
-        enc = module.encode(context_ids_BxC, context_mask_BxC, deterministic)
-        hidden, _ = module.decode(target_ids_BxT, target_mask_BxT, enc, context_mask_BxC,
-                                  deterministic=deterministic)
-        return hidden
-
-      hidden = nn.apply(run_encdec, self.module)(variables, rngs=rngs)
+      hidden = self.module.apply(variables, context_ids_BxC, context_mask_BxC, target_ids_BxT,
+                                 target_mask_BxT, deterministic, method="decoder_hidden",
+                                 rngs=rngs)
       # Decoder position t predicts target t+1: shift so row t predicts target t.
       states = jnp.pad(hidden[:, :-1], ((0, 0), (1, 0), (0, 0)))
       loss_mask = jnp.asarray(target_mask_BxT).at[:, 0].set(0)

@@ -89,7 +89,7 @@ class BlenderbotLayer(nn.Module):
     return x + drop(h), new_cache
 
 
-class BlenderbotModel(nn.Module):
+class BlenderbotModel(L.EncoderDecoderCalls, nn.Module):
   cfg: BlenderbotConfig
 
   def setup(self):
@@ -147,9 +147,3 @@ class BlenderbotModel(nn.Module):
 
   def input_embeddings(self):
     return self.shared.embedding
-
-  def __call__(self, ids_BxS, mask_BxS, dec_ids_BxT, dec_mask_BxT, deterministic=True):
-    enc = self.encode(ids_BxS, mask_BxS, deterministic)
-    hidden, _ = self.decode(dec_ids_BxT, dec_mask_BxT, enc, mask_BxS,
-                            deterministic=deterministic)
-    return self.logits(hidden), hidden

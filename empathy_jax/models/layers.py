@@ -81,6 +81,21 @@ class Embed(nn.Module):
                       self.embedding.astype(self.dtype)).astype(jnp.float32)
 
 
+class EncoderDecoderCalls:
+  """The calls T5 and BlenderBot share on top of their `encode`, `decode` and `logits`."""
+
+  def decoder_hidden(self, ids_BxS, mask_BxS, dec_ids_BxT, dec_mask_BxT, deterministic=True):
+    """Last decoder hidden states of a teacher-forced (context, target) batch."""
+    enc = self.encode(ids_BxS, mask_BxS, deterministic)
+    hidden, _ = self.decode(dec_ids_BxT, dec_mask_BxT, enc, mask_BxS,
+                            deterministic=deterministic)
+    return hidden
+
+  def __call__(self, ids_BxS, mask_BxS, dec_ids_BxT, dec_mask_BxT, deterministic=True):
+    hidden = self.decoder_hidden(ids_BxS, mask_BxS, dec_ids_BxT, dec_mask_BxT, deterministic)
+    return self.logits(hidden), hidden
+
+
 class LayerNorm(nn.Module):
   """Standard layer norm (GPT-2, BlenderBot), computed in float32."""
 

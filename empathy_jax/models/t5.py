@@ -158,7 +158,7 @@ class T5Stack(nn.Module):
     return x, cache
 
 
-class T5Model(nn.Module):
+class T5Model(L.EncoderDecoderCalls, nn.Module):
   """Methods: `encode`, `decode` (optionally with a KV cache) and `logits` on decoder states."""
 
   cfg: T5Config
@@ -214,9 +214,3 @@ class T5Model(nn.Module):
 
   def input_embeddings(self):
     return self.shared.embedding
-
-  def __call__(self, ids_BxS, mask_BxS, dec_ids_BxT, dec_mask_BxT, deterministic=True):
-    enc = self.encode(ids_BxS, mask_BxS, deterministic)
-    hidden, _ = self.decode(dec_ids_BxT, dec_mask_BxT, enc, mask_BxS,
-                            deterministic=deterministic)
-    return self.logits(hidden), hidden
