@@ -53,14 +53,15 @@ class _Session:
   encoder_ids: jax.Array | None
 
 
-def _start(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, k: int, fill: int):
+def _start(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, k: int, fill: int,
+           encoder_rows: int | None):
   n = cfg.max_new_tokens
   ids, mask = _repeat(ids_BxC, k), _repeat(mask_BxC, k)
   rows = ids.shape[0]
   if model.is_encoder_decoder:
     # The K beams of an example share its encoder output: encoded, and its cross-attention
     # keys/values cached, once per example rather than once per beam.
-    enc = model.encode(params, ids_BxC, mask_BxC)
+    enc = model.encode(params, ids_BxC, mask_BxC, packed_rows=encoder_rows)
     length = 1 + n
     seq = jnp.full((rows, length), fill, jnp.int32).at[:, 0].set(cfg.decoder_start_token_id)
     key_mask = jnp.ones((rows, length), jnp.int32)
@@ -109,10 +110,11 @@ def _argmax(scores_RxV):
   return jnp.minimum(first, scores_RxV.shape[-1] - 1)  # all-NaN rows: stay in range
 
 
-def greedy_or_sample(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, keys_B):
+def greedy_or_sample(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, keys_B,
+                     encoder_rows: int | None = None):
   """HF `_sample`: argmax (or a draw from the warped distribution) until EOS or max length."""
   eos = cfg.eos_token_id
-  s = _start(model, params, ids_BxC, mask_BxC, cfg, 1, cfg.pad_token_id)
+  s = _start(model, params, ids_BxC, mask_BxC, cfg, 1, cfg.pad_token_id, encoder_rows)
   b, n = ids_BxC.shape[0], cfg.max_new_tokens
   max_length = s.prompt_len + n
 
@@ -160,13 +162,14 @@ def _gather(x_BxKx, idx_BxJ):
   return jax.vmap(lambda x, i: x[i])(x_BxKx, idx_BxJ)
 
 
-def beam_search(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, keys_B):
+def beam_search(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, keys_B,
+                encoder_rows: int | None = None):
   """Port of transformers' `_beam_search` (and beam sampling with Gumbel top-k)."""
   eos = cfg.eos_token_id
   k = cfg.beam_width
   b, n = ids_BxC.shape[0], cfg.max_new_tokens
   fill = cfg.pad_token_id or (eos if eos is not None else -1)  # HF: `pad or eos`
-  s = _start(model, params, ids_BxC, mask_BxC, cfg, k, fill)
+  s = _start(model, params, ids_BxC, mask_BxC, cfg, k, fill, encoder_rows)
   prompt = s.prompt_len
   max_length = prompt + n
   length = s.seq.shape[1]
@@ -255,12 +258,15 @@ def beam_search(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, keys_B)
   return GenerationOutput(tokens, jnp.where(mask == 1, lps, 0.0), mask)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "cfg"))
+@functools.partial(jax.jit, static_argnames=("model", "cfg", "encoder_rows"))
 def generate_ids(model, params, context_ids_BxC, context_mask_BxC, cfg: GenerationConfig,
-                 rng, row_ids_B):
+                 rng, row_ids_B, encoder_rows: int | None = None):
   """Generates for a batch; row r's randomness is `fold_in(rng, row_ids_B[r])`, so a row's
-  samples do not depend on its batch-mates."""
+  samples do not depend on its batch-mates. `encoder_rows`: encode the contexts packed into
+  that many rows (`packing.packed_rows(mask)`; encoder-decoder models; same outputs)."""
   keys = jax.vmap(lambda r: jax.random.fold_in(rng, r))(row_ids_B)
   if cfg.beam_width > 1:
-    return beam_search(model, params, context_ids_BxC, context_mask_BxC, cfg, keys)
-  return greedy_or_sample(model, params, context_ids_BxC, context_mask_BxC, cfg, keys)
+    return beam_search(model, params, context_ids_BxC, context_mask_BxC, cfg, keys,
+                       encoder_rows)
+  return greedy_or_sample(model, params, context_ids_BxC, context_mask_BxC, cfg, keys,
+                          encoder_rows)

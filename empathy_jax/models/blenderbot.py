@@ -121,10 +121,12 @@ class BlenderbotModel(L.EncoderDecoderCalls, nn.Module):
     x, _ = self.encoder_layers(x, shared, None, deterministic)
     return self.encoder_layer_norm(x), None
 
-  def encode(self, ids_BxS, mask_BxS, deterministic: bool = True):
-    s = ids_BxS.shape[1]
-    x = self.shared(ids_BxS) * self.embed_scale + self.encoder_positions(jnp.arange(s))[None]
-    bias = L.mask_to_bias(mask_BxS[:, None, None, :].astype(bool))
+  def encode(self, ids_BxS, mask_BxS, deterministic: bool = True, positions_BxS=None,
+             segments_BxS=None):
+    """As `T5Model.encode`, packed rows included."""
+    pos = jnp.arange(ids_BxS.shape[1])[None] if positions_BxS is None else positions_BxS
+    x = self.shared(ids_BxS) * self.embed_scale + self.encoder_positions(pos)
+    bias = L.encoder_self_bias(mask_BxS, segments_BxS)
     x, _ = self._stack(x, {"self_bias": bias}, None, False, deterministic)
     return x
 

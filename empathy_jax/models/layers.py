@@ -188,6 +188,16 @@ def mask_to_bias(mask) -> jax.Array:
   return jnp.where(mask, 0.0, NEG_INF).astype(jnp.float32)
 
 
+def encoder_self_bias(mask_BxS, segments_BxS=None) -> jax.Array:
+  """Additive self-attention bias over an encoder input: Bx1x1xS from a key mask, or, for rows
+  packing several examples (`segments_BxS`: example number + 1, 0 on padding), Bx1xSxS letting
+  a token see only its own example's tokens."""
+  if segments_BxS is None:
+    return mask_to_bias(mask_BxS[:, None, None, :].astype(bool))
+  same = segments_BxS[:, None, :, None] == segments_BxS[:, None, None, :]
+  return mask_to_bias(same & (segments_BxS[:, None, None, :] > 0))
+
+
 def heads_first(x_BxSxHxK):
   """[B, S, H, K] -> [B, H, S, K]: the layout keys/values are kept in (and cached in), which
   lets XLA's CPU dot read the cache without transposing it every decoding step."""

@@ -41,14 +41,16 @@ class RelativePositionBias(nn.Module):
 
   @nn.compact
   def __call__(self, query_pos_T, key_pos_S):
+    """1xHxTxS from shared positions, or BxHxTxS from per-row positions (BxT, BxS)."""
     cfg = self.cfg
     table = self.param("embedding", L.param_init(L.normal(cfg.d_model ** -0.5),
                                                  ("buckets", "heads")),
                        (cfg.relative_attention_num_buckets, cfg.num_heads), jnp.float32)
-    rel = key_pos_S[None, :] - query_pos_T[:, None]
+    rel = key_pos_S[..., None, :] - query_pos_T[..., :, None]
     bucket = relative_position_bucket(rel, self.bidirectional, cfg.relative_attention_num_buckets,
                                       cfg.relative_attention_max_distance)
-    return jnp.transpose(table[bucket], (2, 0, 1))[None]  # 1xHxTxS
+    bias = jnp.moveaxis(table[bucket], -1, -3)
+    return bias if bias.ndim == 4 else bias[None]
 
 
 class T5Attention(nn.Module):
@@ -174,11 +176,12 @@ class T5Model(L.EncoderDecoderCalls, nn.Module):
       self.lm_head = L.DenseGeneral((cfg.vocab_size,), ("embed", "vocab"),
                                     init_std=cfg.d_model ** -0.5, dtype=cfg.dtype)
 
-  def encode(self, ids_BxS, mask_BxS, deterministic: bool = True):
-    s = ids_BxS.shape[1]
-    pos = jnp.arange(s)
-    bias = L.mask_to_bias(mask_BxS[:, None, None, :].astype(bool))
-    bias = bias + self.encoder_position_bias(pos, pos)
+  def encode(self, ids_BxS, mask_BxS, deterministic: bool = True, positions_BxS=None,
+             segments_BxS=None):
+    """Encoder states. Packed rows (several examples per row) pass each token's position in
+    its own example and `segments_BxS` (see `layers.encoder_self_bias`)."""
+    pos = jnp.arange(ids_BxS.shape[1]) if positions_BxS is None else positions_BxS
+    bias = L.encoder_self_bias(mask_BxS, segments_BxS) + self.encoder_position_bias(pos, pos)
     x = self.shared(ids_BxS)
     x, _ = self.encoder(x, {"self_bias": bias}, None, deterministic)
     return x
