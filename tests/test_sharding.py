@@ -13,10 +13,6 @@ from empathy_jax.models.configs import RuntimeOptions
 from empathy_jax.models.loading import load_model
 
 
-def test_eight_simulated_devices():
-  assert jax.device_count() == 8
-
-
 def test_mesh_config_resolution_and_errors():
   assert sharding.MeshConfig().shape(8) == (8, 1, 1)
   assert sharding.MeshConfig(data=2, fsdp=2, tensor=2).shape(8) == (2, 2, 2)

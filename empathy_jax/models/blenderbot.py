@@ -32,16 +32,8 @@ class BartAttention(nn.Module):
                                        use_bias=True, init_std=cfg.init_std, dtype=cfg.dtype,
                                        name=name)
     q = proj("q_proj")(x_BxTxD)
-    if precomputed:
-      new_cache, k, v = cache, cache.k, cache.v
-    else:
-      kv_BxSxD = x_BxTxD if kv_BxSxD is None else kv_BxSxD
-      k = L.heads_first(proj("k_proj")(kv_BxSxD))
-      v = L.heads_first(proj("v_proj")(kv_BxSxD))
-      new_cache = None
-      if cache is not None:
-        new_cache = L.update_cache(cache, k, v, cache_index)
-        k, v = new_cache.k, new_cache.v
+    k, v, new_cache = L.keys_values(proj("k_proj"), proj("v_proj"), x_BxTxD, kv_BxSxD, cache,
+                                    cache_index, precomputed)
     dropout = None
     if not self.deterministic and cfg.attention_dropout > 0:
       dropout = L.Dropout(cfg.attention_dropout, deterministic=False)

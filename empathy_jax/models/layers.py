@@ -198,6 +198,21 @@ def encoder_self_bias(mask_BxS, segments_BxS=None) -> jax.Array:
   return mask_to_bias(same & (segments_BxS[:, None, None, :] > 0))
 
 
+def keys_values(project_k, project_v, x_BxTxD, kv_BxSxD, cache, cache_index,
+                precomputed: bool):
+  """(k, v, new self cache) for an attention layer, heads first: cached encoder keys/values
+  (`precomputed`), or projections of `kv_BxSxD` (None: self-attention on `x_BxTxD`), written
+  into `cache` at `cache_index` when there is one."""
+  if precomputed:
+    return cache.k, cache.v, cache
+  source = x_BxTxD if kv_BxSxD is None else kv_BxSxD
+  k, v = heads_first(project_k(source)), heads_first(project_v(source))
+  if cache is None:
+    return k, v, None
+  new_cache = update_cache(cache, k, v, cache_index)
+  return new_cache.k, new_cache.v, new_cache
+
+
 def heads_first(x_BxSxHxK):
   """[B, S, H, K] -> [B, H, S, K]: the layout keys/values are kept in (and cached in), which
   lets XLA's CPU dot read the cache without transposing it every decoding step."""

@@ -70,16 +70,8 @@ class T5Attention(nn.Module):
     proj = lambda name, std: L.DenseGeneral((cfg.num_heads, cfg.d_kv), ("embed", "heads", "kv"),
                                             init_std=std, dtype=cfg.dtype, name=name)
     q = proj("q", (cfg.d_model * cfg.d_kv) ** -0.5)(x_BxTxD)
-    if precomputed:
-      new_cache, k, v = cache, cache.k, cache.v
-    else:
-      kv_BxSxD = x_BxTxD if kv_BxSxD is None else kv_BxSxD
-      k = L.heads_first(proj("k", cfg.d_model ** -0.5)(kv_BxSxD))
-      v = L.heads_first(proj("v", cfg.d_model ** -0.5)(kv_BxSxD))
-      new_cache = None
-      if cache is not None:
-        new_cache = L.update_cache(cache, k, v, cache_index)
-        k, v = new_cache.k, new_cache.v
+    k, v, new_cache = L.keys_values(proj("k", cfg.d_model ** -0.5), proj("v", cfg.d_model ** -0.5),
+                                    x_BxTxD, kv_BxSxD, cache, cache_index, precomputed)
     dropout = None
     if not self.deterministic and cfg.dropout_rate > 0:
       dropout = L.Dropout(cfg.dropout_rate, deterministic=False)
