@@ -1,12 +1,14 @@
-"""Encoder sequence packing: the row plan, and states equal to the unpacked encoder's."""
+"""Encoder-decoder context packing: the host plan, encoder states and cross-attention equal to
+the unpacked ones."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from empathy_jax.models import layers as L
 from empathy_jax.models.loading import load_model
-from empathy_jax.models.packing import packed_rows
+from empathy_jax.models.packing import plan
 
 
 def _mask(lengths, width, left_padded=()):
@@ -19,14 +21,29 @@ def _mask(lengths, width, left_padded=()):
   return mask
 
 
-def test_packed_rows_is_first_fit_decreasing_rounded_to_an_eighth_of_the_batch():
-  # 5, 4, 3, 2, 2 into width 8: [5+3], [4+2+2] -> 2 rows (batch 5: no rounding).
-  assert packed_rows(_mask([2, 5, 3, 4, 2], 8)) == 2
-  # Batch 16: rows rounded up to a multiple of 2; eight full rows stay eight.
-  assert packed_rows(_mask([8] * 3 + [1] * 13, 8)) == 6  # 3 full + 13 ones in 2 rows = 5 -> 6
-  assert packed_rows(_mask([8] * 8 + [0] * 8, 8)) == 8
-  # Never more rows than examples.
-  assert packed_rows(_mask([8] * 16, 8)) == 16
+def test_plan_is_first_fit_decreasing_rounded_to_an_eighth_of_the_batch():
+  # 5, 4, 3, 2, 2 into width 8: [5+3], [4+2+2] -> 2 rows of at most 3 examples (group 4).
+  p = plan(_mask([2, 5, 3, 4, 2], 8))
+  assert (p.rows, p.group) == (2, 4)
+  np.testing.assert_array_equal(p.row_B, [1, 0, 0, 1, 1])
+  np.testing.assert_array_equal(p.start_B, [4, 0, 5, 0, 6])  # equal lengths: batch order
+  # Every example sits in its own slot of its row, and the slots say who is where.
+  for b in range(5):
+    assert p.members_RxG.reshape(-1)[p.slot_B[b]] == b
+    assert p.slot_B[b] // p.group == p.row_B[b]
+  assert (p.members_RxG >= 0).sum() == 5
+  # Batch 16: rows rounded up to a multiple of 2.
+  assert plan(_mask([8] * 3 + [1] * 13, 8)).rows == 6  # 3 full + 13 ones in 2 rows = 5 -> 6
+  assert plan(_mask([8] * 8 + [0] * 8, 8)).rows == 8
+  # Nothing to gain: no plan.
+  assert plan(_mask([8] * 16, 8)) is None
+
+
+def test_no_plan_when_an_example_has_holes():
+  mask = _mask([3, 2, 2, 1], 8)
+  assert plan(mask) is not None
+  mask[0, 5] = 1  # tokens 0-2 and 5: distances would change when packed
+  assert plan(mask) is None
 
 
 @pytest.mark.parametrize("name", ["GODEL_TINY", "BlenderBot_TINY"])
@@ -37,13 +54,37 @@ def test_packed_encoder_states_equal_unpacked(name):
   mask = _mask(lengths, width, left_padded=(3,))
   rng = np.random.default_rng(0)
   ids = np.where(mask == 1, rng.integers(5, 1000, mask.shape), 0).astype(np.int32)
-  rows = packed_rows(mask)
-  assert rows < len(lengths)
+  p = plan(mask)
+  assert p is not None and p.rows < len(lengths)
   full = np.asarray(loaded.model.encode(loaded.params, jnp.asarray(ids), jnp.asarray(mask)))
-  encode = jax.jit(lambda p, i, m, r: loaded.model.encode(p, i, m, packed_rows=r),
-                   static_argnums=3)
+  encode = jax.jit(lambda prm, i, m, pl: loaded.model.encode(prm, i, m, pl))
+  got = np.asarray(encode(loaded.params, jnp.asarray(ids), jnp.asarray(mask), p))
   real = mask[..., None] == 1
-  for r in (rows, 1):  # 1 row cannot hold them: the unpacked fallback, same states
-    got = np.asarray(encode(loaded.params, jnp.asarray(ids), jnp.asarray(mask), r))
-    np.testing.assert_allclose(np.where(real, got, 0), np.where(real, full, 0), atol=2e-5)
-    assert (got[~real[..., 0]] == 0).all()
+  np.testing.assert_allclose(np.where(real, got, 0), np.where(real, full, 0), atol=2e-5)
+  assert (got[~real[..., 0]] == 0).all()
+
+
+@pytest.mark.parametrize("beams", [1, 3])
+def test_cross_attention_on_packed_rows_equals_unpacked(beams):
+  """Queries grouped by packed row see exactly their own example's keys/values."""
+  width, heads, dim = 16, 2, 8
+  lengths = [9, 2, 5, 16, 3, 7]
+  mask = _mask(lengths, width, left_padded=(2,))
+  b = len(lengths)
+  p = plan(mask)
+  assert p is not None and p.group > 1
+  rng = np.random.default_rng(1)
+  keys = jnp.asarray(rng.normal(size=(b, width, heads, dim)), jnp.float32)
+  values = jnp.asarray(rng.normal(size=(b, width, heads, dim)), jnp.float32)
+  queries = jnp.asarray(rng.normal(size=(b * beams, 1, heads, dim)), jnp.float32)
+  # Unpacked reference: every example's own keys, padding masked.
+  want = L.attention(queries, L.heads_first(keys), L.heads_first(values),
+                     L.cross_attention_bias(jnp.asarray(mask)), 0.3, None)
+  # Packed: keys/values placed as the plan packs encoder tokens.
+  rows_ids, _, _, _ = p.encoder_inputs(jnp.asarray(np.arange(b * width).reshape(b, width)),
+                                       jnp.asarray(mask))
+  flat = lambda x: x.reshape(b * width, heads, dim)
+  packed_k = L.heads_first(flat(keys)[rows_ids])
+  packed_v = L.heads_first(flat(values)[rows_ids])
+  got = L.attention(queries, packed_k, packed_v, p.cross_keys(jnp.asarray(mask)), 0.3, None)
+  np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)

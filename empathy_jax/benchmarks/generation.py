@@ -11,7 +11,7 @@ from empathy_jax.benchmarks.common import (BenchConfig, report, test_batch, time
 from empathy_jax.generation.config import resolve
 from empathy_jax.generation.search import generate_ids
 from empathy_jax.models.loading import load_model
-from empathy_jax.models.packing import encoder_rows
+from empathy_jax.models.packing import encoder_plan
 
 
 def run(cfg: BenchConfig) -> dict:
@@ -26,7 +26,7 @@ def run(cfg: BenchConfig) -> dict:
   ids, mask = jnp.asarray(batch.context_ids_BxC), jnp.asarray(batch.context_mask_BxC)
   rows = jnp.arange(ids.shape[0])
   params = jax.device_put(loaded.params)
-  packed = encoder_rows(loaded.model, batch.context_mask_BxC)
+  packed = encoder_plan(loaded.model, batch.context_mask_BxC)
   call = lambda: jax.block_until_ready(generate_ids(loaded.model, params, ids, mask, gen,
                                                     jax.random.PRNGKey(0), rows, packed))
   tokens = cfg.batch_size * cfg.max_new_tokens

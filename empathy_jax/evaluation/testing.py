@@ -23,7 +23,7 @@ from empathy_jax.evaluation import text_metrics as T
 from empathy_jax.generation.config import resolve
 from empathy_jax.generation.search import generate_ids
 from empathy_jax.models.loading import load_model
-from empathy_jax.models.packing import encoder_rows
+from empathy_jax.models.packing import encoder_plan
 from empathy_jax.training.loss import nll_sum
 from empathy_jax.training.metrics_log import progress
 
@@ -95,7 +95,7 @@ def run_test(cfg: TestConfig) -> dict:
                   prompt_length=batch.context_ids_BxC.shape[1])
     out = generate_ids(model, params, arrays["context_ids_BxC"], arrays["context_mask_BxC"],
                        gen, rng, jnp.asarray(np.maximum(batch.example_index_B, 0)),
-                       encoder_rows(model, batch.context_mask_BxC))
+                       encoder_plan(model, batch.context_mask_BxC))
     batch_losses.append(loss_fn(params, arrays))
     tokens, mask = jax.device_get((out.tokens_BxN, out.mask_BxN))
     for row, idx in enumerate(batch.example_index_B.tolist()):

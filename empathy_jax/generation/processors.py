@@ -134,6 +134,14 @@ def warp(scores, cfg):
   return top_p(scores, cfg.top_p)
 
 
+def constrains(cfg, has_encoder: bool) -> bool:
+  """Whether `constrain` may change any score under `cfg` (else it is the identity)."""
+  return (cfg.no_repeat_ngram_size > 0
+          or (has_encoder and cfg.encoder_no_repeat_ngram_size > 0)
+          or (bool(cfg.min_length) and cfg.eos_token_id is not None)
+          or cfg.forced_eos_token_id is not None)
+
+
 def constrain(scores, seq_BxL, cur_len, max_length, cfg, encoder_ids_BxS=None):
   """HF's processors that set -inf: n-gram bans, min length, forced EOS (HF's order)."""
   scores = no_repeat_ngram(scores, seq_BxL, cur_len, cfg.no_repeat_ngram_size)

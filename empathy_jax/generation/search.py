@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from empathy_jax.generation import processors as P
 from empathy_jax.generation.config import GenerationConfig
 from empathy_jax.models.gpt2 import positions_from_mask
+from empathy_jax.models.packing import PackingPlan
 
 BIG_NEG = -1.0e9
 
@@ -47,50 +48,53 @@ class _Session:
 
   seq: jax.Array         # RxL buffer: prompt/start token, then generated tokens
   prompt_len: int
-  logits: jax.Array      # RxV logits for the next token
+  logits: jax.Array      # logits for the next token: RxV, or VxR (`vocab_major`)
   cache: object
-  step: object           # (tokens_R, slot, cache) -> (logits_RxV, cache)
+  step: object           # (tokens_R, slot, cache) -> (logits, cache)
   encoder_ids: jax.Array | None
 
 
 def _start(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, k: int, fill: int,
-           encoder_rows: int | None):
+           packing: PackingPlan | None, vocab_major: bool = False):
   n = cfg.max_new_tokens
+  last = (lambda logits: logits) if vocab_major else (lambda logits: logits[:, -1])
   ids, mask = _repeat(ids_BxC, k), _repeat(mask_BxC, k)
   rows = ids.shape[0]
   if model.is_encoder_decoder:
     # The K beams of an example share its encoder output: encoded, and its cross-attention
-    # keys/values cached, once per example rather than once per beam.
-    enc = model.encode(params, ids_BxC, mask_BxC, packed_rows=encoder_rows)
+    # keys/values cached, once per example rather than once per beam (and, packed, once per
+    # packed row of examples).
     length = 1 + n
     seq = jnp.full((rows, length), fill, jnp.int32).at[:, 0].set(cfg.decoder_start_token_id)
     key_mask = jnp.ones((rows, length), jnp.int32)
-    cache = model.init_cache(rows, length, ids.shape[1], encoder_batch=ids_BxC.shape[0])
-    logits, _, cache = model.decode_step(params, seq[:, :1], key_mask, cache, 0,
-                                         encoder_states=enc, encoder_mask_BxSe=mask_BxC)
+    cache = model.init_cache(rows, length, ids.shape[1], encoder_batch=(
+        ids_BxC.shape[0] if packing is None else packing.rows))
+    logits, cache, cross = model.prefill(params, ids_BxC, mask_BxC, seq[:, :1], key_mask, cache,
+                                         packing, vocab_major)
 
     def step(tokens, slot, cache):
       out, _, cache = model.decode_step(params, tokens[:, None], key_mask, cache, slot,
-                                        encoder_mask_BxSe=mask_BxC)
-      return out[:, -1], cache
+                                        encoder_mask_BxSe=cross, vocab_major=vocab_major)
+      return last(out), cache
 
-    return _Session(seq, 1, logits[:, -1], cache, step, ids)
+    return _Session(seq, 1, last(logits), cache, step, ids)
   c = ids.shape[1]
   length = c + n
   seq = jnp.full((rows, length), fill, jnp.int32).at[:, :c].set(ids)
   key_mask = jnp.concatenate([mask, jnp.ones((rows, n), mask.dtype)], axis=1)
   cache = model.init_cache(rows, length)
   logits, _, cache = model.decode_step(params, ids, key_mask, cache, 0,
-                                       positions_BxT=positions_from_mask(mask))
+                                       positions_BxT=positions_from_mask(mask),
+                                       vocab_major=vocab_major)
   next_pos = jnp.sum(mask, axis=-1).astype(jnp.int32)
 
   def step(tokens, slot, cache):
     pos = (next_pos + slot - c)[:, None]
     out, _, cache = model.decode_step(params, tokens[:, None], key_mask, cache, slot,
-                                      positions_BxT=pos)
-    return out[:, -1], cache
+                                      positions_BxT=pos, vocab_major=vocab_major)
+    return last(out), cache
 
-  return _Session(seq, c, logits[:, -1], cache, step, None)
+  return _Session(seq, c, last(logits), cache, step, None)
 
 
 def _model_logprob(logits_RxV, tokens_R, temperature: float):
@@ -101,49 +105,93 @@ def _model_logprob(logits_RxV, tokens_R, temperature: float):
   return jnp.take_along_axis(x, tokens_R[:, None], axis=-1)[:, 0] - lse
 
 
-def _argmax(scores_RxV):
-  """First index of the row maximum, as `jnp.argmax`/`torch.argmax`, via two plain reductions:
-  XLA:CPU's fused (value, index) argmax reduction is not vectorised and cost 2 ms per step."""
-  top = jnp.max(scores_RxV, axis=-1, keepdims=True)
-  ids = jax.lax.broadcasted_iota(jnp.int32, scores_RxV.shape, 1)
-  first = jnp.min(jnp.where(scores_RxV == top, ids, scores_RxV.shape[-1]), axis=-1)
-  return jnp.minimum(first, scores_RxV.shape[-1] - 1)  # all-NaN rows: stay in range
+def _argmax(scores, axis: int = -1, top=None):
+  """First index of the maximum along `axis`, as `jnp.argmax`/`torch.argmax`, via two plain
+  reductions: XLA:CPU's fused (value, index) argmax reduction is not vectorised and cost 2 ms
+  per step. `top`: the maximum (keepdims), when the caller has it already."""
+  if top is None:
+    top = jnp.max(scores, axis=axis, keepdims=True)
+  ids = jax.lax.broadcasted_iota(jnp.int32, scores.shape, axis % scores.ndim)
+  first = jnp.min(jnp.where(scores == top, ids, scores.shape[axis]), axis=axis)
+  return jnp.minimum(first, scores.shape[axis] - 1)  # all-NaN rows: stay in range
+
+
+def _first_max_vocab_major(x_VxR, top_1xR, chunk: int = 128):
+  """`_argmax(x, 0)` in two levels: the first block of `chunk` vocabulary rows whose maximum is
+  the top, then the first top inside it (or in the rows after the last whole block). XLA:CPU
+  reduces the major axis of a VxR array slowly when a select is fused in; here that happens
+  only on one block."""
+  v, r = x_VxR.shape
+  full = v // chunk * chunk
+  if full == 0:
+    return _argmax(x_VxR, 0, top_1xR)
+  blocks = x_VxR[:full].reshape(-1, chunk, r)
+  block_max = jnp.max(blocks, axis=1)  # (V/chunk)xR
+  block = _argmax(block_max, 0, top_1xR)  # the last block when none holds the top
+  inside = jnp.take_along_axis(blocks, block[None, None, :], axis=0)[0]  # chunkxR
+  first = block * chunk + _argmax(inside, 0, top_1xR)
+  if full == v:
+    return first
+  found = jnp.take_along_axis(block_max, block[None, :], axis=0)[0] == top_1xR[0]
+  return jnp.where(found, first, full + _argmax(x_VxR[full:], 0, top_1xR))
+
+
+def _greedy_vocab_major(logits_VxR):
+  """Greedy tokens and their log-probabilities from vocab-major logits (as `_argmax` and
+  `_model_logprob` on the transpose): log p(argmax) = -log(sum(exp(x - max)))."""
+  x = logits_VxR.astype(jnp.float32)
+  top = jnp.max(x, axis=0, keepdims=True)
+  return _first_max_vocab_major(x, top), -jnp.log(jnp.sum(jnp.exp(x - top), axis=0))
 
 
 def greedy_or_sample(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, keys_B,
-                     encoder_rows: int | None = None):
+                     packing: PackingPlan | None = None):
   """HF `_sample`: argmax (or a draw from the warped distribution) until EOS or max length."""
   eos = cfg.eos_token_id
-  s = _start(model, params, ids_BxC, mask_BxC, cfg, 1, cfg.pad_token_id, encoder_rows)
+  # Plain greedy (nothing to sample, no constraint to apply) reads the logits vocab-major.
+  plain = not cfg.sample and not P.constrains(cfg, model.is_encoder_decoder)
+  s = _start(model, params, ids_BxC, mask_BxC, cfg, 1, cfg.pad_token_id, packing, plain)
   b, n = ids_BxC.shape[0], cfg.max_new_tokens
   max_length = s.prompt_len + n
 
-  def body(state):
-    cur, seq, cache, logits, unfinished, logprobs = state
-    scores = P.constrain(logits.astype(jnp.float32), seq, cur, max_length, cfg, s.encoder_ids)
-    if cfg.sample:
-      scores = P.warp(scores, cfg)
-      step_keys = jax.vmap(lambda key: jax.random.fold_in(key, cur))(keys_B)
-      tokens = jax.vmap(jax.random.categorical)(step_keys, scores).astype(jnp.int32)
+  def choose(cur, seq, logits, unfinished, logprobs):
+    """Picks the tokens at position `cur` from their logits."""
+    if plain:
+      tokens, lp = _greedy_vocab_major(logits)
     else:
-      tokens = _argmax(scores)
-    lp = _model_logprob(logits, tokens, cfg.temperature if cfg.sample else 1.0)
+      scores = P.constrain(logits.astype(jnp.float32), seq, cur, max_length, cfg,
+                           s.encoder_ids)
+      if cfg.sample:
+        scores = P.warp(scores, cfg)
+        step_keys = jax.vmap(lambda key: jax.random.fold_in(key, cur))(keys_B)
+        tokens = jax.vmap(jax.random.categorical)(step_keys, scores).astype(jnp.int32)
+      else:
+        tokens = _argmax(scores)
+      lp = _model_logprob(logits, tokens, cfg.temperature if cfg.sample else 1.0)
     if eos is not None:
       tokens = jnp.where(unfinished, tokens, cfg.pad_token_id)
     logprobs = logprobs.at[:, cur - s.prompt_len].set(jnp.where(unfinished, lp, 0.0))
     seq = seq.at[:, cur].set(tokens)
     if eos is not None:
       unfinished = unfinished & (tokens != eos)
-    logits, cache = s.step(tokens, cur, cache)
-    return cur + 1, seq, cache, logits, unfinished, logprobs
+    return seq, unfinished, logprobs
+
+  # Each iteration runs the decoder on the previous token, then chooses: logits never cross
+  # iterations (no copy of the loop-carried RxV array) and no step runs after the last token.
+  def body(state):
+    cur, seq, cache, unfinished, logprobs = state
+    logits, cache = s.step(seq[:, cur - 1], cur - 1, cache)
+    seq, unfinished, logprobs = choose(cur, seq, logits, unfinished, logprobs)
+    return cur + 1, seq, cache, unfinished, logprobs
 
   def cond(state):
-    cur, unfinished = state[0], state[4]
+    cur, unfinished = state[0], state[3]
     return (cur < max_length) & jnp.any(unfinished)
 
-  init = (jnp.int32(s.prompt_len), s.seq, s.cache, s.logits, jnp.ones((b,), bool),
-          jnp.zeros((b, n), jnp.float32))
-  _, seq, _, _, _, logprobs = jax.lax.while_loop(cond, body, init)
+  seq, unfinished, logprobs = choose(s.prompt_len, s.seq, s.logits, jnp.ones((b,), bool),
+                                     jnp.zeros((b, n), jnp.float32))
+  init = (jnp.int32(s.prompt_len + 1), seq, s.cache, unfinished, logprobs)
+  _, seq, _, _, logprobs = jax.lax.while_loop(cond, body, init)
   tokens = seq[:, s.prompt_len:]
   return GenerationOutput(tokens, logprobs, _mask_through_eos(tokens, eos, logprobs))
 
@@ -163,13 +211,13 @@ def _gather(x_BxKx, idx_BxJ):
 
 
 def beam_search(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, keys_B,
-                encoder_rows: int | None = None):
+                packing: PackingPlan | None = None):
   """Port of transformers' `_beam_search` (and beam sampling with Gumbel top-k)."""
   eos = cfg.eos_token_id
   k = cfg.beam_width
   b, n = ids_BxC.shape[0], cfg.max_new_tokens
   fill = cfg.pad_token_id or (eos if eos is not None else -1)  # HF: `pad or eos`
-  s = _start(model, params, ids_BxC, mask_BxC, cfg, k, fill, encoder_rows)
+  s = _start(model, params, ids_BxC, mask_BxC, cfg, k, fill, packing)
   prompt = s.prompt_len
   max_length = prompt + n
   length = s.seq.shape[1]
@@ -178,9 +226,10 @@ def beam_search(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, keys_B,
   lp_pen = cfg.length_alpha
   early = cfg.early_stopping
 
-  def body(st):
-    (cur, run_seq, run_scores, run_lp, seq, scores, lps, finished, unsat, hits, cache,
-     logits) = st
+  def select(st, logits):
+    """One step of beam bookkeeping at position `cur`, from the running beams' logits; also
+    returns the cache rows the chosen continuations come from."""
+    cur, run_seq, run_scores, run_lp, seq, scores, lps, finished, unsat, hits = st
     raw = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)  # (BK)xV
     proc = P.constrain(raw, run_seq.reshape(b * k, length), cur, max_length, cfg,
                        s.encoder_ids)
@@ -223,8 +272,6 @@ def beam_search(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, keys_B,
     scores = _gather(merged, keep)
 
     flat_src = (jnp.arange(b)[:, None] * k + src).reshape(-1)
-    cache = model.reorder_cache(cache, flat_src)
-    logits, cache = s.step(run_seq[:, :, cur].reshape(-1), cur, cache)
     cur = cur + 1
 
     # HF's early-stopping heuristic on the new length.
@@ -235,10 +282,19 @@ def beam_search(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, keys_B,
     best_running = run_scores[:, :1] / (best_len ** lp_pen)
     worst_finished = jnp.where(finished, jnp.min(scores, axis=1, keepdims=True), BIG_NEG)
     unsat = unsat & jnp.any(best_running > worst_finished, axis=-1, keepdims=True)
-    return (cur, run_seq, run_scores, run_lp, seq, scores, lps, finished, unsat, hits, cache,
-            logits)
+    return (cur, run_seq, run_scores, run_lp, seq, scores, lps, finished, unsat, hits), flat_src
 
-  def cond(st):
+  # As in greedy search: each iteration first runs the decoder on the tokens chosen last (from
+  # the cache rows of the beams they continue), so logits never cross iterations.
+  def body(carry):
+    st, src, cache = carry
+    cur, run_seq = st[0], st[1]
+    cache = model.reorder_cache(cache, src)
+    logits, cache = s.step(run_seq[:, :, cur - 1].reshape(-1), cur - 1, cache)
+    return (*select(st, logits), cache)
+
+  def cond(carry):
+    st = carry[0]
     cur, finished, unsat, hits = st[0], st[7], st[8], st[9]
     improvement = jnp.any(unsat)
     open_beam = ~(jnp.all(finished) & (early is True))
@@ -249,24 +305,24 @@ def beam_search(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, keys_B,
   run_scores = jnp.zeros((b, k), jnp.float32).at[:, 1:].set(BIG_NEG)
   init = (jnp.int32(prompt), run_seq, run_scores, jnp.zeros((b, k, n), jnp.float32), run_seq,
           jnp.full((b, k), BIG_NEG, jnp.float32), jnp.zeros((b, k, n), jnp.float32),
-          jnp.zeros((b, k), bool), jnp.ones((b, 1), bool), jnp.zeros((b, n_keep), bool),
-          s.cache, s.logits)
-  final = jax.lax.while_loop(cond, body, init)
+          jnp.zeros((b, k), bool), jnp.ones((b, 1), bool), jnp.zeros((b, n_keep), bool))
+  final = jax.lax.while_loop(cond, body, (*select(init, s.logits), s.cache))[0]
   seq, lps = final[4][:, 0], final[6][:, 0]
   tokens = seq[:, prompt:]
   mask = _mask_through_eos(tokens, eos)
   return GenerationOutput(tokens, jnp.where(mask == 1, lps, 0.0), mask)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "cfg", "encoder_rows"))
+@functools.partial(jax.jit, static_argnames=("model", "cfg"))
 def generate_ids(model, params, context_ids_BxC, context_mask_BxC, cfg: GenerationConfig,
-                 rng, row_ids_B, encoder_rows: int | None = None):
+                 rng, row_ids_B, packing: PackingPlan | None = None):
   """Generates for a batch; row r's randomness is `fold_in(rng, row_ids_B[r])`, so a row's
-  samples do not depend on its batch-mates. `encoder_rows`: encode the contexts packed into
-  that many rows (`packing.packed_rows(mask)`; encoder-decoder models; same outputs)."""
+  samples do not depend on its batch-mates. `packing`: the plan `packing.encoder_plan(model,
+  mask)` makes on the host from this batch's mask (encoder-decoder models; the same outputs,
+  faster: the encoder and the cross-attention run on packed rows)."""
   keys = jax.vmap(lambda r: jax.random.fold_in(rng, r))(row_ids_B)
   if cfg.beam_width > 1:
     return beam_search(model, params, context_ids_BxC, context_mask_BxC, cfg, keys,
-                       encoder_rows)
+                       packing)
   return greedy_or_sample(model, params, context_ids_BxC, context_mask_BxC, cfg, keys,
-                          encoder_rows)
+                          packing)

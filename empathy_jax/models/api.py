@@ -197,22 +197,49 @@ class DialogueModel:
       return take(layer)
     return one(cache) if self.cfg.scan_layers else tuple(one(layer) for layer in cache)
 
-  def encode(self, params, ids_BxS, mask_BxS, packed_rows: int | None = None):
-    """Encoder states; with `packed_rows` (from `packing.packed_rows(mask)`, < B) the contexts
-    are encoded packed into that many rows, for the same states at a fraction of the cost."""
-    call = lambda ids, mask, pos, seg: self.module.apply(
+  def _encode_call(self, params):
+    return lambda ids, mask, pos, seg: self.module.apply(
         {"params": params}, ids, mask, True, pos, seg, method="encode")
-    if packed_rows is None or packed_rows >= ids_BxS.shape[0]:
+
+  def encode(self, params, ids_BxS, mask_BxS, plan: packing.PackingPlan | None = None):
+    """Encoder states (zeros on padding when packed); with a `plan` (`packing.plan(mask)`)
+    the contexts are encoded packed into its rows, for the same states at a fraction of the
+    cost."""
+    call = self._encode_call(params)
+    if plan is None:
       return call(ids_BxS, mask_BxS, None, None)
-    return packing.encode_packed(call, ids_BxS, mask_BxS, packed_rows)
+    return plan.unpack(call(*plan.encoder_inputs(ids_BxS, mask_BxS)), mask_BxS)
+
+  def prefill(self, params, ids_BxS, mask_BxS, start_ids_BxT, key_mask_BxL, cache,
+              plan: packing.PackingPlan | None = None, vocab_major: bool = False):
+    """Encoder-decoder: encodes the contexts and runs the decoder's first tokens, filling the
+    cache (cross-attention keys/values included). Returns (logits, cache, cross): logits as
+    `decode_step` returns them; `cross` is what later steps take as `encoder_mask_BxSe`.
+
+    With a `plan` the encoder runs on its packed rows and the cross-attention keys/values are
+    cached on them (`init_cache(..., encoder_batch=plan.rows)`): the same results, at a
+    fraction of the encoder's cost and of every step's cross-attention reads."""
+    call = self._encode_call(params)
+    if plan is None:
+      states, cross = call(ids_BxS, mask_BxS, None, None), mask_BxS
+    else:
+      states = call(*plan.encoder_inputs(ids_BxS, mask_BxS))
+      cross = plan.cross_keys(mask_BxS)
+    logits, _, cache = self.decode_step(params, start_ids_BxT, key_mask_BxL, cache, 0,
+                                        encoder_states=states, encoder_mask_BxSe=cross,
+                                        vocab_major=vocab_major)
+    return logits, cache, cross
 
   def decode_step(self, params, ids_BxT, key_mask_BxS, cache, cache_index, *,
-                  encoder_states=None, encoder_mask_BxSe=None, positions_BxT=None):
+                  encoder_states=None, encoder_mask_BxSe=None, positions_BxT=None,
+                  vocab_major: bool = False):
     """Runs T tokens through the decoder at cache slot `cache_index`.
 
-    Returns (logits_Bx1xV for the last token only, hidden_BxTxD, new_cache): a prefill over a
-    long prompt never materialises TxV logits. Encoder-decoder: pass `encoder_states` on the
-    first call (it fills the cross-attention cache) and None afterwards.
+    Returns (logits for the last token only: Bx1xV, or VxB with `vocab_major`, the faster
+    layout for a decoding step; hidden_BxTxD, new_cache): a prefill over a long prompt never
+    materialises TxV logits. Encoder-decoder: pass `encoder_states` on the
+    first call (it fills the cross-attention cache) and None afterwards; `encoder_mask_BxSe`
+    may be the `packing.PackedKeys` of packed encoder states (see `prefill`).
     """
     def run(module):
       if self.is_encoder_decoder:
@@ -222,7 +249,7 @@ class DialogueModel:
       else:
         hidden, new_cache = module.decode(ids_BxT, positions_BxT, key_mask_BxS, cache=cache,
                                           cache_index=cache_index)
-      return module.logits(hidden[:, -1:]), hidden, new_cache
+      return module.logits(hidden[:, -1:], vocab_major), hidden, new_cache
 
     return nn.apply(run, self.module)({"params": params})
 

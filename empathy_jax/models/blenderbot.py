@@ -130,13 +130,16 @@ class BlenderbotModel(L.EncoderDecoderCalls, nn.Module):
     causal = jnp.arange(s)[None, :] <= query_pos[:, None]
     self_bias = L.mask_to_bias(causal[None, None] &
                                self_key_mask_BxS[:, None, None, :].astype(bool))
-    cross_bias = L.mask_to_bias(encoder_mask_BxSe[:, None, None, :].astype(bool))
+    cross_bias = L.cross_attention_bias(encoder_mask_BxSe)
     x = self.shared(ids_BxT) * self.embed_scale + self.decoder_positions(query_pos)[None]
     shared = {"self_bias": self_bias, "cross_bias": cross_bias,
               "encoder_states": encoder_states, "cache_index": cache_index}
     return self._stack(x, shared, cache, True, deterministic)
 
-  def logits(self, hidden_BxTxD):
+  def logits(self, hidden_BxTxD, vocab_major: bool = False):
+    """BxTxV logits, or Vx(B*T) with `vocab_major` (see `layers.Embed.attend`)."""
+    if vocab_major:
+      return self.shared.attend(hidden_BxTxD, True) + self.final_logits_bias.reshape(-1, 1)
     return self.shared.attend(hidden_BxTxD) + self.final_logits_bias
 
   def input_embeddings(self):

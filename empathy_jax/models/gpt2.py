@@ -82,8 +82,9 @@ class GPT2Model(nn.Module):
     x, cache = self.h(x, {"self_bias": bias, "cache_index": cache_index}, cache, deterministic)
     return self.ln_f(x), cache
 
-  def logits(self, hidden_BxTxD):
-    return self.wte.attend(hidden_BxTxD)
+  def logits(self, hidden_BxTxD, vocab_major: bool = False):
+    """BxTxV logits, or Vx(B*T) with `vocab_major` (see `layers.Embed.attend`)."""
+    return self.wte.attend(hidden_BxTxD, vocab_major)
 
   def input_embeddings(self):
     return self.wte.embedding

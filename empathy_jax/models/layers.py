@@ -20,6 +20,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from empathy_jax.models import packing
+
 Dtype = Any
 NEG_INF = -1e30  # finite, so fully masked rows (filler rows) give a uniform softmax, not NaN
 
@@ -76,10 +78,16 @@ class Embed(nn.Module):
   def __call__(self, ids):
     return jnp.take(self.embedding, ids, axis=0).astype(self.dtype)
 
-  def attend(self, x):
-    """Projects hidden states onto the (tied) vocabulary: logits in float32."""
+  def attend(self, x, vocab_major: bool = False):
+    """Projects hidden states onto the (tied) vocabulary: logits in float32, ...xV, or with
+    `vocab_major` Vx(all leading positions) -- the embedding times the transposed states, which
+    reads the embedding in place: with few positions (a decoding step) ~1.7x faster on CPU
+    than `states @ embedding.T`, whose kernel repacks the whole matrix on every call."""
     x2 = x.reshape(-1, x.shape[-1]).astype(self.dtype)  # 2-D: see DenseGeneral
-    logits = jnp.einsum("nd,vd->nv", x2, self.embedding.astype(self.dtype))
+    embedding = self.embedding.astype(self.dtype)
+    if vocab_major:
+      return jnp.dot(embedding, x2.T).astype(jnp.float32)
+    logits = jnp.einsum("nd,vd->nv", x2, embedding)
     return logits.astype(jnp.float32).reshape(*x.shape[:-1], -1)
 
 
@@ -227,14 +235,27 @@ def attention_weights(q_BxTxHxK, k_BxHxSxK, bias, scale: float, dropout: Callabl
   return probs
 
 
+def cross_attention_bias(encoder_mask_BxS):
+  """Bx1x1xS additive bias from an encoder mask; `packing.PackedKeys` pass through as is."""
+  if isinstance(encoder_mask_BxS, packing.PackedKeys):
+    return encoder_mask_BxS
+  return mask_to_bias(encoder_mask_BxS[:, None, None, :].astype(bool))
+
+
 def attention(q_RxTxHxK, k_BxHxSxK, v_BxHxSxK, bias, scale: float, dropout: Callable | None):
   """Scaled dot-product attention; returns RxTxHxK.
 
   R query rows may share B = R / g key/value rows (rows r = b*g + j, e.g. beam j of example b
   attending to example b's encoder states): their queries are folded into one block of g*T
-  queries, so shared keys/values are neither stored nor read g times. `bias` has B or 1 rows.
+  queries, so shared keys/values are neither stored nor read g times. `bias` has B or 1 rows,
+  or is a `packing.PackedKeys` when the keys/values sit on packed rows.
   """
   r, t = q_RxTxHxK.shape[:2]
+  if isinstance(bias, packing.PackedKeys):
+    per_example = (r // bias.slot_B.shape[0]) * t
+    probs = attention_weights(bias.group_queries(q_RxTxHxK), k_BxHxSxK, bias.bias(per_example),
+                              scale, dropout)
+    return bias.ungroup(attend(probs, v_BxHxSxK), r)
   g = r // k_BxHxSxK.shape[0]
   if g > 1:
     q_RxTxHxK = q_RxTxHxK.reshape(r // g, g * t, *q_RxTxHxK.shape[2:])

@@ -41,16 +41,15 @@ class RelativePositionBias(nn.Module):
 
   @nn.compact
   def __call__(self, query_pos_T, key_pos_S):
-    """1xHxTxS from shared positions, or BxHxTxS from per-row positions (BxT, BxS)."""
+    """1xHxTxS additive bias from query and key positions."""
     cfg = self.cfg
     table = self.param("embedding", L.param_init(L.normal(cfg.d_model ** -0.5),
                                                  ("buckets", "heads")),
                        (cfg.relative_attention_num_buckets, cfg.num_heads), jnp.float32)
-    rel = key_pos_S[..., None, :] - query_pos_T[..., :, None]
+    rel = key_pos_S[None, :] - query_pos_T[:, None]
     bucket = relative_position_bucket(rel, self.bidirectional, cfg.relative_attention_num_buckets,
                                       cfg.relative_attention_max_distance)
-    bias = jnp.moveaxis(table[bucket], -1, -3)
-    return bias if bias.ndim == 4 else bias[None]
+    return jnp.transpose(table[bucket], (2, 0, 1))[None]
 
 
 class T5Attention(nn.Module):
@@ -170,9 +169,11 @@ class T5Model(L.EncoderDecoderCalls, nn.Module):
 
   def encode(self, ids_BxS, mask_BxS, deterministic: bool = True, positions_BxS=None,
              segments_BxS=None):
-    """Encoder states. Packed rows (several examples per row) pass each token's position in
-    its own example and `segments_BxS` (see `layers.encoder_self_bias`)."""
-    pos = jnp.arange(ids_BxS.shape[1]) if positions_BxS is None else positions_BxS
+    """Encoder states. Packed rows (several examples per row) pass `segments_BxS` (see
+    `layers.encoder_self_bias`); positions are not needed: the relative bias depends only on
+    distances, which within a (contiguous) example are the same in any row."""
+    del positions_BxS
+    pos = jnp.arange(ids_BxS.shape[1])
     bias = L.encoder_self_bias(mask_BxS, segments_BxS) + self.encoder_position_bias(pos, pos)
     x = self.shared(ids_BxS)
     x, _ = self.encoder(x, {"self_bias": bias}, None, deterministic)
@@ -193,19 +194,21 @@ class T5Model(L.EncoderDecoderCalls, nn.Module):
     causal = key_pos[None, :] <= query_pos[:, None]
     self_mask = causal[None, None] & self_key_mask_BxS[:, None, None, :].astype(bool)
     self_bias = L.mask_to_bias(self_mask) + self.decoder_position_bias(query_pos, key_pos)
-    cross_bias = L.mask_to_bias(encoder_mask_BxSe[:, None, None, :].astype(bool))
+    cross_bias = L.cross_attention_bias(encoder_mask_BxSe)
     shared = {"self_bias": self_bias, "cross_bias": cross_bias,
               "encoder_states": encoder_states, "cache_index": cache_index}
     x = self.shared(ids_BxT)
     return self.decoder(x, shared, cache, deterministic)
 
-  def logits(self, hidden_BxTxD):
+  def logits(self, hidden_BxTxD, vocab_major: bool = False):
+    """BxTxV logits, or Vx(B*T) with `vocab_major` (see `layers.Embed.attend`)."""
     cfg = self.cfg
     if cfg.scale_decoder_outputs:
       hidden_BxTxD = hidden_BxTxD * (cfg.d_model ** -0.5)
     if cfg.tie_lm_head:
-      return self.shared.attend(hidden_BxTxD)
-    return self.lm_head(hidden_BxTxD).astype(jnp.float32)
+      return self.shared.attend(hidden_BxTxD, vocab_major)
+    logits = self.lm_head(hidden_BxTxD).astype(jnp.float32)
+    return logits.reshape(-1, logits.shape[-1]).T if vocab_major else logits
 
   def input_embeddings(self):
     return self.shared.embedding

@@ -26,7 +26,7 @@ from empathy_jax.data.dialogue_dataset import load_dialogue_split, split_dir
 from empathy_jax.data.pipeline import Batch, make_batcher, tokenize_split
 from empathy_jax.models.configs import RuntimeOptions
 from empathy_jax.models.loading import load_model
-from empathy_jax.models.packing import encoder_rows
+from empathy_jax.models.packing import encoder_plan
 from empathy_jax.training import runs
 from empathy_jax.training.loss import nll_sum
 from empathy_jax.training.metrics_log import MetricWriter, progress
@@ -236,7 +236,7 @@ def _samples(loaded, params, data: _Data, n: int, max_new_tokens: int) -> list[d
                 loaded.model.cfg)
   out = generate_ids(loaded.model, params, jnp.asarray(batch.context_ids_BxC),
                      jnp.asarray(batch.context_mask_BxC), gen, jax.random.PRNGKey(0),
-                     jnp.arange(len(split)), encoder_rows(loaded.model, batch.context_mask_BxC))
+                     jnp.arange(len(split)), encoder_plan(loaded.model, batch.context_mask_BxC))
   tokens, mask = np.asarray(out.tokens_BxN), np.asarray(out.mask_BxN)
   return [{"context": split.contexts[i][-1], "target": split.targets[i],
            "output": fmt.decode(tokens[i][mask[i] == 1])} for i in range(len(split))]
