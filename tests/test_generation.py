@@ -217,3 +217,38 @@ def test_fast_top_k_equals_lax_top_k_including_ties_and_masked_scores(k):
   ref_values, ref_ids = jax.lax.top_k(jnp.asarray(x), k)
   np.testing.assert_array_equal(values, ref_values)
   np.testing.assert_array_equal(ids, ref_ids)
+
+
+def test_plain_greedy_reads_vocab_major_logits_as_argmax_and_log_softmax():
+  from empathy_jax.generation.search import _greedy_vocab_major
+
+  rng = np.random.default_rng(0)
+  x = rng.integers(0, 30, size=(1000, 6)).astype(np.float32)  # 1000: not whole 128-row blocks
+  x[:, 1] = -np.inf
+  x[[3, 999], 1] = 5.0  # a tie between the first and the (partial) last block
+  x[990:, 2] = 100.0  # maximum only in the partial last block
+  x[:, 3] = -np.inf  # nothing allowed: argmax's answer, index 0
+  tokens, logprobs = _greedy_vocab_major(jnp.asarray(x))
+  np.testing.assert_array_equal(tokens, np.argmax(x, axis=0))
+  ref = np.asarray(jax.nn.log_softmax(jnp.asarray(x), axis=0))[np.argmax(x, axis=0), range(6)]
+  finite = np.isfinite(ref)
+  assert finite.sum() == 5
+  np.testing.assert_allclose(np.asarray(logprobs)[finite], ref[finite], atol=1e-6)
+
+
+def test_packed_generation_compiles_once_per_plan_size(models, ed_test):
+  _, loaded, _ = models["godel"]
+  cfg = GenerationConfig(max_new_tokens=4, eos_token_id=1, pad_token_id=0)
+  batch = hf.real_batch(loaded.fmt, ed_test, n=8, offset=0)
+  order = np.array([3, 1, 7, 0, 5, 2, 6, 4])  # the same lengths, placed differently
+  before = generate_ids._cache_size()  # pylint: disable=protected-access
+  outs = []
+  for perm in (np.arange(8), order):
+    ids, mask = batch.context_ids_BxC[perm], batch.context_mask_BxC[perm]
+    plan = encoder_plan(loaded.model, mask)
+    assert plan is not None
+    outs.append(np.asarray(generate_ids(loaded.model, loaded.params, jnp.asarray(ids),
+                                        jnp.asarray(mask), cfg, jax.random.PRNGKey(0),
+                                        jnp.arange(8), plan).tokens_BxN))
+  assert generate_ids._cache_size() - before == 1  # pylint: disable=protected-access
+  np.testing.assert_array_equal(outs[1], outs[0][order])

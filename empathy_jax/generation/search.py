@@ -118,22 +118,17 @@ def _argmax(scores, axis: int = -1, top=None):
 
 def _first_max_vocab_major(x_VxR, top_1xR, chunk: int = 128):
   """`_argmax(x, 0)` in two levels: the first block of `chunk` vocabulary rows whose maximum is
-  the top, then the first top inside it (or in the rows after the last whole block). XLA:CPU
-  reduces the major axis of a VxR array slowly when a select is fused in; here that happens
-  only on one block."""
-  v, r = x_VxR.shape
-  full = v // chunk * chunk
-  if full == 0:
-    return _argmax(x_VxR, 0, top_1xR)
-  blocks = x_VxR[:full].reshape(-1, chunk, r)
-  block_max = jnp.max(blocks, axis=1)  # (V/chunk)xR
-  block = _argmax(block_max, 0, top_1xR)  # the last block when none holds the top
-  inside = jnp.take_along_axis(blocks, block[None, None, :], axis=0)[0]  # chunkxR
-  first = block * chunk + _argmax(inside, 0, top_1xR)
-  if full == v:
-    return first
-  found = jnp.take_along_axis(block_max, block[None, :], axis=0)[0] == top_1xR[0]
-  return jnp.where(found, first, full + _argmax(x_VxR[full:], 0, top_1xR))
+  the top, then the first top inside it. XLA:CPU reduces the major axis of a VxR array slowly
+  when a select is fused in; here the select touches one block per column."""
+  v, _ = x_VxR.shape
+  blocks = -(-v // chunk)
+  block_max = jax.lax.reduce_window(x_VxR, -jnp.inf, jax.lax.max, (chunk, 1), (chunk, 1),
+                                    ((0, blocks * chunk - v), (0, 0)))  # blocks x R
+  block = _argmax(block_max, 0, top_1xR)
+  rows = block[None, :] * chunk + jnp.arange(chunk)[:, None]  # chunk x R
+  inside = jnp.take_along_axis(x_VxR, jnp.minimum(rows, v - 1), axis=0)
+  inside = jnp.where(rows < v, inside, -jnp.inf)
+  return jnp.minimum(block * chunk + _argmax(inside, 0, top_1xR), v - 1)
 
 
 def _greedy_vocab_major(logits_VxR):
