@@ -9,16 +9,14 @@ BOW similarities need a dialogue model's embeddings: add --embedding_model NAME_
 
 from absl import app, flags
 
-from empathy_jax.evaluation.suite import ScoreConfig, format_table, score_file
+from empathy_jax import launch_flags
+from empathy_jax.evaluation.suite import format_table, score_file
 
 F = flags
 _DATA = F.DEFINE_string("test_data", None, "test_data.json to score.", required=True)
 _OUTPUT = F.DEFINE_string("output_dir", None, "Where results go (default: beside the file).")
-_EMO = F.DEFINE_string("emo_classifier_dir", None, "Emotion classifier folder.")
-_INTENT = F.DEFINE_string("intent_classifier_dir", None, "Empathetic-intent classifier folder.")
-_EPITOME = F.DEFINE_string("epitome_dir", None, "Folder with finetuned_{IP,EX,ER}.pth.")
-_REWARD = F.DEFINE_string("reward_model_dir", None, "Reward model (reward statistics).")
-_NGRAMS = F.DEFINE_integer("metric_n_grams", 4, "n for BLEU, NIST and dist-1..n.")
+_SCORES = launch_flags.define_metric_flags()
+F.adopt_module_key_flags(launch_flags)  # list them in --help
 _BATCH = F.DEFINE_integer("batch_size", 32, "Classifier batch size.")
 _EMB = F.DEFINE_string("embedding_model", None, "Dialogue model whose input embeddings give "
                        "the BOW similarities (optional).")
@@ -26,8 +24,7 @@ _EMB = F.DEFINE_string("embedding_model", None, "Dialogue model whose input embe
 
 def main(argv):
   del argv
-  cfg = ScoreConfig(_EMO.value, _INTENT.value, _EPITOME.value, _REWARD.value, _NGRAMS.value,
-                    _BATCH.value)
+  cfg = _SCORES(_BATCH.value)
   print(format_table(score_file(_DATA.value, cfg, _OUTPUT.value, _EMB.value)))
 
 

@@ -12,9 +12,9 @@ Generation flags left out take the checkpoint's generation_config, as Hugging Fa
 
 from absl import app, flags
 
-from empathy_jax.evaluation.suite import ScoreConfig, format_table
+from empathy_jax import launch_flags
+from empathy_jax.evaluation.suite import format_table
 from empathy_jax.evaluation.testing import TestConfig, run_test
-from empathy_jax.sharding import MeshConfig
 
 F = flags
 _DATASET = F.DEFINE_string("dataset_dir", None, "Dialogue dataset folder.", required=True)
@@ -22,13 +22,9 @@ _MODEL = F.DEFINE_string("model", None, "Registry model name.")
 _PRETRAINED = F.DEFINE_string("pretrained_model_dir", None, "Our run/model folder, a Hugging "
                               "Face directory or hub name, or an original Lightning run.")
 _OUTPUT = F.DEFINE_string("output_dir", None, "Where results go (default: the model folder).")
-_EMO = F.DEFINE_string("emo_classifier_dir", None, "Emotion classifier folder.")
-_INTENT = F.DEFINE_string("intent_classifier_dir", None, "Empathetic-intent classifier folder.")
-_EPITOME = F.DEFINE_string("epitome_dir", None, "Folder with finetuned_{IP,EX,ER}.pth.")
-_REWARD = F.DEFINE_string("reward_model_dir", None, "Reward model (reward statistics).")
+_SCORES = launch_flags.define_metric_flags()
 _BATCH = F.DEFINE_integer("batch_size", 32, "Generation/scoring batch size.")
 _ERASURE = F.DEFINE_float("data_erasure_level", 1.0, "Erased fraction of instructions.")
-_NGRAMS = F.DEFINE_integer("metric_n_grams", 4, "n for BLEU, NIST and dist-1..n.")
 _MAX = F.DEFINE_integer("max_examples", None, "Score only the first N rows.")
 _SPLIT = F.DEFINE_string("split", "test", "Split to evaluate.")
 _SEED = F.DEFINE_integer("seed", 0, "Sampling seed.")
@@ -39,9 +35,8 @@ _TOP_P = F.DEFINE_float("top_p", None, "Nucleus sampling mass.")
 _TOP_K = F.DEFINE_integer("top_k", None, "Top-k sampling.")
 _NEW = F.DEFINE_integer("max_new_tokens", None, "New tokens (default: checkpoint/HF max_length).")
 _ALPHA = F.DEFINE_float("length_alpha", None, "Beam length penalty (HF length_penalty).")
-_DATA_AX = F.DEFINE_integer("mesh_data", -1, "Mesh data axis size.")
-_FSDP_AX = F.DEFINE_integer("mesh_fsdp", 1, "Mesh fsdp axis size.")
-_TENSOR_AX = F.DEFINE_integer("mesh_tensor", 1, "Mesh tensor axis size.")
+_MESH = launch_flags.define_mesh_flags()
+F.adopt_module_key_flags(launch_flags)  # list them in --help
 
 
 def main(argv):
@@ -53,11 +48,10 @@ def main(argv):
     cfg = TestConfig(
         dataset_dir=_DATASET.value, model=_MODEL.value, pretrained_model_dir=_PRETRAINED.value,
         output_dir=_OUTPUT.value,
-        scores=ScoreConfig(_EMO.value, _INTENT.value, _EPITOME.value, _REWARD.value,
-                           _NGRAMS.value, _BATCH.value),
+        scores=_SCORES(_BATCH.value),
         batch_size=_BATCH.value, data_erasure_level=_ERASURE.value, max_examples=_MAX.value,
         split=_SPLIT.value, generation={k: v for k, v in generation.items() if v is not None},
-        seed=_SEED.value, mesh=MeshConfig(_DATA_AX.value, _FSDP_AX.value, _TENSOR_AX.value))
+        seed=_SEED.value, mesh=_MESH())
   except ValueError as e:
     raise app.UsageError(str(e)) from e
   metrics = run_test(cfg)

@@ -13,7 +13,7 @@ import json
 
 from absl import app, flags, logging
 
-from empathy_jax.sharding import MeshConfig
+from empathy_jax import launch_flags
 from empathy_jax.training.sft import SFTConfig, train_dialogue_model
 
 F = flags
@@ -39,9 +39,8 @@ _DTYPE = F.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dty
 _DROPOUT = F.DEFINE_float("dropout_rate", None, "Override the checkpoint's dropout.")
 _REMAT = F.DEFINE_bool("remat", False, "Rematerialise blocks (saves memory).")
 _SCAN = F.DEFINE_bool("scan_layers", False, "Scan over layers (large models).")
-_DATA_AX = F.DEFINE_integer("mesh_data", -1, "Mesh data axis size (-1: remaining devices).")
-_FSDP_AX = F.DEFINE_integer("mesh_fsdp", 1, "Mesh fsdp axis size.")
-_TENSOR_AX = F.DEFINE_integer("mesh_tensor", 1, "Mesh tensor axis size.")
+_MESH = launch_flags.define_mesh_flags()
+F.adopt_module_key_flags(launch_flags)  # list them in --help
 _LOG = F.DEFINE_integer("log_interval", 10, "Steps between train-loss logs.")
 _CKPT = F.DEFINE_integer("checkpoint_interval", 500, "Steps between resumable checkpoints.")
 _EVAL = F.DEFINE_integer("eval_interval", 0, "Extra validation every N steps (0: per epoch).")
@@ -65,7 +64,7 @@ def main(argv):
         lr_schedule=_SCHEDULE.value, warmup_steps=_WARMUP.value, weight_decay=_WD.value,
         clip_norm=_CLIP.value, grad_accum=_ACCUM.value, seed=_SEED.value, dtype=_DTYPE.value,
         dropout_rate=_DROPOUT.value, remat=_REMAT.value, scan_layers=_SCAN.value,
-        mesh=MeshConfig(_DATA_AX.value, _FSDP_AX.value, _TENSOR_AX.value),
+        mesh=_MESH(),
         log_interval=_LOG.value, checkpoint_interval=_CKPT.value, eval_interval=_EVAL.value,
         max_train_examples=_MAX_TRAIN.value, max_val_examples=_MAX_VAL.value,
         num_val_samples=_SAMPLES.value, distributed=_DIST.value, stop_after_steps=_STOP.value)

@@ -75,7 +75,8 @@ def _encode(tokenizer, texts: Sequence[str], max_length: int):
 
 
 def _batched(fn, arrays: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
-  """Runs `fn` over fixed-size batches (the last one padded), so it compiles once."""
+  """Runs `fn` over fixed-size batches (the last one padded), so it compiles once; every batch
+  is dispatched before any result is read."""
   n = arrays[0].shape[0]
   outs = []
   for s in range(0, n, batch_size):
@@ -83,8 +84,8 @@ def _batched(fn, arrays: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
     short = batch_size - chunk[0].shape[0]
     if short:
       chunk = [np.concatenate([c, np.zeros((short, *c.shape[1:]), c.dtype)]) for c in chunk]
-    outs.append(np.asarray(fn(*chunk))[:batch_size - short])
-  return np.concatenate(outs) if outs else np.zeros((0,))
+    outs.append(fn(*chunk))
+  return np.concatenate(jax.device_get(outs))[:n] if outs else np.zeros((0,))
 
 
 @dataclasses.dataclass

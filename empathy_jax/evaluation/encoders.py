@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from empathy_jax.errors import CheckpointError
+from empathy_jax.models.layers import activation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,14 +39,6 @@ def _dense(p, prefix, x):
   return x @ p[f"{prefix}.weight"] + p[f"{prefix}.bias"]
 
 
-def _act(name):
-  if name in ("gelu_new", "gelu_pytorch_tanh"):
-    return lambda x: jax.nn.gelu(x, approximate=True)
-  if name == "relu":
-    return jax.nn.relu
-  return lambda x: jax.nn.gelu(x, approximate=False)
-
-
 def encode(p: dict, prefix: str, cfg: EncoderConfig, ids_BxL, mask_BxL):
   """Last hidden states of a BERT/RoBERTa encoder whose weights are under `prefix`
   (e.g. "roberta" or "seeker_encoder.roberta")."""
@@ -59,7 +52,7 @@ def encode(p: dict, prefix: str, cfg: EncoderConfig, ids_BxL, mask_BxL):
        + p[f"{e}.token_type_embeddings.weight"][0])
   x = _ln(x, p[f"{e}.LayerNorm.weight"], p[f"{e}.LayerNorm.bias"], cfg.layer_norm_eps)
   bias = jnp.where(mask_BxL[:, None, None, :] > 0, 0.0, jnp.finfo(jnp.float32).min)
-  act = _act(cfg.activation)
+  act = activation(cfg.activation)
   b, l, d = x.shape
   h = cfg.num_heads
   for i in range(cfg.num_layers):

@@ -87,9 +87,11 @@ def score(examples: list[dict], cfg: ScoreConfig, *, bow: dict[str, np.ndarray] 
   metrics: dict[str, float] = {}
   metrics.update(T.bleu_nist(targets, outputs, cfg.metric_n_grams))
   metrics.update(T.distinct(outputs, cfg.metric_n_grams))
-  if bow is not None:
+  if bow is not None:  # per-example arrays, in the examples' order
     for k, v in bow.items():
       metrics[k] = float(np.mean(v)) if len(v) else 0.0
+      for r, x in zip(records, v):
+        r[k] = float(x)
   else:
     logging.warning("no dialogue model: skipping avg/extrema/greedy BOW similarity")
   classwise: dict[str, dict] = {}
@@ -162,10 +164,6 @@ def score_file(test_data: str, cfg: ScoreConfig, output_dir: str | None = None,
     bow = T.bow_similarity(loaded.model.input_embeddings(loaded.params),
                            ids([r["output"] for r in rows]), ids([r["target"] for r in rows]))
   records, metrics, classwise = score(rows, cfg, bow=bow)
-  if bow is not None:
-    for i, r in enumerate(records):
-      for k, v in bow.items():
-        r[k] = float(v[i])
   write_results(output_dir or os.path.dirname(os.path.abspath(test_data)), records, metrics,
                 classwise)
   return metrics

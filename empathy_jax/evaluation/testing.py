@@ -24,7 +24,7 @@ from empathy_jax.generation.config import resolve
 from empathy_jax.generation.search import generate_ids
 from empathy_jax.models.loading import load_model
 from empathy_jax.models.packing import encoder_plan
-from empathy_jax.training.loss import nll_sum
+from empathy_jax.training.loss import batch_nll
 from empathy_jax.training.metrics_log import progress
 
 
@@ -62,12 +62,6 @@ class TestConfig:
     return os.path.join("outputs", name)
 
 
-def _eval_loss(params, batch, *, model):
-  scores = model.target_logprobs(params, batch["context_ids_BxC"], batch["context_mask_BxC"],
-                                 batch["target_ids_BxT"], batch["target_mask_BxT"])
-  return nll_sum(scores.logprobs_BxT, scores.loss_mask_BxT)
-
-
 def run_test(cfg: TestConfig) -> dict:
   loaded = load_model(cfg.model or cfg.pretrained_model_dir)
   fmt, model = loaded.fmt, loaded.model
@@ -78,7 +72,7 @@ def run_test(cfg: TestConfig) -> dict:
   batcher = make_batcher(fmt, cfg.batch_size)  # sorted by length: little padding
   mesh = sharding.make_mesh(cfg.mesh)
   params = sharding.shard_tree(loaded.params, sharding.param_shardings(model, mesh))
-  loss_fn = jax.jit(functools.partial(_eval_loss, model=model))
+  loss_fn = jax.jit(functools.partial(batch_nll, model))
   rng = jax.random.PRNGKey(cfg.seed)
 
   n = len(split)
@@ -87,6 +81,21 @@ def run_test(cfg: TestConfig) -> dict:
   inputs: list[str] = [""] * n
   batch_losses = []
   bar = progress(batcher.num_batches(n), 0, "testing")
+
+  def collect(batch, out):
+    """Host side of a finished batch: decoded outputs and inputs."""
+    tokens, mask = jax.device_get((out.tokens_BxN, out.mask_BxN))
+    for row, idx in enumerate(batch.example_index_B.tolist()):
+      if idx < 0:
+        continue
+      ids = tokens[row][mask[row] == 1]
+      output_ids[idx] = ids[ids != fmt.pad_id].tolist()
+      outputs[idx] = fmt.decode(ids.tolist()).strip()
+      real = batch.context_ids_BxC[row][batch.context_mask_BxC[row] == 1]
+      inputs[idx] = fmt.decode(real, skip_special_tokens=False)
+    bar.update(1)
+
+  pending = None  # the previous batch, collected once the next one is dispatched
   for batch in batcher.batches(table):
     arrays = {k: jax.device_put(getattr(batch, k), sharding.batch_sharding(mesh, 2))
               for k in ("context_ids_BxC", "context_mask_BxC", "target_ids_BxT",
@@ -97,16 +106,11 @@ def run_test(cfg: TestConfig) -> dict:
                        gen, rng, jnp.asarray(np.maximum(batch.example_index_B, 0)),
                        encoder_plan(model, batch.context_mask_BxC))
     batch_losses.append(loss_fn(params, arrays))
-    tokens, mask = jax.device_get((out.tokens_BxN, out.mask_BxN))
-    for row, idx in enumerate(batch.example_index_B.tolist()):
-      if idx < 0:
-        continue
-      ids = [int(t) for t, m in zip(tokens[row], mask[row]) if m]
-      output_ids[idx] = [i for i in ids if i != fmt.pad_id]
-      outputs[idx] = fmt.decode(ids).strip()
-      real = batch.context_ids_BxC[row][batch.context_mask_BxC[row] == 1]
-      inputs[idx] = fmt.decode(real, skip_special_tokens=False)
-    bar.update(1)
+    if pending is not None:
+      collect(*pending)
+    pending = (batch, out)
+  if pending is not None:
+    collect(*pending)
   bar.close()
   # ppl as the original: exp of the mean over test batches of the batch's mean token loss.
   means = [float(s) / float(c) for s, c in jax.device_get(batch_losses) if float(c) > 0]
@@ -117,8 +121,5 @@ def run_test(cfg: TestConfig) -> dict:
   examples = [{"id": i, "input": inputs[i], "context": split.contexts[i],
                "target": split.targets[i], "output": outputs[i]} for i in range(n)]
   records, metrics, classwise = suite.score(examples, cfg.scores, bow=bow, ppl=ppl)
-  for i, r in enumerate(records):
-    for k, v in bow.items():
-      r[k] = float(v[i])
   suite.write_results(cfg.out_dir(), records, metrics, classwise)
   return metrics

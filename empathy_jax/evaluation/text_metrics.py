@@ -108,5 +108,6 @@ def bow_similarity(embeddings_VxD, output_ids: Sequence[Sequence[int]],
     o_ids, o_mask = _pad(output_ids[s:s + batch_size])
     t_ids, t_mask = _pad(target_ids[s:s + batch_size])
     for k, v in zip(keys, _bow_batch(emb, o_ids, o_mask, t_ids, t_mask)):
-      parts[k].append(np.asarray(v))
+      parts[k].append(v)
+  parts = jax.device_get(parts)  # one wait, after every batch is dispatched
   return {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}

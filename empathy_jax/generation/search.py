@@ -18,6 +18,7 @@ from empathy_jax.generation import processors as P
 from empathy_jax.generation.config import GenerationConfig
 from empathy_jax.models.gpt2 import positions_from_mask
 from empathy_jax.models.packing import PackingPlan
+from empathy_jax.models.token_logprobs import target_logprobs
 
 BIG_NEG = -1.0e9
 
@@ -97,14 +98,6 @@ def _start(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, k: int, fill
   return _Session(seq, c, last(logits), cache, step, None)
 
 
-def _model_logprob(logits_RxV, tokens_R, temperature: float):
-  """log softmax(logits / temperature)[token] without materialising the RxV log-softmax."""
-  x = logits_RxV.astype(jnp.float32) / temperature
-  top = jnp.max(x, axis=-1, keepdims=True)
-  lse = top[:, 0] + jnp.log(jnp.sum(jnp.exp(x - top), axis=-1))
-  return jnp.take_along_axis(x, tokens_R[:, None], axis=-1)[:, 0] - lse
-
-
 def _argmax(scores, axis: int = -1, top=None):
   """First index of the maximum along `axis`, as `jnp.argmax`/`torch.argmax`, via two plain
   reductions: XLA:CPU's fused (value, index) argmax reduction is not vectorised and cost 2 ms
@@ -133,7 +126,7 @@ def _first_max_vocab_major(x_VxR, top_1xR, chunk: int = 128):
 
 def _greedy_vocab_major(logits_VxR):
   """Greedy tokens and their log-probabilities from vocab-major logits (as `_argmax` and
-  `_model_logprob` on the transpose): log p(argmax) = -log(sum(exp(x - max)))."""
+  `target_logprobs` on the transpose): log p(argmax) = -log(sum(exp(x - max)))."""
   x = logits_VxR.astype(jnp.float32)
   top = jnp.max(x, axis=0, keepdims=True)
   return _first_max_vocab_major(x, top), -jnp.log(jnp.sum(jnp.exp(x - top), axis=0))
@@ -162,7 +155,8 @@ def greedy_or_sample(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, ke
         tokens = jax.vmap(jax.random.categorical)(step_keys, scores).astype(jnp.int32)
       else:
         tokens = _argmax(scores)
-      lp = _model_logprob(logits, tokens, cfg.temperature if cfg.sample else 1.0)
+      temperature = cfg.temperature if cfg.sample else 1.0
+      lp = target_logprobs(logits.astype(jnp.float32) / temperature, tokens)
     if eos is not None:
       tokens = jnp.where(unfinished, tokens, cfg.pad_token_id)
     logprobs = logprobs.at[:, cur - s.prompt_len].set(jnp.where(unfinished, lp, 0.0))

@@ -39,8 +39,7 @@ class GPT2Block(nn.Module):
     dropout = None
     if not self.deterministic and cfg.attn_dropout_rate > 0:
       dropout = L.Dropout(cfg.attn_dropout_rate, deterministic=False)
-    probs = L.attention_weights(q, k, shared["self_bias"], head_dim ** -0.5, dropout)
-    h = L.attend(probs, v)
+    h = L.attention(q, k, v, shared["self_bias"], head_dim ** -0.5, dropout)
     h = L.DenseGeneral((cfg.n_embd,), ("heads", "kv", "embed"), contract=2, use_bias=True,
                        init_std=0.02 / (2 * cfg.n_layer) ** 0.5, dtype=cfg.dtype,
                        name="c_proj")(h)

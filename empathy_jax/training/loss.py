@@ -1,4 +1,4 @@
-"""Losses shared by the trainers."""
+"""Losses shared by the trainers and the evaluation."""
 
 from __future__ import annotations
 
@@ -14,3 +14,12 @@ def nll_sum(logprobs_BxT, weights_BxT):
   """
   w = weights_BxT.astype(jnp.float32)
   return -jnp.sum(logprobs_BxT * w), jnp.sum(w)
+
+
+def batch_nll(model, params, batch: dict, deterministic: bool = True, dropout_rng=None):
+  """`nll_sum` of a (context, target) batch dict under a `DialogueModel` (SFT, validation,
+  perplexity)."""
+  scores = model.target_logprobs(params, batch["context_ids_BxC"], batch["context_mask_BxC"],
+                                 batch["target_ids_BxT"], batch["target_mask_BxT"],
+                                 deterministic=deterministic, dropout_rng=dropout_rng)
+  return nll_sum(scores.logprobs_BxT, scores.loss_mask_BxT)

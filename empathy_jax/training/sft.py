@@ -28,7 +28,7 @@ from empathy_jax.models.configs import RuntimeOptions
 from empathy_jax.models.loading import load_model
 from empathy_jax.models.packing import encoder_plan
 from empathy_jax.training import runs
-from empathy_jax.training.loss import nll_sum
+from empathy_jax.training.loss import batch_nll
 from empathy_jax.training.metrics_log import MetricWriter, progress
 from empathy_jax.training.optimizer import OptimizerConfig, make_optimizer
 from empathy_jax.training.state import TrainState, abstract_state, create_state, state_shardings
@@ -109,13 +109,6 @@ BATCH_KEYS = ("context_ids_BxC", "context_mask_BxC", "target_ids_BxT", "target_m
               "example_index_B")
 
 
-def _loss_sum(model, params, batch, deterministic, rng):
-  scores = model.target_logprobs(params, batch["context_ids_BxC"], batch["context_mask_BxC"],
-                                 batch["target_ids_BxT"], batch["target_mask_BxT"],
-                                 deterministic=deterministic, dropout_rng=rng)
-  return nll_sum(scores.logprobs_BxT, scores.loss_mask_BxT)
-
-
 def train_step(state: TrainState, batch: dict, *, model, tx, grad_accum: int):
   """One optimizer step on the mean token loss of the batch (accumulated over micro-batches)."""
   rng = jax.random.fold_in(state.rng, state.step)
@@ -136,8 +129,9 @@ def train_step(state: TrainState, batch: dict, *, model, tx, grad_accum: int):
     zeros = jax.tree.map(jnp.zeros_like, state.params)
     (grads, loss, count), _ = jax.lax.scan(one, (zeros, 0.0, 0.0),
                                            (jnp.arange(grad_accum), micro))
-    loss = loss / jnp.maximum(count, 1.0)
-    grads = jax.tree.map(lambda g: g / jnp.maximum(count, 1.0), grads)
+    denom = jnp.maximum(count, 1.0)
+    loss = loss / denom
+    grads = jax.tree.map(lambda g: g / denom, grads)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = jax.tree.map(jnp.add, state.params, updates)
   new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
@@ -147,14 +141,13 @@ def train_step(state: TrainState, batch: dict, *, model, tx, grad_accum: int):
 def _value_and_grad(model, params, batch, rng, mean: bool = False):
   """((loss sum or mean, token count), its gradient) on one (micro-)batch with dropout."""
   def f(p):
-    s, c = _loss_sum(model, p, batch, False, rng)
+    s, c = batch_nll(model, p, batch, False, rng)
     return (s / jnp.maximum(c, 1.0) if mean else s), c
-  (s, c), g = jax.value_and_grad(f, has_aux=True)(params)
-  return (s, c), g
+  return jax.value_and_grad(f, has_aux=True)(params)
 
 
 def eval_step(params, batch: dict, *, model):
-  return _loss_sum(model, params, batch, True, None)
+  return batch_nll(model, params, batch)
 
 
 class _Data:
