@@ -1,11 +1,15 @@
-"""absl flags that several launchers share (the original's names), each group defined once.
+"""absl flags that several launchers share (the original's names), each group defined once, and
+the experiment-config flag (`--config configs/X.py[:variant]`).
 
 A launcher calls a `define_*` function at import time and, in `main`, the function it returns
-to build the frozen config from the parsed values.
+to build the frozen config from the parsed values. Precedence, lowest first: the flag's default,
+the experiment config's field, the flag given on the command line; `--config.FIELD=value`
+overrides a field of the config itself.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Callable
 
 from absl import flags
@@ -13,12 +17,15 @@ from absl import flags
 from empathy_jax.evaluation.suite import ScoreConfig
 from empathy_jax.sharding import MeshConfig
 
+FLAGS = flags.FLAGS
+
 
 def define_mesh_flags() -> Callable[[], MeshConfig]:
   data = flags.DEFINE_integer("mesh_data", -1, "Mesh data axis size (-1: remaining devices).")
   fsdp = flags.DEFINE_integer("mesh_fsdp", 1, "Mesh fsdp axis size.")
   tensor = flags.DEFINE_integer("mesh_tensor", 1, "Mesh tensor axis size.")
-  return lambda: MeshConfig(data.value, fsdp.value, tensor.value)
+  return lambda: MeshConfig(value("mesh_data", data), value("mesh_fsdp", fsdp),
+                            value("mesh_tensor", tensor))
 
 
 def define_metric_flags() -> Callable[[int], ScoreConfig]:
@@ -29,5 +36,64 @@ def define_metric_flags() -> Callable[[int], ScoreConfig]:
   epitome = flags.DEFINE_string("epitome_dir", None, "Folder with finetuned_{IP,EX,ER}.pth.")
   reward = flags.DEFINE_string("reward_model_dir", None, "Reward model (reward statistics).")
   n_grams = flags.DEFINE_integer("metric_n_grams", 4, "n for BLEU, NIST and dist-1..n.")
-  return lambda batch_size: ScoreConfig(emo.value, intent.value, epitome.value, reward.value,
-                                        n_grams.value, batch_size)
+  trust = define_trust_pickle_flag()
+  return lambda batch_size: ScoreConfig(
+      value("emo_classifier_dir", emo), value("intent_classifier_dir", intent),
+      value("epitome_dir", epitome), value("reward_model_dir", reward),
+      value("metric_n_grams", n_grams), batch_size, value("trust_pickle", trust))
+
+
+def define_trust_pickle_flag():
+  if "trust_pickle" in FLAGS:
+    return FLAGS["trust_pickle"]
+  return flags.DEFINE_bool(
+      "trust_pickle", False, "Unpickle .ckpt / training_args.bin files with full pickle. "
+      "RISK: a pickle can run any code on this machine; only for files whose author you trust "
+      "(by default an allow-list loads the original's files without running anything).")
+
+
+def define_config_flag():
+  """`--config configs/X.py[:variant]`: an ml_collections experiment config."""
+  from ml_collections import config_flags  # pylint: disable=import-outside-toplevel
+
+  return config_flags.DEFINE_config_file(
+      "config", None, "Experiment config (configs/*.py, optionally :tiny for the CPU variant). "
+      "Its fields set the flags of the same name; flags given on the command line win; "
+      "--config.FIELD=value overrides a field.", lock_config=True)
+
+
+def value(name: str, holder=None):
+  """A flag's value after the experiment config: the command line wins, then the config's
+  field of the same name, then the flag's default."""
+  holder = holder if holder is not None else FLAGS[name]
+  present = FLAGS[name].present if name in FLAGS else False
+  config = FLAGS["config"].value if "config" in FLAGS else None
+  if not present and config is not None and name in config:
+    return config[name]
+  return holder.value
+
+
+def model_source() -> tuple[str | None, str | None]:
+  """(--model, --pretrained_model_dir) after the config: either one given on the command line
+  replaces the config's choice of model."""
+  given = [n for n in ("model", "pretrained_model_dir") if FLAGS[n].present]
+  if given:
+    return FLAGS["model"].value, FLAGS["pretrained_model_dir"].value
+  return value("model"), value("pretrained_model_dir")
+
+
+def check_config_fields(known: set[str]) -> None:
+  """Exits with a clear message when the experiment config has a field no flag takes."""
+  config = FLAGS["config"].value if "config" in FLAGS else None
+  if config is None:
+    return
+  unknown = sorted(set(config.keys()) - known)
+  if unknown:
+    fail(f"--config {FLAGS['config'].config_filename}: unknown field(s) {', '.join(unknown)}; "
+         f"known: {', '.join(sorted(known))}")
+
+
+def fail(message: str) -> None:
+  """Ends a launcher on bad input: the message alone, exit status 1."""
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(1)

@@ -1,6 +1,6 @@
 """Model registry: the original's model names mapped to architecture, tokenizer and weights.
 
-Entries live in `configs/models.py`; adding a model is adding an entry there. A spec either names
+Adding a model is adding a `ModelSpec` to `MODELS` below. A spec either names
 a hub checkpoint (`hub_name`, loaded with its own config) or carries a transformers `config`
 dict for a randomly initialised model (the tiny CPU variants).
 """
@@ -43,9 +43,53 @@ class ModelSpec:
       raise ValueError(f"{self.name}: give exactly one of hub_name or config")
 
 
-def all_models() -> dict[str, ModelSpec]:
-  from configs.models import MODELS  # pylint: disable=import-outside-toplevel
+# -- the entries: the original's names, plus tiny random variants for CPU runs and tests --
+_T5_TINY = dict(
+    model_type="t5", d_model=256, d_kv=64, d_ff=1024, num_layers=4, num_decoder_layers=4,
+    num_heads=4, relative_attention_num_buckets=32, relative_attention_max_distance=128,
+    dropout_rate=0.1, layer_norm_epsilon=1e-6, feed_forward_proj="relu", tie_word_embeddings=True,
+    pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
 
+_GPT2_TINY = dict(
+    model_type="gpt2", n_embd=256, n_layer=4, n_head=4, n_positions=1024,
+    activation_function="gelu_new", resid_pdrop=0.1, embd_pdrop=0.1, attn_pdrop=0.1,
+    layer_norm_epsilon=1e-5, bos_token_id=50256, eos_token_id=50256)
+
+_BLENDERBOT_TINY = dict(
+    model_type="blenderbot", d_model=256, encoder_layers=2, decoder_layers=4,
+    encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=1024,
+    decoder_ffn_dim=1024, max_position_embeddings=128, activation_function="gelu",
+    dropout=0.1, attention_dropout=0.0, activation_dropout=0.0, scale_embedding=True,
+    pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=1,
+    forced_eos_token_id=2)
+
+MODELS = (
+    ModelSpec("GODEL_SMALL", "godel", "package:godel", 512,
+              hub_name="microsoft/GODEL-v1_1-base-seq2seq",
+              description="GODEL v1.1 base (T5, 220M)"),
+    ModelSpec("GODEL_LARGE", "godel", "package:godel", 512,
+              hub_name="microsoft/GODEL-v1_1-large-seq2seq",
+              description="GODEL v1.1 large (T5, 770M)"),
+    ModelSpec("DialoGPT_SMALL", "dialogpt", "package:dialogpt", 1024,
+              hub_name="microsoft/DialoGPT-small", description="DialoGPT small (GPT-2, 117M)"),
+    ModelSpec("DialoGPT_MEDIUM", "dialogpt", "package:dialogpt", 1024,
+              hub_name="microsoft/DialoGPT-medium", description="DialoGPT medium (GPT-2, 345M)"),
+    ModelSpec("DialoGPT_LARGE", "dialogpt", "package:dialogpt", 1024,
+              hub_name="microsoft/DialoGPT-large", description="DialoGPT large (GPT-2, 762M)"),
+    ModelSpec("BlenderBot", "blenderbot", "facebook/blenderbot-400M-distill", 128,
+              hub_name="facebook/blenderbot-400M-distill",
+              description="BlenderBot 400M distilled"),
+    ModelSpec("GODEL_TINY", "godel", "package:godel", 512, config=_T5_TINY,
+              description="tiny random T5 with GODEL's tokenizer (CPU runs, tests)"),
+    ModelSpec("DialoGPT_TINY", "dialogpt", "package:dialogpt", 1024, config=_GPT2_TINY,
+              description="tiny random GPT-2 with DialoGPT's tokenizer (CPU runs, tests)"),
+    ModelSpec("BlenderBot_TINY", "blenderbot", "package:blenderbot_tiny", 128,
+              config=_BLENDERBOT_TINY,
+              description="tiny random BlenderBot with a small BlenderBot-format BPE tokenizer"),
+)
+
+
+def all_models() -> dict[str, ModelSpec]:
   return {spec.name: spec for spec in MODELS}
 
 

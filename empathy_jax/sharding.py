@@ -116,10 +116,55 @@ def replicated(mesh: Mesh) -> NamedSharding:
 
 
 def shard_tree(tree, shardings):
-  return jax.tree.map(lambda x, s: jax.device_put(x, s), tree, shardings)
+  """Places a tree by `shardings`; host values (the same on every process) are placed shard by
+  shard, so this works across hosts too."""
+  def put(x, s):
+    if isinstance(x, jax.Array):
+      return jax.device_put(x, s)
+    return from_host(x, s)
+  return jax.tree.map(put, tree, shardings)
 
 
-def global_batch(local: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
-  """Assembles host-local rows into global arrays sharded over the batch axes (multi-host)."""
-  return {k: jax.make_array_from_process_local_data(batch_sharding(mesh, v.ndim), v)
-          for k, v in local.items()}
+def global_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+  """A host-side global batch (the same on every process) as arrays split over the batch axes;
+  each process places the rows of its own devices, whichever they are in the mesh."""
+  return {k: from_host(v, batch_sharding(mesh, v.ndim)) for k, v in batch.items()}
+
+
+def from_host(tree, shardings):
+  """Global arrays from host values that every process holds whole (the same on each):
+  each process places only its addressable shards. `shardings`: one sharding, or a tree."""
+  if isinstance(shardings, jax.sharding.Sharding):
+    shardings = jax.tree.map(lambda _: shardings, tree)
+
+  def put(x, s):
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, s, lambda index: x[index])
+
+  return jax.tree.map(put, tree, shardings)
+
+
+def replicate(tree, mesh: Mesh):
+  """Host values (the same on every process) as arrays replicated over the mesh."""
+  return from_host(tree, replicated(mesh))
+
+
+def to_host(tree):
+  """Host numpy copies of (possibly multi-host) global arrays, on every process."""
+  def get(x):
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+      if x.sharding.is_fully_replicated:
+        return np.asarray(x.addressable_data(0))
+      from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+
+      return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(jax.device_get(x))
+  return jax.tree.map(get, tree)
+
+
+def initialize_distributed(coordinator_address: str | None = None,
+                           num_processes: int | None = None,
+                           process_id: int | None = None) -> None:
+  """`jax.distributed.initialize`; arguments are auto-detected on TPU pods, SLURM and Open MPI
+  when None (CPU processes exchange collectives through gloo, JAX's default)."""
+  jax.distributed.initialize(coordinator_address, num_processes, process_id)

@@ -10,6 +10,7 @@ BOW similarities need a dialogue model's embeddings: add --embedding_model NAME_
 from absl import app, flags
 
 from empathy_jax import launch_flags
+from empathy_jax.errors import CheckpointError, DatasetError
 from empathy_jax.evaluation.suite import format_table, score_file
 
 F = flags
@@ -25,7 +26,11 @@ _EMB = F.DEFINE_string("embedding_model", None, "Dialogue model whose input embe
 def main(argv):
   del argv
   cfg = _SCORES(_BATCH.value)
-  print(format_table(score_file(_DATA.value, cfg, _OUTPUT.value, _EMB.value)))
+  try:  # every input is checked before any model is loaded
+    metrics = score_file(_DATA.value, cfg, _OUTPUT.value, _EMB.value)
+  except (DatasetError, CheckpointError) as e:
+    launch_flags.fail(str(e))
+  print(format_table(metrics))
 
 
 if __name__ == "__main__":

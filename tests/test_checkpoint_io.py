@@ -65,7 +65,7 @@ def _write_original_ckpt(torch_model, path, model_cls_name, version):
 def test_original_lightning_checkpoint_loads_and_matches(name, cls, tmp_path, ed_test):
   import transformers
 
-  from configs.models import MODELS
+  from empathy_jax.registry import MODELS
 
   spec = next(s for s in MODELS if s.name == name)
   fmt = hf.fmt_for("godel" if cls == "GODEL" else "dialogpt")

@@ -46,18 +46,6 @@ def test_padding_sides_and_filler_rows(ed_test):
           "target_ids"]
 
 
-def test_hosts_split_each_global_batch_and_agree_on_shapes(ed_test):
-  fmt = fmt_for("BlenderBot_TINY")
-  table = tokenize_split(ed_test.select(range(50)), fmt)
-  hosts = [make_batcher(fmt, 16, process_index=p, process_count=2) for p in range(2)]
-  per_host = [list(h.batches(table, seed=3)) for h in hosts]
-  single = list(make_batcher(fmt, 16).batches(table, seed=3))
-  for a, b, whole in zip(*per_host, single):
-    assert a.shape_key == b.shape_key and a.shape_key[0] == 8
-    np.testing.assert_array_equal(np.concatenate([a.example_index_B, b.example_index_B]),
-                                  whole.example_index_B)
-
-
 def test_shuffling_is_deterministic_and_resumable(ed_test):
   fmt = fmt_for("BlenderBot_TINY")
   table = tokenize_split(ed_test.select(range(40)), fmt)

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -106,7 +107,14 @@ def tokenize_split(split: DialogueSplit, fmt: DialogueFormat, cache_dir: str | N
     logging.warning("%s: %d contexts cut from the left and %d targets cut at the end to "
                     "max_length %d", split.path or "split", n_ctx, n_tgt, fmt.max_length)
   if path:
-    table.save_to_disk(path)
+    # Written aside and renamed: a kill never leaves a half-written cache, and when several
+    # hosts tokenize at once the first rename wins and the others load it.
+    tmp = f"{path}.tmp-{os.getpid()}"
+    table.save_to_disk(tmp)
+    try:
+      os.replace(tmp, path)
+    except OSError:
+      shutil.rmtree(tmp, ignore_errors=True)
     table = datasets.load_from_disk(path)
   return table
 
@@ -121,7 +129,6 @@ class Batcher:
     left_pad_context: True for decoder-only models.
     max_context_length / max_target_length: the largest bucket of each side.
     buckets: candidate padded lengths.
-    process_index / process_count: this host's share of each global batch.
     group_by_length / group_window: sort by length within windows of this many batches.
   """
 
@@ -131,21 +138,12 @@ class Batcher:
   max_context_length: int
   max_target_length: int
   buckets: tuple[int, ...] = DEFAULT_BUCKETS
-  process_index: int = 0
-  process_count: int = 1
   group_by_length: bool = True
   group_window: int = 50
 
   def __post_init__(self):
     if self.batch_size <= 0:
       raise ValueError(f"batch_size must be positive, got {self.batch_size}")
-    if self.batch_size % self.process_count:
-      raise ValueError(f"batch_size {self.batch_size} is not divisible by the number of hosts "
-                       f"{self.process_count}")
-
-  @property
-  def local_batch_size(self) -> int:
-    return self.batch_size // self.process_count
 
   def num_batches(self, n: int) -> int:
     return -(-n // self.batch_size)
@@ -173,14 +171,12 @@ class Batcher:
 
   def make_batch(self, contexts: list[list[int]], targets: list[list[int]],
                  indices: Sequence[int]) -> Batch:
-    """A global-shape-consistent host-local batch; lengths bucketed over the *global* rows."""
+    """The whole global batch (multi-host: every host builds it, and each places only the
+    rows of its own devices, `sharding.from_host`); lengths bucketed over its rows."""
     c_len = bucket_length(max(len(c) for c in contexts), self.buckets, self.max_context_length)
     t_len = bucket_length(max(len(t) for t in targets), self.buckets, self.max_target_length)
-    lo = self.process_index * self.local_batch_size
-    hi = lo + self.local_batch_size
-    contexts, targets = contexts[lo:hi], targets[lo:hi]
-    index = np.asarray(list(indices[lo:hi]), np.int32)
-    filler = self.local_batch_size - len(contexts)
+    index = np.asarray(list(indices), np.int32)
+    filler = self.batch_size - len(contexts)
     contexts = contexts + [[]] * filler
     targets = targets + [[]] * filler
     index = np.concatenate([index, np.full(filler, -1, np.int32)])
@@ -219,11 +215,9 @@ class Batcher:
       yield self.make_batch(rows["context_ids"], rows["target_ids"], idx.tolist())
 
 
-def make_batcher(fmt: DialogueFormat, batch_size: int, process_index: int = 0,
-                 process_count: int = 1, buckets: Sequence[int] = DEFAULT_BUCKETS,
+def make_batcher(fmt: DialogueFormat, batch_size: int, buckets: Sequence[int] = DEFAULT_BUCKETS,
                  group_by_length: bool = True) -> Batcher:
   return Batcher(batch_size=batch_size, pad_id=fmt.pad_id,
                  left_pad_context=not fmt.is_encoder_decoder,
                  max_context_length=fmt.max_length, max_target_length=fmt.max_length,
-                 buckets=tuple(buckets), process_index=process_index,
-                 process_count=process_count, group_by_length=group_by_length)
+                 buckets=tuple(buckets), group_by_length=group_by_length)

@@ -49,12 +49,10 @@ def _read_state(path: str) -> dict[str, np.ndarray]:
   return {k: v.detach().float().numpy() for k, v in state.items()}
 
 
-def _training_args(path: str) -> dict:
-  from empathy_jax.models.loading import _lenient_pickle  # pylint: disable=import-outside-toplevel
+def _training_args(path: str, trust_pickle: bool = False) -> dict:
+  from empathy_jax.models import safe_pickle  # pylint: disable=import-outside-toplevel
 
-  import torch  # pylint: disable=import-outside-toplevel
-
-  args = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_lenient_pickle())
+  args = safe_pickle.torch_load(path, trust_pickle)
   if isinstance(args, dict):
     return args
   return dict(getattr(args, "__dict__", {}) or getattr(args, "state", {}) or {})
@@ -116,8 +114,9 @@ def _epitome_jit(params, cfg, s_ids, s_mask, r_ids, r_mask):
   return E.epitome(params, cfg, s_ids, s_mask, r_ids, r_mask)
 
 
-def load_text_classifier(directory: str, labels: Sequence[str], name: str) -> TextClassifier:
-  """Loads a published classifier folder; a missing file is named in the error."""
+def check_text_classifier_dir(directory: str, name: str) -> str:
+  """Raises a `CheckpointError` naming what a classifier folder lacks; returns its weights file.
+  Cheap: launchers call it before any heavy work."""
   if not os.path.isdir(directory):
     raise CheckpointError(f"{name} classifier: {directory} is not a directory")
   for required in ("config.json", "training_args.bin"):
@@ -128,10 +127,28 @@ def load_text_classifier(directory: str, labels: Sequence[str], name: str) -> Te
   if weights is None:
     raise CheckpointError(f"{name} classifier: {directory} has no model.safetensors or "
                           f"pytorch_model.bin")
+  return weights
+
+
+def check_epitome_dir(directory: str) -> list[str]:
+  """The three EPITOME state-dict files, or a `CheckpointError` naming the missing one."""
+  if not os.path.isdir(directory):
+    raise CheckpointError(f"EPITOME: {directory} is not a directory")
+  paths = [os.path.join(directory, f"finetuned_{mech}.pth") for mech in EPITOME_MECHANISMS]
+  for path in paths:
+    if not os.path.isfile(path):
+      raise CheckpointError(f"EPITOME: {path} is missing")
+  return paths
+
+
+def load_text_classifier(directory: str, labels: Sequence[str], name: str,
+                         trust_pickle: bool = False) -> TextClassifier:
+  """Loads a published classifier folder; a missing file is named in the error."""
+  weights = check_text_classifier_dir(directory, name)
   from empathy_jax.models.hf_io import read_json  # pylint: disable=import-outside-toplevel
 
   config = read_json(os.path.join(directory, "config.json"))
-  args = _training_args(os.path.join(directory, "training_args.bin"))
+  args = _training_args(os.path.join(directory, "training_args.bin"), trust_pickle)
   model_type = args.get("model_type") or config.get("model_type")
   if model_type not in ("bert", "roberta"):
     raise CheckpointError(f"{name} classifier: model_type {model_type!r} is not bert/roberta")
@@ -174,10 +191,7 @@ class EpitomeScorer:
 
 def load_epitome(directory: str, tokenizer_source: str = ROBERTA_TOKENIZER) -> EpitomeScorer:
   params, cfg = {}, None
-  for mech in EPITOME_MECHANISMS:
-    path = os.path.join(directory, f"finetuned_{mech}.pth")
-    if not os.path.isfile(path):
-      raise CheckpointError(f"EPITOME: {path} is missing")
+  for mech, path in zip(EPITOME_MECHANISMS, check_epitome_dir(directory)):
     state = _read_state(path)
     E.require(state, ["attn.q_linear.weight", "empathy_classifier.dense.weight",
                       "empathy_classifier.out_proj.weight",

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from empathy_jax.errors import DatasetError, Problem
+from empathy_jax.errors import CheckpointError, DatasetError, Problem
 from empathy_jax.evaluation import classifiers as C
 from empathy_jax.evaluation import text_metrics as T
 
@@ -31,12 +31,24 @@ class ScoreConfig:
   reward_model_dir: str | None = None
   metric_n_grams: int = 4
   batch_size: int = 32
+  trust_pickle: bool = False  # full pickle for training_args.bin (runs the file's code)
+
+  def check(self) -> None:
+    """Checks every given folder before any heavy work (raises `CheckpointError`)."""
+    if self.emo_classifier_dir:
+      C.check_text_classifier_dir(self.emo_classifier_dir, "emotion")
+    if self.intent_classifier_dir:
+      C.check_text_classifier_dir(self.intent_classifier_dir, "empintent")
+    if self.epitome_dir:
+      C.check_epitome_dir(self.epitome_dir)
+    if self.reward_model_dir:
+      reward_scorer(self.reward_model_dir)
 
 
 def reward_scorer(reward_model_dir: str) -> RewardFn:
   """Hook for reward statistics. Reward models arrive with the reward-model issue; until then a
   given --reward_model_dir is an error rather than a silently missing metric."""
-  raise NotImplementedError(
+  raise CheckpointError(
       f"--reward_model_dir {reward_model_dir}: reward-model scoring is not available yet in "
       f"empathy-jax (it lands with the reward model trainer); run without it for now")
 
@@ -101,7 +113,7 @@ def score(examples: list[dict], cfg: ScoreConfig, *, bow: dict[str, np.ndarray] 
       logging.warning("no --%s directory: skipping %s metrics",
                       "emo_classifier_dir" if key == "emotion" else "intent_classifier_dir", key)
       continue
-    clf = C.load_text_classifier(directory, labels, key)
+    clf = C.load_text_classifier(directory, labels, key, cfg.trust_pickle)
     out_pred = clf.predict(outputs, cfg.batch_size)
     tgt_pred = clf.predict(targets, cfg.batch_size)
     acc, f1, per_class = C.classification_report(out_pred, tgt_pred, labels)
@@ -152,13 +164,17 @@ def format_table(metrics: dict) -> str:
 
 def score_file(test_data: str, cfg: ScoreConfig, output_dir: str | None = None,
                embedding_model: str | None = None) -> dict:
-  """`launch/score.py`: scores an existing test_data.json (outputs from anywhere)."""
+  """`launch/score.py`: scores an existing test_data.json (outputs from anywhere). Every input
+  is checked before any model is loaded."""
+  from empathy_jax.models.loading import load_model, source_kind  # pylint: disable=import-outside-toplevel
+
   rows = read_test_data(test_data)
+  cfg.check()
+  if embedding_model:
+    source_kind(embedding_model)
   bow = None
   if embedding_model:
-    from empathy_jax.models.loading import load_model  # pylint: disable=import-outside-toplevel
-
-    loaded = load_model(embedding_model)
+    loaded = load_model(embedding_model, trust_pickle=cfg.trust_pickle)
     fmt = loaded.fmt
     ids = lambda texts: [[i for i in e.ids if i != fmt.pad_id] for e in fmt.encode_targets(texts)]
     bow = T.bow_similarity(loaded.model.input_embeddings(loaded.params),

@@ -12,10 +12,9 @@ import functools
 import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from empathy_jax import sharding
+from empathy_jax import preflight, sharding
 from empathy_jax.data.dialogue_dataset import load_dialogue_split, split_dir
 from empathy_jax.data.pipeline import make_batcher, tokenize_split
 from empathy_jax.evaluation import suite
@@ -44,6 +43,7 @@ class TestConfig:
   generation: dict = dataclasses.field(default_factory=dict)  # only the flags the user gave
   seed: int = 0
   mesh: sharding.MeshConfig = sharding.MeshConfig()
+  trust_pickle: bool = False
 
   def __post_init__(self):
     if (self.model is None) == (self.pretrained_model_dir is None):
@@ -52,6 +52,16 @@ class TestConfig:
       raise ValueError(f"--batch_size must be >= 1, got {self.batch_size}")
     if not os.path.isdir(self.dataset_dir):
       raise ValueError(f"--dataset_dir {self.dataset_dir!r} does not exist")
+    if self.model is not None:
+      preflight.check_registry_name(self.model)
+
+  def check_inputs(self) -> None:
+    """The dataset split, the model, every metric folder and the output folder, checked
+    before the model is loaded."""
+    preflight.check_dialogue_dataset(self.dataset_dir, (self.split,))
+    preflight.check_model_source(self.model or self.pretrained_model_dir)
+    self.scores.check()
+    preflight.check_writable(self.out_dir())
 
   def out_dir(self) -> str:
     if self.output_dir:
@@ -63,7 +73,10 @@ class TestConfig:
 
 
 def run_test(cfg: TestConfig) -> dict:
-  loaded = load_model(cfg.model or cfg.pretrained_model_dir)
+  """Generates on the split, scores it, writes the three result files (process 0) and returns
+  the metrics. Multi-host: every process runs it with the same flags."""
+  cfg.check_inputs()
+  loaded = load_model(cfg.model or cfg.pretrained_model_dir, trust_pickle=cfg.trust_pickle)
   fmt, model = loaded.fmt, loaded.model
   split = load_dialogue_split(split_dir(cfg.dataset_dir, cfg.split), cfg.data_erasure_level)
   if cfg.max_examples is not None:
@@ -84,7 +97,7 @@ def run_test(cfg: TestConfig) -> dict:
 
   def collect(batch, out):
     """Host side of a finished batch: decoded outputs and inputs."""
-    tokens, mask = jax.device_get((out.tokens_BxN, out.mask_BxN))
+    tokens, mask = sharding.to_host((out.tokens_BxN, out.mask_BxN))
     for row, idx in enumerate(batch.example_index_B.tolist()):
       if idx < 0:
         continue
@@ -96,15 +109,16 @@ def run_test(cfg: TestConfig) -> dict:
     bar.update(1)
 
   pending = None  # the previous batch, collected once the next one is dispatched
-  for batch in batcher.batches(table):
-    arrays = {k: jax.device_put(getattr(batch, k), sharding.batch_sharding(mesh, 2))
-              for k in ("context_ids_BxC", "context_mask_BxC", "target_ids_BxT",
-                        "target_mask_BxT")}
+  for batch in batcher.batches(table):  # every process holds the whole global batch
+    arrays = sharding.from_host({k: getattr(batch, k) for k in (
+        "context_ids_BxC", "context_mask_BxC", "target_ids_BxT", "target_mask_BxT")},
+                                sharding.batch_sharding(mesh, 2))
+    rows, plan = sharding.replicate((np.maximum(batch.example_index_B, 0),
+                                     encoder_plan(model, batch.context_mask_BxC)), mesh)
     gen = resolve(cfg.generation, loaded.generation_config, model.cfg,
                   prompt_length=batch.context_ids_BxC.shape[1])
     out = generate_ids(model, params, arrays["context_ids_BxC"], arrays["context_mask_BxC"],
-                       gen, rng, jnp.asarray(np.maximum(batch.example_index_B, 0)),
-                       encoder_plan(model, batch.context_mask_BxC))
+                       gen, rng, rows, plan)
     batch_losses.append(loss_fn(params, arrays))
     if pending is not None:
       collect(*pending)
@@ -113,7 +127,7 @@ def run_test(cfg: TestConfig) -> dict:
     collect(*pending)
   bar.close()
   # ppl as the original: exp of the mean over test batches of the batch's mean token loss.
-  means = [float(s) / float(c) for s, c in jax.device_get(batch_losses) if float(c) > 0]
+  means = [float(s) / float(c) for s, c in sharding.to_host(batch_losses) if float(c) > 0]
   ppl = float(np.exp(np.mean(means))) if means else float("nan")
   target_ids = [[i for i in row if i != fmt.pad_id] for row in table["target_ids"]]
   bow = T.bow_similarity(np.asarray(model.input_embeddings(loaded.params)), output_ids,
@@ -121,5 +135,6 @@ def run_test(cfg: TestConfig) -> dict:
   examples = [{"id": i, "input": inputs[i], "context": split.contexts[i],
                "target": split.targets[i], "output": outputs[i]} for i in range(n)]
   records, metrics, classwise = suite.score(examples, cfg.scores, bow=bow, ppl=ppl)
-  suite.write_results(cfg.out_dir(), records, metrics, classwise)
+  if jax.process_index() == 0:
+    suite.write_results(cfg.out_dir(), records, metrics, classwise)
   return metrics

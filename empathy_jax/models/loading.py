@@ -8,7 +8,6 @@ The family (and so the input format) of a Hugging Face directory comes from its 
 
 from __future__ import annotations
 
-import dataclasses
 import glob
 import json
 import os
@@ -19,32 +18,16 @@ import numpy as np
 
 from empathy_jax import registry
 from empathy_jax.errors import CheckpointError
-from empathy_jax.models import hf_io, weights
+from empathy_jax.models import hf_io, model_dir, safe_pickle, weights
 from empathy_jax.models.api import DialogueModel
 from empathy_jax.models.configs import RuntimeOptions, config_from_hf
-from empathy_jax.tokenization import family_for_model_type, load_hf_tokenizer, make_format
+from empathy_jax.models.loaded import LoadedModel, format_for, unscanned_numpy_params
+from empathy_jax.tokenization import family_for_model_type
 
 # Tokenizers to fall back on when a checkpoint directory carries none.
 DEFAULT_TOKENIZERS = {"godel": "package:godel", "dialogpt": "package:dialogpt"}
-DEFAULT_MAX_LENGTH = {"godel": 512, "dialogpt": 1024, "blenderbot": 128}
 _EMBEDDING_PATHS = {"godel": [("shared", "embedding")], "dialogpt": [("wte", "embedding")],
                     "blenderbot": [("shared", "embedding")]}
-
-
-@dataclasses.dataclass
-class LoadedModel:
-  """A model ready to use: architecture, parameters, input format and generation defaults."""
-
-  model: DialogueModel
-  params: Any
-  fmt: Any  # DialogueFormat
-  generation_config: dict
-  tokenizer_source: str
-  name: str
-
-  @property
-  def tokenizer(self):
-    return self.fmt.tokenizer
 
 
 # -- vocabulary resizing -------------------------------------------------------------------------
@@ -102,11 +85,6 @@ def _abstract_unscanned(cfg):
   return nn.unbox(shapes)
 
 
-def _make_fmt(family: str, tokenizer_source: str, max_length: int | None):
-  tok = load_hf_tokenizer(tokenizer_source, family)
-  return make_format(family, tok, max_length or DEFAULT_MAX_LENGTH[family])
-
-
 def _has_tokenizer(path: str) -> bool:
   names = ("tokenizer.json", "vocab.json", "spiece.model", "tokenizer_config.json")
   return any(os.path.exists(os.path.join(path, n)) for n in names)
@@ -126,7 +104,7 @@ def from_hf_dir(path: str, options: RuntimeOptions = RuntimeOptions(), family: s
     tokenizer_source = path if _has_tokenizer(path) else DEFAULT_TOKENIZERS.get(family)
     if tokenizer_source is None:
       raise CheckpointError(f"{path}: no tokenizer files and no default for family {family}")
-  fmt = _make_fmt(family, tokenizer_source, max_length)
+  fmt = format_for(family, tokenizer_source, max_length)
   state = hf_io.read_state_dict(path)
   params = weights.hf_to_params(state, cfg, _abstract_unscanned(cfg))
   gen_path = os.path.join(path, "generation_config.json")
@@ -139,7 +117,7 @@ def from_spec(spec: registry.ModelSpec, options: RuntimeOptions = RuntimeOptions
   if spec.hub_name is not None:
     return from_hf_dir(hf_io.resolve_hub(spec.hub_name), options, spec.family, spec.tokenizer,
                        spec.max_length, spec.name)
-  fmt = _make_fmt(spec.family, spec.tokenizer, spec.max_length)
+  fmt = format_for(spec.family, spec.tokenizer, spec.max_length)
   hf = dict(spec.config)
   hf.setdefault("vocab_size", fmt.vocab_size)
   cfg = config_from_hf(hf, options)
@@ -148,30 +126,6 @@ def from_spec(spec: registry.ModelSpec, options: RuntimeOptions = RuntimeOptions
 
 
 # -- the original's Lightning checkpoints ----------------------------------------------------------
-
-
-class _Missing:
-  """Stands in for classes of the original project when unpickling its checkpoints."""
-
-  def __init__(self, *args, **kwargs):
-    self.args, self.kwargs = args, kwargs
-
-  def __setstate__(self, state):
-    self.state = state
-
-
-def _lenient_pickle():
-  import pickle  # pylint: disable=import-outside-toplevel
-  import types  # pylint: disable=import-outside-toplevel
-
-  class Unpickler(pickle.Unpickler):
-    def find_class(self, module, name):
-      try:
-        return super().find_class(module, name)
-      except (ImportError, AttributeError):
-        return type(name, (_Missing,), {"__module__": module, "__qualname__": name})
-
-  return types.SimpleNamespace(Unpickler=Unpickler, load=pickle.load, __name__="pickle")
 
 
 def find_ckpt(path: str) -> str:
@@ -206,13 +160,15 @@ def _spec_for_original(config: dict) -> registry.ModelSpec:
   return registry.get_model_spec(name)
 
 
-def read_lightning(path: str) -> tuple[dict[str, np.ndarray], dict]:
-  """(HF state dict with the `model.model.` prefix removed, hyper_parameters) of a `.ckpt`."""
-  try:
-    import torch  # pylint: disable=import-outside-toplevel
-  except ImportError as e:
-    raise CheckpointError(f"{path}: reading Lightning checkpoints needs torch") from e
-  ckpt = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_lenient_pickle())
+def read_lightning(path: str, trust_pickle: bool = False) -> tuple[dict[str, np.ndarray], dict]:
+  """(HF state dict with the `model.model.` prefix removed, hyper_parameters) of a `.ckpt`.
+
+  Unpickled with an allow-list (`safe_pickle`) unless `trust_pickle` (runs any code the file
+  holds: only for files whose author you trust).
+  """
+  ckpt = safe_pickle.torch_load(path, trust_pickle)
+  if not isinstance(ckpt, dict):
+    raise CheckpointError(f"{path}: not a Lightning checkpoint (a {type(ckpt).__name__})")
   if "state_dict" not in ckpt:
     raise CheckpointError(f"{path}: not a Lightning checkpoint (no state_dict)")
   prefix = "model.model."
@@ -223,16 +179,17 @@ def read_lightning(path: str) -> tuple[dict[str, np.ndarray], dict]:
   return state, dict(ckpt.get("hyper_parameters") or {})
 
 
-def from_lightning(path: str, options: RuntimeOptions = RuntimeOptions()) -> LoadedModel:
+def from_lightning(path: str, options: RuntimeOptions = RuntimeOptions(),
+                   trust_pickle: bool = False) -> LoadedModel:
   ckpt_path = find_ckpt(path)
-  state, hparams = read_lightning(ckpt_path)
+  state, hparams = read_lightning(ckpt_path, trust_pickle)
   config = hparams.get("config") or {}
   spec = _spec_for_original(config)
   hf = (config.get("model_kwargs") or {}).get("hf_config")
   if hf is None:
     hf = dict(spec.config) if spec.config is not None else hf_io.read_json(
         os.path.join(hf_io.resolve_hub(spec.hub_name), "config.json"))
-  fmt = _make_fmt(spec.family, spec.tokenizer, spec.max_length)
+  fmt = format_for(spec.family, spec.tokenizer, spec.max_length)
   vocab_rows = state[{"godel": "shared.weight", "dialogpt": "transformer.wte.weight",
                       "blenderbot": "model.shared.weight"}[spec.family]].shape[0] \
       if spec.family != "dialogpt" or "transformer.wte.weight" in state else None
@@ -250,35 +207,47 @@ def from_lightning(path: str, options: RuntimeOptions = RuntimeOptions()) -> Loa
 
 
 def load_model(source: str, options: RuntimeOptions = RuntimeOptions(),
-               family: str | None = None, seed: int = 0) -> LoadedModel:
+               family: str | None = None, seed: int = 0,
+               trust_pickle: bool = False) -> LoadedModel:
   """Loads `source`: a registry name, a local directory (Hugging Face, ours, or a Lightning run
   folder), a `.ckpt` file, or a hub name."""
-  if source in registry.all_models():
+  kind = source_kind(source)
+  if kind == "registry":
     return from_spec(registry.get_model_spec(source), options, seed)
+  if kind == "ckpt":
+    return from_lightning(source, options, trust_pickle)
+  if kind == "hf":
+    return from_hf_dir(source, options, family)
+  if kind == "ours":
+    return model_dir.load(source, options)
+  return from_hf_dir(hf_io.resolve_hub(source), options, family, name=source)
+
+
+def source_kind(source: str) -> str:
+  """What `source` is (registry, ckpt, hf, ours, hub), checked without loading weights; a
+  local path that is none of these raises `CheckpointError` naming what was looked for."""
+  if source in registry.all_models():
+    return "registry"
   if os.path.isfile(source) and source.endswith(".ckpt"):
-    return from_lightning(source, options)
+    return "ckpt"
   if os.path.isdir(source):
     if os.path.exists(os.path.join(source, "config.json")):
-      return from_hf_dir(source, options, family)
-    from empathy_jax import checkpoints  # pylint: disable=import-outside-toplevel
-
-    if checkpoints.is_our_checkpoint(source):
-      return checkpoints.load_model_dir(source, options)
+      return "hf"
+    if model_dir.model_dir_of(source) is not None:
+      model_dir.read_info(source)  # a corrupt model_info.json is reported here
+      return "ours"
     if glob.glob(os.path.join(source, "checkpoints", "*.ckpt")):
-      return from_lightning(source, options)
+      return "ckpt"
     raise CheckpointError(f"{source}: not a Hugging Face directory (config.json), an "
                           f"empathy-jax checkpoint or a Lightning run folder (checkpoints/*.ckpt)")
   if os.path.exists(source):
     raise CheckpointError(f"{source}: not a model directory or .ckpt file")
-  return from_hf_dir(hf_io.resolve_hub(source), options, family, name=source)
+  if source.startswith((".", "/")) or source.count("/") > 1:
+    raise CheckpointError(f"{source}: no such file or folder")
+  return "hub"
 
 
 # -- export ----------------------------------------------------------------------------------------
-
-
-def unscanned_numpy_params(loaded: LoadedModel) -> dict:
-  params = jax.tree.map(np.asarray, jax.device_get(loaded.params))
-  return weights.unstack_layers(params) if loaded.model.cfg.scan_layers else params
 
 
 def export_hf(loaded: LoadedModel, out_dir: str) -> None:
@@ -352,7 +321,5 @@ def convert_checkpoint(source: str, output: str, to: str, family: str | None = N
       output = os.path.join(output, "checkpoints", "converted.ckpt")
     export_lightning(loaded, output)
   else:
-    from empathy_jax import checkpoints  # pylint: disable=import-outside-toplevel
-
-    checkpoints.save_model_dir(loaded, output)
+    model_dir.save(loaded, output)
   return output

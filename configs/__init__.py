@@ -1,1 +1,0 @@
-"""Configuration shipped with empathy-jax: the model registry (`models.py`)."""

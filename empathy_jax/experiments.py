@@ -1,0 +1,35 @@
+"""What the experiment configs in `configs/` share: the original's settings per launcher and
+the tiny CPU twins' overrides. A config file is `get_config(variant)` returning
+`experiments.config(...)`; launchers read it with `--config configs/FILE.py[:tiny]`
+(absl `config_flags`), fields named as their flags.
+"""
+
+import ml_collections
+
+ED = "datasets/empathetic_dialogues"
+REWARD_DATA = "datasets/reward_dataset"
+
+# The original's train_dialogue_model defaults (../shared/ORIGINAL_FORMATS.md, "Training").
+SFT = dict(dataset_dir=ED, max_epochs=10, batch_size=8, initial_lr=1e-5, data_erasure_level=0.3)
+# A few minutes on a 2-core CPU: the quickstart's scale.
+SFT_TINY = dict(max_epochs=2, batch_size=16, initial_lr=5e-4, max_train_examples=1600,
+                max_val_examples=160, checkpoint_interval=50)
+# train_reward_model: one context (all its responses) per step, LR halved every epoch.
+REWARD = dict(dataset_dir=REWARD_DATA, max_epochs=1, initial_lr=1e-5, batch_size=1,
+              dropout=0.6, val_fraction=0.0, loss="original")
+REWARD_TINY = dict(batch_size=4, initial_lr=1e-4, max_epochs=2)
+# train_rlhf_pipeline (PPO); reward_model_dir is required and set per run.
+PPO = dict(dataset_dir=ED, max_epochs=10, batch_size=8, initial_lr=1e-5, data_erasure_level=0.3,
+           max_new_tokens=100, clip_epsilon=0.2, kl_penalty=0.0, gamma=0.99, lam=0.95,
+           vf_coeff=1.0, entropy_coeff=0.01, reward_model_dir="")
+PPO_TINY = dict(max_epochs=1, max_new_tokens=16, max_train_examples=64, max_val_examples=16)
+# test: the metric suite on the test split.
+EVAL = dict(dataset_dir=ED, batch_size=32, data_erasure_level=1.0, metric_n_grams=4)
+EVAL_TINY = dict(max_examples=128, max_new_tokens=24)
+
+
+def config(fields: dict, variant: str, tiny: dict) -> ml_collections.ConfigDict:
+  """The run's fields, or its tiny twin's when `variant` is "tiny"."""
+  if variant not in ("", "tiny"):
+    raise ValueError(f"unknown config variant {variant!r}: use nothing or ':tiny'")
+  return ml_collections.ConfigDict({**fields, **(tiny if variant == "tiny" else {})})

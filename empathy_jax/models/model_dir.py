@@ -1,0 +1,153 @@
+"""The empathy-jax model folder, in one place: what it holds, how it is written and read.
+
+  model_info.json   family, transformers config, max length, generation defaults, extra heads
+  tokenizer/        the tokenizer files (with `<PAD>`), so the folder is self-contained
+  params/           orbax checkpoint of the parameters (unscanned layout, float32)
+  extra/            optional orbax checkpoint of extra parameter trees (reward / value heads)
+
+A run folder (`OUT/tensorboard_logs/version_N/`) holds `best/` and `latest/` model folders;
+loading a run folder loads its `best/`. Folders are written atomically: into `NAME.tmp`, then
+renamed, with the previous folder kept as `NAME.old` until the new one is in place, so a kill
+at any point leaves either the old or the new model (`recover` puts `NAME.old` back).
+Multi-host: every process calls `save`; only process 0 writes files other than orbax's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import Any
+
+import jax
+import numpy as np
+
+from empathy_jax import faults
+from empathy_jax.errors import CheckpointError
+
+FORMAT = "empathy-jax/model-v1"
+INFO = "model_info.json"
+
+
+def _checkpointer():
+  import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
+
+  return ocp.StandardCheckpointer()
+
+
+def _barrier(name: str) -> None:
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+
+    multihost_utils.sync_global_devices(name)
+
+
+def save_tree(path: str, tree) -> None:
+  """Writes a pytree with orbax (which itself writes to a temporary folder, then renames)."""
+  path = os.path.abspath(path)
+  if os.path.exists(path) and jax.process_index() == 0:
+    shutil.rmtree(path)
+  _barrier(f"save_tree:{path}")
+  ckptr = _checkpointer()
+  ckptr.save(path, tree)
+  ckptr.wait_until_finished()
+
+
+def restore_tree(path: str, target=None):
+  path = os.path.abspath(path)
+  if not os.path.isdir(path):
+    raise CheckpointError(f"{path}: checkpoint folder is missing")
+  ckptr = _checkpointer()
+  return ckptr.restore(path) if target is None else ckptr.restore(path, target)
+
+
+def recover(path: str) -> None:
+  """Puts `path.old` back where a kill between the two renames of `save` left no `path`."""
+  old = path.rstrip("/") + ".old"
+  if not os.path.exists(path) and os.path.isfile(os.path.join(old, INFO)):
+    os.replace(old, path)
+
+
+def model_dir_of(path: str) -> str | None:
+  """The model folder a path stands for: itself, or a run folder's `best/`."""
+  for candidate in (path, os.path.join(path, "best")):
+    recover(candidate)
+    if os.path.isfile(os.path.join(candidate, INFO)):
+      return candidate
+  return None
+
+
+def save(loaded, path: str, extra: dict[str, Any] | None = None,
+         metadata: dict[str, Any] | None = None) -> None:
+  """Saves a `LoadedModel` (and optional extra parameter trees) as a model folder."""
+  from empathy_jax.models.loaded import host_params, unscanned_numpy_params  # pylint: disable=import-outside-toplevel
+
+  path = os.path.abspath(path).rstrip("/")
+  tmp, old = path + ".tmp", path + ".old"
+  primary = jax.process_index() == 0
+  params = unscanned_numpy_params(loaded)  # collective: before any process-0-only work
+  extra = host_params(extra) if extra else None
+  if primary:
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    cfg = loaded.model.cfg
+    info = {"format": FORMAT, "family": cfg.family, "hf_config": cfg.hf_dict(),
+            "max_length": loaded.fmt.max_length, "generation_config": loaded.generation_config,
+            "name": loaded.name, "extra": sorted(extra or {}), "metadata": metadata or {}}
+    loaded.tokenizer.save_pretrained(os.path.join(tmp, "tokenizer"))
+  save_tree(os.path.join(tmp, "params"), params)
+  if extra:
+    save_tree(os.path.join(tmp, "extra"), extra)
+  faults.reached("model_write")
+  if primary:
+    # model_info.json last: a folder without it is never taken for a model.
+    with open(os.path.join(tmp, INFO), "w") as f:
+      json.dump(info, f, indent=2, sort_keys=True)
+    recover(path)
+    if os.path.exists(path):
+      shutil.rmtree(old, ignore_errors=True)
+      os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
+  _barrier(f"model_dir.save:{path}")
+
+
+def read_info(path: str) -> dict:
+  model_dir = model_dir_of(path)
+  if model_dir is None:
+    raise CheckpointError(f"{path}: no {INFO} (not an empathy-jax model folder)")
+  info_path = os.path.join(model_dir, INFO)
+  try:
+    with open(info_path) as f:
+      info = json.load(f)
+  except json.JSONDecodeError as e:
+    raise CheckpointError(f"{info_path}: not valid JSON ({e})") from e
+  if info.get("format") != FORMAT:
+    raise CheckpointError(f"{path}: unknown checkpoint format {info.get('format')!r}")
+  return info
+
+
+def load(path: str, options=None):
+  """Loads a model folder (or a run folder's best model) as a `LoadedModel`."""
+  from empathy_jax.models import weights  # pylint: disable=import-outside-toplevel
+  from empathy_jax.models.api import DialogueModel  # pylint: disable=import-outside-toplevel
+  from empathy_jax.models.configs import RuntimeOptions, config_from_hf  # pylint: disable=import-outside-toplevel
+  from empathy_jax.models.loaded import LoadedModel, format_for  # pylint: disable=import-outside-toplevel
+
+  info = read_info(path)
+  model_dir = model_dir_of(path)
+  cfg = config_from_hf(info["hf_config"], options or RuntimeOptions())
+  fmt = format_for(info["family"], os.path.join(model_dir, "tokenizer"), info["max_length"])
+  params = restore_tree(os.path.join(model_dir, "params"))
+  params = jax.tree.map(lambda x: np.asarray(x, np.float32), params)
+  if cfg.scan_layers:
+    params = weights.stack_layers(params)
+  return LoadedModel(DialogueModel(cfg), params, fmt, info.get("generation_config") or {},
+                     os.path.join(model_dir, "tokenizer"), info.get("name") or model_dir)
+
+
+def load_extra(path: str) -> dict:
+  model_dir = model_dir_of(path)
+  if model_dir is None or not os.path.isdir(os.path.join(model_dir, "extra")):
+    raise CheckpointError(f"{path}: no extra parameters saved")
+  return restore_tree(os.path.join(model_dir, "extra"))

@@ -1,0 +1,52 @@
+"""Checks a launcher makes before any heavy work: each raises an error that names the file or
+flag and what is wrong (never a traceback from deep inside JAX an hour later)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Sequence
+
+from empathy_jax.errors import CheckpointError, DatasetError, Problem
+
+
+def check_registry_name(name: str) -> None:
+  from empathy_jax.registry import get_model_spec  # pylint: disable=import-outside-toplevel
+
+  try:
+    get_model_spec(name)
+  except KeyError as e:
+    raise ValueError(f"--model: {e.args[0]}") from e
+
+
+def check_dialogue_dataset(dataset_dir: str, splits: Sequence[str]) -> None:
+  """Reads and checks each split's files; one `DatasetError` lists every problem found."""
+  from empathy_jax.data.dialogue_dataset import check_dialogue_split  # pylint: disable=import-outside-toplevel
+
+  problems: list[Problem] = []
+  for split in splits:
+    path = os.path.join(dataset_dir, split)
+    if not os.path.isdir(path):
+      problems.append(Problem(path, None, f"split folder '{split}' is missing"))
+      continue
+    problems.extend(check_dialogue_split(path)[0])
+  if problems:
+    raise DatasetError(problems)
+
+
+def check_model_source(source: str) -> str:
+  """What kind of model source this is (registry, ckpt, hf, ours, hub), or a
+  `CheckpointError` for a local path that holds no model."""
+  from empathy_jax.models.loading import source_kind  # pylint: disable=import-outside-toplevel
+
+  return source_kind(source)
+
+
+def check_writable(path: str) -> None:
+  """Creates `path` if needed and proves a file can be written in it."""
+  try:
+    os.makedirs(path, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check-"):
+      pass
+  except OSError as e:
+    raise CheckpointError(f"output folder {path}: cannot write there ({e.strerror})") from e

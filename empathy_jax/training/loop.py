@@ -1,0 +1,218 @@
+"""The trainer core: one loop for SFT, reward-model training and PPO.
+
+A `Task` says what is trained (its batches, its jitted step, its validation, its samples and how
+its model is saved); `fit` owns everything else, the same for every task:
+- cadence: train-metric logs every `log_interval` steps, a resumable checkpoint every
+  `checkpoint_interval` steps and after every epoch, optional mid-epoch validation, and per
+  epoch validation, samples, best-model selection;
+- exact resume: the train state and progress (epoch, batch, best value, history) are saved in
+  one orbax step; re-running the command restores them and replays the same batches;
+- `best/` (by the task's monitored validation value) and `latest/` model folders, atomic;
+- progress bars and TensorBoard scalars, from process 0 only.
+
+A step's metrics are read only after the next steps are dispatched, so the device never waits
+for Python (nanodo's pattern).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from typing import Any, Iterator
+
+import jax
+import numpy as np
+
+from empathy_jax import faults, sharding
+from empathy_jax.training import runs
+from empathy_jax.training.checkpointing import TrainCheckpointer
+from empathy_jax.training.metrics_log import MetricWriter, progress
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopConfig:
+  """The cadence of a run (flags keep the original's names where it had them)."""
+
+  max_epochs: int
+  log_interval: int = 10
+  checkpoint_interval: int = 500
+  eval_interval: int = 0  # extra validation every N steps; 0: per epoch only
+
+  def __post_init__(self):
+    for name in ("max_epochs", "log_interval", "checkpoint_interval"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
+    if self.eval_interval < 0:
+      raise ValueError(f"--eval_interval must be >= 0, got {self.eval_interval}")
+
+
+class Task(abc.ABC):
+  """What one kind of training plugs into `fit`.
+
+  Attributes:
+    steps_per_epoch: optimizer steps in one epoch.
+    monitor: the key of `validate()`'s result that selects `best/`.
+    monitor_mode: "min" (losses) or "max" (rewards).
+  """
+
+  steps_per_epoch: int
+  monitor: str = "val_loss"
+  monitor_mode: str = "min"
+
+  @abc.abstractmethod
+  def batches(self, epoch: int, start_batch: int) -> Iterator[Any]:
+    """The epoch's global batches from `start_batch` on, the same on every run."""
+
+  @abc.abstractmethod
+  def step(self, state, batch) -> tuple[Any, dict]:
+    """Dispatches one train step: (new state, metrics as device scalars, "loss" among them)."""
+
+  @abc.abstractmethod
+  def validate(self, state) -> dict[str, float]:
+    """Validation metrics, the monitored one included."""
+
+  def samples(self, state) -> list[dict]:  # pylint: disable=unused-argument
+    """A few validation outputs as text for the logs."""
+    return []
+
+  def learning_rate(self, step: int) -> float | None:  # pylint: disable=unused-argument
+    return None
+
+  def real_tokens(self, batch) -> int:  # pylint: disable=unused-argument
+    """Non-pad tokens in a batch, counted on the host (for tokens/s); 0 if not counted."""
+    return 0
+
+  @abc.abstractmethod
+  def save_model(self, state, path: str, metadata: dict) -> None:
+    """Writes the trained model as a model folder (called by every process)."""
+
+
+def fresh_progress() -> dict:
+  return {"epoch": 0, "batch": 0, "global_step": 0, "best": None, "history": []}
+
+
+def fit(task: Task, state, cfg: LoopConfig, run_dir: str, resuming: bool) -> tuple[Any, dict]:
+  """Trains `state` to the end of `cfg.max_epochs` (or resumes it); returns (state, summary)."""
+  ckpt = TrainCheckpointer(run_dir)
+  meta = fresh_progress()
+  restored = ckpt.restore(state) if resuming else None
+  if restored is not None:
+    state, meta = restored
+    if jax.process_index() == 0:
+      print(f"resuming {run_dir} from step {meta['global_step']} (epoch {meta['epoch'] + 1}, "
+            f"batch {meta['batch']})", file=sys.stderr, flush=True)
+  writer = MetricWriter(run_dir)
+  for epoch in range(meta["epoch"], cfg.max_epochs):
+    start = meta["batch"] if epoch == meta["epoch"] else 0
+    state = _train_epoch(task, state, cfg, epoch, start, ckpt, meta, writer)
+    state, meta = _end_epoch(task, state, epoch, meta, ckpt, writer, run_dir)
+  ckpt.wait()
+  ckpt.close()
+  writer.close()
+  summary = {"run_dir": run_dir, f"best_{task.monitor}": meta["best"],
+             "history": meta["history"], "finished": True,
+             "global_step": int(sharding.to_host(state.step))}
+  task.save_model(state, os.path.join(run_dir, "latest"), {"final": True})
+  runs.mark_finished(run_dir, summary)
+  return state, summary
+
+
+class _TrainLog:
+  """Reads a logged step's metrics once later steps are dispatched; tokens/s between reads."""
+
+  def __init__(self, writer: MetricWriter, bar, task: Task):
+    self.writer, self.bar, self.task = writer, bar, task
+    self.pending: tuple[int, dict, int] | None = None
+    self.tokens = 0
+    self.last = (0, time.perf_counter())
+
+  def add(self, step: int, metrics: dict) -> None:
+    if self.pending is not None:
+      self.flush()
+    else:  # the first logged step: start the clock once it is done
+      jax.block_until_ready(metrics)
+      self.last = (self.tokens, time.perf_counter())
+    self.pending = (step, metrics, self.tokens)
+
+  def flush(self) -> None:
+    if self.pending is None:
+      return
+    step, metrics, tokens = self.pending
+    values = {f"train_{k}": float(v) for k, v in sharding.to_host(metrics).items()
+              if k != "tokens"}
+    now = time.perf_counter()
+    if tokens > self.last[0]:
+      values["tokens_per_second"] = (tokens - self.last[0]) / max(now - self.last[1], 1e-9)
+    self.last = (tokens, now)
+    lr = self.task.learning_rate(step)
+    if lr is not None:
+      values["learning_rate"] = lr
+    self.bar.set_postfix(loss=f"{values['train_loss']:.4f}",
+                         **({"tok_s": f"{values['tokens_per_second']:.0f}"}
+                            if "tokens_per_second" in values else {}))
+    self.writer.scalars(step, values)
+    self.pending = None
+
+
+def _train_epoch(task: Task, state, cfg: LoopConfig, epoch: int, start: int,
+                 ckpt: TrainCheckpointer, meta: dict, writer: MetricWriter):
+  n = task.steps_per_epoch
+  bar = progress(n, start, f"epoch {epoch + 1}/{cfg.max_epochs}")
+  log = _TrainLog(writer, bar, task)
+  for b, batch in enumerate(task.batches(epoch, start), start=start):
+    state, metrics = task.step(state, batch)
+    faults.reached("step")
+    global_step = epoch * n + b + 1
+    log.tokens += task.real_tokens(batch)
+    bar.update(1)
+    if global_step % cfg.log_interval == 0:
+      log.add(global_step, metrics)
+    # The epoch's last step is saved after validation, with the epoch's results.
+    if global_step % cfg.checkpoint_interval == 0 and b + 1 < n:
+      ckpt.save(state, {**meta, "epoch": epoch, "batch": b + 1, "global_step": global_step})
+    if cfg.eval_interval and global_step % cfg.eval_interval == 0:
+      writer.scalars(global_step, {f"{k}_interval": v for k, v in task.validate(state).items()})
+  log.flush()
+  bar.close()
+  return state
+
+
+def _improved(task: Task, value: float, best: float | None) -> bool:
+  if value is None or math.isnan(value):
+    return False
+  if best is None:
+    return True
+  return value < best if task.monitor_mode == "min" else value > best
+
+
+def _end_epoch(task: Task, state, epoch: int, meta: dict, ckpt: TrainCheckpointer,
+               writer: MetricWriter, run_dir: str):
+  """Validation, best model, samples and the end-of-epoch checkpoint."""
+  global_step = (epoch + 1) * task.steps_per_epoch
+  record = {"epoch": epoch + 1, **task.validate(state)}
+  writer.scalars(global_step, {k: v for k, v in record.items() if k != "epoch"})
+  best = meta["best"]
+  if _improved(task, record[task.monitor], best):
+    best = record[task.monitor]
+    ckpt.wait()  # the model folder is written after any train-state write in flight
+    task.save_model(state, os.path.join(run_dir, "best"), record)
+    record["best"] = True
+  for i, s in enumerate(task.samples(state)):
+    writer.text(global_step, f"val_sample_{i}", json.dumps(s, ensure_ascii=False))
+  if jax.process_index() == 0:
+    print(json.dumps(record), flush=True)
+  meta = {**meta, "epoch": epoch + 1, "batch": 0, "global_step": global_step, "best": best,
+          "history": meta["history"] + [record]}
+  ckpt.save(state, meta)
+  return state, meta
+
+
+def mean_over_batches(pairs) -> float:
+  """Mean over batches of each batch's mean (sum / count); batches with no tokens skipped."""
+  values = [float(s) / float(c) for s, c in sharding.to_host(list(pairs)) if float(c) > 0]
+  return float(np.mean(values)) if values else float("nan")
