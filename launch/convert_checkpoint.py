@@ -13,6 +13,8 @@ gets checkpoints/converted.ckpt), ours (empathy-jax model directory).
 
 from absl import app, flags
 
+from empathy_jax import launch_flags, preflight
+from empathy_jax.errors import CheckpointError
 from empathy_jax.models.loading import FORMATS, convert_checkpoint
 
 _INPUT = flags.DEFINE_string("input", None, "Model to convert.", required=True)
@@ -20,11 +22,18 @@ _OUTPUT = flags.DEFINE_string("output", None, "Where to write it.", required=Tru
 _TO = flags.DEFINE_enum("to", None, list(FORMATS), "Output format.", required=True)
 _FAMILY = flags.DEFINE_enum("family", None, ["godel", "dialogpt", "blenderbot"],
                             "Override the input format inferred from config.json's model_type.")
+_TRUST = launch_flags.define_trust_pickle_flag()
 
 
 def main(argv):
   del argv
-  print(f"wrote {convert_checkpoint(_INPUT.value, _OUTPUT.value, _TO.value, _FAMILY.value)}")
+  try:
+    preflight.check_model_source(_INPUT.value)
+    written = convert_checkpoint(_INPUT.value, _OUTPUT.value, _TO.value, _FAMILY.value,
+                                 _TRUST.value)
+  except CheckpointError as e:
+    launch_flags.fail(str(e))
+  print(f"wrote {written}")
 
 
 if __name__ == "__main__":

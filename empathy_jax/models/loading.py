@@ -306,14 +306,15 @@ def describe(loaded: LoadedModel) -> str:
 FORMATS = ("hf", "ckpt", "ours")
 
 
-def convert_checkpoint(source: str, output: str, to: str, family: str | None = None) -> str:
+def convert_checkpoint(source: str, output: str, to: str, family: str | None = None,
+                       trust_pickle: bool = False) -> str:
   """Converts between a Hugging Face directory, an original `.ckpt` and our model directory.
 
   `source` is anything `load_model` accepts; returns the path written.
   """
   if to not in FORMATS:
     raise ValueError(f"--to must be one of {FORMATS}, got {to!r}")
-  loaded = load_model(source, family=family)
+  loaded = load_model(source, family=family, trust_pickle=trust_pickle)
   if to == "hf":
     export_hf(loaded, output)
   elif to == "ckpt":

@@ -11,6 +11,7 @@ with an error that names it. `trust=True` is plain pickle, for files whose autho
 
 from __future__ import annotations
 
+import _compat_pickle
 import importlib
 import pickle
 import re
@@ -101,6 +102,10 @@ def pickle_module(path: str) -> types.SimpleNamespace:
 
   class Unpickler(pickle.Unpickler):
     def find_class(self, module, name):
+      # Protocol-2 pickles (torch.save's) name Python 2 modules: map them as pickle does.
+      if (module, name) in _compat_pickle.NAME_MAPPING:
+        module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+      module = _compat_pickle.IMPORT_MAPPING.get(module, module)
       return resolve(module, name, path)
 
   return types.SimpleNamespace(Unpickler=Unpickler, load=pickle.load, __name__="pickle")
