@@ -1,5 +1,7 @@
 """empathy-jax: a JAX/Flax reimplementation of *Automating Empathy in Dialogue Systems*."""
 
+import glob
+
 from setuptools import find_packages, setup
 
 CORE = [
@@ -19,6 +21,7 @@ CORE = [
     "tensorboardX==2.6.5",
     "nltk==3.10.4",
     "matplotlib==3.11.2",
+    "ml-collections==1.1.0",
 ]
 
 setup(
@@ -26,9 +29,11 @@ setup(
     version="0.1.0",
     description=__doc__,
     python_requires=">=3.11",
-    packages=find_packages(include=["empathy_jax", "empathy_jax.*", "configs", "configs.*"]),
+    packages=find_packages(include=["empathy_jax", "empathy_jax.*"]),
     package_data={"empathy_jax.tokenization": ["assets/*/*"]},
     include_package_data=True,
+    # The launchers, on PATH after `pip install` (e.g. `train_dialogue_model.py --help`).
+    scripts=sorted(glob.glob("launch/*.py")),
     install_requires=CORE,
     extras_require={
         # torch is only a reference in tests (parity with transformers' PyTorch models) and the

@@ -1,3 +1,4 @@
+#!/usr/bin/env python
 """The one benchmark entry point; each mode prints figures and a final JSON line.
 
   python launch/benchmark.py --mode generation --model GODEL_TINY --batch_size 32 --beam_width 4

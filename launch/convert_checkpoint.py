@@ -1,3 +1,4 @@
+#!/usr/bin/env python
 """Converts a dialogue model between checkpoint formats.
 
   python launch/convert_checkpoint.py --input microsoft/GODEL-v1_1-base-seq2seq --to ours \

@@ -1,3 +1,4 @@
+#!/usr/bin/env python
 """The main job on a fresh machine: fine-tune GODEL_TINY on a slice of EmpatheticDialogues and
 test it, printing the metrics (a few minutes on a CPU, nothing downloaded).
 

@@ -1,3 +1,4 @@
+#!/usr/bin/env python
 """Scores an existing test_data.json (id, context, target, output per example) without a
 dialogue model, and writes the same three result files.
 

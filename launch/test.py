@@ -1,3 +1,4 @@
+#!/usr/bin/env python
 """Generates responses on a test split and scores them as the original's `test` does.
 
   python launch/test.py --dataset_dir datasets/empathetic_dialogues --model GODEL_TINY \

@@ -1,3 +1,4 @@
+#!/usr/bin/env python
 """Supervised fine-tuning of a dialogue model, with the original's flags.
 
   python launch/train_dialogue_model.py --dataset_dir datasets/empathetic_dialogues \

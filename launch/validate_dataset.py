@@ -1,3 +1,4 @@
+#!/usr/bin/env python
 """Checks a dialogue or reward dataset folder before a long run.
 
   python launch/validate_dataset.py --dataset_dir datasets/empathetic_dialogues --model GODEL_TINY
