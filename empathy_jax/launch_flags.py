@@ -52,6 +52,17 @@ def define_trust_pickle_flag():
       "(by default an allow-list loads the original's files without running anything).")
 
 
+def define_compilation_cache_flag() -> Callable[[], None]:
+  """`--compilation_cache_dir`; the returned function turns the cache on (call it first)."""
+  from empathy_jax import compilation  # pylint: disable=import-outside-toplevel
+
+  holder = flags.DEFINE_string(
+      "compilation_cache_dir", compilation.default_cache_dir(),
+      "JAX's persistent compilation cache: a second run of the same job compiles nothing. "
+      "'' turns it off.")
+  return lambda: compilation.enable_cache(holder.value)
+
+
 def define_config_flag():
   """`--config configs/X.py[:variant]`: an ml_collections experiment config."""
   from ml_collections import config_flags  # pylint: disable=import-outside-toplevel

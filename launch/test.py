@@ -13,10 +13,12 @@ Generation flags left out take the checkpoint's generation_config, as Hugging Fa
 Every input (dataset split, model, classifier folders, output folder) is checked first.
 """
 
+import sys
+
 import jax
 from absl import app, flags
 
-from empathy_jax import launch_flags, sharding
+from empathy_jax import compilation, launch_flags, sharding
 from empathy_jax.errors import CheckpointError, DatasetError
 from empathy_jax.evaluation.suite import format_table
 from empathy_jax.evaluation.testing import TestConfig, run_test
@@ -46,6 +48,7 @@ F.DEFINE_bool("distributed", False, "Multi-host: jax.distributed.initialize() (a
 F.DEFINE_string("coordinator_address", None, "host:port of process 0 (with --distributed).")
 F.DEFINE_integer("num_processes", None, "Number of processes (with --distributed).")
 F.DEFINE_integer("process_id", None, "This process's index (with --distributed).")
+_CACHE = launch_flags.define_compilation_cache_flag()
 launch_flags.define_config_flag()
 F.adopt_module_key_flags(launch_flags)  # list them in --help
 
@@ -59,6 +62,7 @@ _METRICS = ("emo_classifier_dir", "intent_classifier_dir", "epitome_dir", "rewar
 
 def main(argv):
   del argv
+  _CACHE()
   v = launch_flags.value
   launch_flags.check_config_fields(set(_GENERATION + _PLAIN + _METRICS) | {
       "model", "pretrained_model_dir", "mesh_data", "mesh_fsdp", "mesh_tensor"})
@@ -84,6 +88,7 @@ def main(argv):
   if jax.process_index() == 0:
     print(format_table(metrics))
     print(f"results in {cfg.out_dir()}")
+    print(compilation.summary(), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -14,10 +14,11 @@ resumes it; `--pretrained_model_dir OUT/tensorboard_logs/version_N` then loads t
 
 import dataclasses
 import json
+import sys
 
 from absl import app, flags, logging
 
-from empathy_jax import launch_flags
+from empathy_jax import compilation, launch_flags
 from empathy_jax.errors import CheckpointError, DatasetError
 from empathy_jax.training.sft import SFTConfig, train_dialogue_model
 
@@ -59,6 +60,7 @@ F.DEFINE_string("coordinator_address", None, "host:port of process 0 (with --dis
 F.DEFINE_integer("num_processes", None, "Number of processes (with --distributed).")
 F.DEFINE_integer("process_id", None, "This process's index (with --distributed).")
 launch_flags.define_trust_pickle_flag()
+_CACHE = launch_flags.define_compilation_cache_flag()
 launch_flags.define_config_flag()
 F.adopt_module_key_flags(launch_flags)  # list the shared flags in --help
 
@@ -67,6 +69,7 @@ _FIELDS = [f.name for f in dataclasses.fields(SFTConfig) if f.name != "mesh"]
 
 def main(argv):
   del argv
+  _CACHE()
   launch_flags.check_config_fields(set(_FIELDS) | {"mesh_data", "mesh_fsdp", "mesh_tensor"})
   values = {name: launch_flags.value(name) for name in _FIELDS}
   values["model"], values["pretrained_model_dir"] = launch_flags.model_source()
@@ -83,6 +86,7 @@ def main(argv):
     launch_flags.fail(str(e))
   summary.pop("params")
   print(json.dumps(summary, indent=2))
+  print(compilation.summary(), file=sys.stderr)
 
 
 if __name__ == "__main__":

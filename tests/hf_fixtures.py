@@ -16,6 +16,11 @@ TINY_CONFIGS = {
                         num_decoder_layers=3, num_heads=4, feed_forward_proj="gated-gelu",
                         dropout_rate=0.1, pad_token_id=0, eos_token_id=1,
                         decoder_start_token_id=0),
+    # T5 v1.1 (GODEL's style) as transformers 5 saves it: tied head, no output rescaling.
+    "godel_v11": dict(model_type="t5", d_model=32, d_kv=8, d_ff=64, num_layers=3,
+                      num_decoder_layers=2, num_heads=4, feed_forward_proj="gated-gelu",
+                      tie_word_embeddings=False, dropout_rate=0.1, pad_token_id=0,
+                      eos_token_id=1, decoder_start_token_id=0),
     "dialogpt": dict(model_type="gpt2", n_embd=32, n_layer=2, n_head=4, n_positions=1024,
                      bos_token_id=50256, eos_token_id=50256),
     "blenderbot": dict(model_type="blenderbot", d_model=32, encoder_layers=2, decoder_layers=2,
@@ -24,7 +29,7 @@ TINY_CONFIGS = {
                        bos_token_id=1, eos_token_id=2, decoder_start_token_id=1,
                        scale_embedding=True, forced_eos_token_id=2),
 }
-REGISTRY_NAME = {"godel": "GODEL_TINY", "godel_gated": "GODEL_TINY",
+REGISTRY_NAME = {"godel": "GODEL_TINY", "godel_gated": "GODEL_TINY", "godel_v11": "GODEL_TINY",
                  "dialogpt": "DialoGPT_TINY", "blenderbot": "BlenderBot_TINY"}
 
 
@@ -76,6 +81,14 @@ def real_batch(fmt, split, n=6, offset=0):
 
   table = tokenize_split(split.select(range(offset, offset + n)), fmt)
   return next(make_batcher(fmt, n).batches(table))
+
+
+def torch_target_logprobs(logits_BxTxV, batch):
+  """log p(target t) from logits aligned as `torch_logits` returns them."""
+  import torch
+
+  logp = torch.log_softmax(torch.from_numpy(logits_BxTxV).double(), -1).numpy()
+  return np.take_along_axis(logp, np.asarray(batch.target_ids_BxT)[..., None], -1)[..., 0]
 
 
 def torch_logits(model, batch, is_encoder_decoder):

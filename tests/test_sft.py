@@ -30,8 +30,11 @@ def _cfg(tmp_path, **kw):
   return SFTConfig(**base)
 
 
-def test_loss_decreases_and_best_model_reloads(tmp_path):
-  summary = train_dialogue_model(_cfg(tmp_path, max_epochs=3, max_train_examples=64))
+def test_loss_decreases_and_best_model_reloads(tmp_path, short_dialogues):
+  # Parameters and optimizer state sharded over the 8 devices (fsdp), not replicated on each.
+  summary = train_dialogue_model(_cfg(tmp_path, max_epochs=3, max_train_examples=64,
+                                      dataset_dir=short_dialogues,
+                                      mesh=sharding.MeshConfig(1, 8, 1)))
   losses = [h["val_loss"] for h in summary["history"]]
   assert losses[-1] < losses[0] - 0.5, losses
   run_dir = summary["run_dir"]
@@ -71,8 +74,12 @@ def test_sharded_step_matches_single_device(name, ed_test):
     results.append((jax.device_get(state.params), float(metrics["loss"])))
   (sharded, loss_a), (single, loss_b) = results
   assert abs(loss_a - loss_b) < 1e-5
+  # Two SGD steps of lr 0.5: the 2 x 2 x 2 mesh sums gradients in another order, ~1e-6
+  # of the largest summands; bound the parameters at 1e-3 of the largest step taken.
+  start = jax.tree.leaves(loaded.params)
+  step = max(float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(single), start))
   for a, b in zip(jax.tree.leaves(sharded), jax.tree.leaves(single)):
-    np.testing.assert_allclose(a, b, atol=2e-6, rtol=0)
+    np.testing.assert_allclose(a, b, atol=1e-3 * step, rtol=0)
 
 
 def test_bad_configs_give_clear_errors(tmp_path):

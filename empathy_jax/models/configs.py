@@ -87,13 +87,26 @@ class T5Config(_Base):
   family = "godel"
   is_encoder_decoder = True
 
+  def hf_dict(self) -> dict[str, Any]:
+    """Both fields explicit, so transformers 5 reads back the same function (and 4 reads an
+    untied head, which transformers 5 cannot hold: it ties every T5 LM head)."""
+    d = super().hf_dict()
+    d["tie_word_embeddings"] = self.tie_lm_head
+    d["scale_decoder_outputs"] = self.scale_decoder_outputs
+    return d
+
   @classmethod
   def from_hf(cls, hf: Mapping[str, Any], opts: RuntimeOptions = RuntimeOptions()):
     proj = hf.get("feed_forward_proj", "relu")
     gated = proj.startswith("gated-")
     act = proj.split("-")[-1]
     act = "gelu_new" if act == "gelu" else act  # transformers maps gated-gelu to gelu_new
+    # Two conventions for T5 v1.1 (GODEL's family: no d_model**-0.5 rescaling of the decoder
+    # output). transformers 4 wrote `tie_word_embeddings: false` plus a separate lm_head.weight
+    # and derived the rescaling from it; transformers 5 always ties T5's LM head and writes
+    # `scale_decoder_outputs` on its own. Read each field for what it says.
     tie = hf.get("tie_word_embeddings", True) is not False
+    scale = hf["scale_decoder_outputs"] if hf.get("scale_decoder_outputs") is not None else tie
     return cls(
         vocab_size=hf["vocab_size"], d_model=hf.get("d_model", 512), d_kv=hf.get("d_kv", 64),
         d_ff=hf.get("d_ff", 2048), num_layers=hf.get("num_layers", 6),
@@ -104,7 +117,7 @@ class T5Config(_Base):
         dropout_rate=opts.dropout_rate if opts.dropout_rate is not None
         else hf.get("dropout_rate", 0.1),
         layer_norm_epsilon=hf.get("layer_norm_epsilon", 1e-6), dense_act_fn=act,
-        is_gated_act=gated, tie_lm_head=tie, scale_decoder_outputs=tie,
+        is_gated_act=gated, tie_lm_head=tie, scale_decoder_outputs=bool(scale),
         pad_token_id=hf.get("pad_token_id", 0), eos_token_id=hf.get("eos_token_id", 1),
         decoder_start_token_id=hf.get("decoder_start_token_id", 0), **_runtime(hf, opts))
 

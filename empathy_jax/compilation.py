@@ -1,0 +1,59 @@
+"""What a run compiles: JAX's persistent compilation cache on by default for the launchers (a
+second run of the same job loads its programs instead of compiling them), and a count of the
+programs a run compiled or loaded and the seconds that took, for users to see."""
+
+from __future__ import annotations
+
+import collections
+import os
+
+import jax
+
+_DURATIONS = {"/jax/core/compile/backend_compile_duration": "compile",
+              "/jax/core/compile/jaxpr_trace_duration": "trace"}
+_stats: collections.Counter = collections.Counter()
+_listening = False
+
+
+def default_cache_dir() -> str:
+  """$JAX_COMPILATION_CACHE_DIR when set, else a folder under the user's cache."""
+  if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+    return os.environ["JAX_COMPILATION_CACHE_DIR"]
+  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+  return os.path.join(base, "empathy_jax", "xla")
+
+
+def enable_cache(path: str | None) -> None:
+  """Persists compiled programs under `path` ("" or None: off); call before compiling."""
+  if path:
+    jax.config.update("jax_compilation_cache_dir", path)
+    # Every program: on CPU many compile in well under JAX's default threshold of 1 s, and
+    # together they are what a user waits for.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  _listen()
+
+
+def _listen() -> None:
+  global _listening
+  if _listening:
+    return
+  _listening = True
+
+  def on_duration(event, seconds, **_):
+    if event in _DURATIONS:
+      _stats[_DURATIONS[event] + "_seconds"] += seconds
+      _stats[_DURATIONS[event] + "s"] += 1
+
+  def on_event(event, **_):
+    if event == "/jax/compilation_cache/cache_hits":
+      _stats["cache_hits"] += 1
+
+  jax.monitoring.register_event_duration_secs_listener(on_duration)
+  jax.monitoring.register_event_listener(on_event)
+
+
+def summary() -> str:
+  """One line: programs compiled (of which loaded from the persistent cache) and seconds."""
+  return (f"compilation: {_stats['compiles']} programs in {_stats['compile_seconds']:.1f} s "
+          f"({_stats['cache_hits']} loaded from the persistent cache), tracing "
+          f"{_stats['trace_seconds']:.1f} s")
