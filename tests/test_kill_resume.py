@@ -98,6 +98,10 @@ def test_sigkill_anywhere_then_rerun_equals_uninterrupted(tmp_path, short_dialog
   last = _run(data, out)
   assert last.returncode == 0, last.stderr[-3000:]
   assert _resumed_from(last.stderr) is not None
+  # JAX's persistent compilation cache (the launcher's default, shared by these runs): the
+  # last run compiles nothing the earlier runs had compiled.
+  m = re.search(r"compilation: (\d+) programs in [\d.]+ s \((\d+) loaded", last.stderr)
+  assert m and int(m.group(1)) > 0 and m.group(1) == m.group(2), m and m.group(0)
   assert os.path.exists(run_dir / "FINISHED")
   assert not os.path.exists(run_dir / "best.tmp") and not os.path.exists(run_dir / "best.old")
 

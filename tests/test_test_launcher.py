@@ -48,24 +48,3 @@ def test_test_launcher_writes_every_key(tmp_path, ed_test):
   assert set(classwise) == {"emotion", "empintent"}
   assert "proud_precision" in classwise["emotion"] and "wishing_f1" in classwise["empintent"]
 
-
-def test_a_second_run_compiles_nothing(tmp_path):
-  """The launchers' persistent compilation cache: the same job run again loads every program
-  it needs (and reports how many it compiled)."""
-  import re
-
-  def run(out):
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "launch", "test.py"),
-                           "--dataset_dir", ED_DIR, "--model", "GODEL_TINY", "--max_examples",
-                           "8", "--batch_size", "8", "--max_new_tokens", "4", "--output_dir",
-                           str(tmp_path / out), "--compilation_cache_dir", str(tmp_path / "xla")],
-                          capture_output=True, text=True, cwd=REPO, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    m = re.search(r"compilation: (\d+) programs in [\d.]+ s \((\d+) loaded", proc.stderr)
-    return int(m.group(1)), int(m.group(2))
-
-  first, second = run("a"), run("b")
-  assert first[0] > 0 and first[1] < first[0]
-  assert second[0] == first[0] and second[1] == second[0], (first, second)
-  json_a = json.load(open(tmp_path / "a" / "test_data.json"))
-  assert json_a == json.load(open(tmp_path / "b" / "test_data.json"))

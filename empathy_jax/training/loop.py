@@ -194,12 +194,12 @@ def _end_epoch(task: Task, state, epoch: int, meta: dict, ckpt: TrainCheckpointe
                writer: MetricWriter, run_dir: str):
   """Validation, best model, samples and the end-of-epoch checkpoint."""
   global_step = (epoch + 1) * task.steps_per_epoch
+  ckpt.wait()  # a train-state write still in flight is committed before validation starts
   record = {"epoch": epoch + 1, **task.validate(state)}
   writer.scalars(global_step, {k: v for k, v in record.items() if k != "epoch"})
   best = meta["best"]
   if _improved(task, record[task.monitor], best):
     best = record[task.monitor]
-    ckpt.wait()  # the model folder is written after any train-state write in flight
     task.save_model(state, os.path.join(run_dir, "best"), record)
     record["best"] = True
   for i, s in enumerate(task.samples(state)):
