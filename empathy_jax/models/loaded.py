@@ -6,9 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import jax
-import numpy as np
-
+from empathy_jax import sharding
 from empathy_jax.models import weights
 from empathy_jax.models.api import DialogueModel
 from empathy_jax.tokenization import load_hf_tokenizer, make_format
@@ -38,17 +36,6 @@ def format_for(family: str, tokenizer_source: str, max_length: int | None):
   return make_format(family, tok, max_length or DEFAULT_MAX_LENGTH[family])
 
 
-def host_params(params) -> Any:
-  """Parameters as host numpy arrays, gathered from every process when they are sharded
-  across hosts (every process must call this then)."""
-  leaves = jax.tree.leaves(params)
-  if any(isinstance(x, jax.Array) and not x.is_fully_addressable for x in leaves):
-    from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
-
-    params = multihost_utils.process_allgather(params, tiled=True)
-  return jax.tree.map(np.asarray, jax.device_get(params))
-
-
 def unscanned_numpy_params(loaded: LoadedModel) -> dict:
-  params = host_params(loaded.params)
+  params = sharding.to_host(loaded.params)  # gathered from every host when sharded
   return weights.unstack_layers(params) if loaded.model.cfg.scan_layers else params

@@ -22,7 +22,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from empathy_jax import faults
+from empathy_jax import faults, sharding
 from empathy_jax.errors import CheckpointError
 
 FORMAT = "empathy-jax/model-v1"
@@ -80,13 +80,13 @@ def model_dir_of(path: str) -> str | None:
 def save(loaded, path: str, extra: dict[str, Any] | None = None,
          metadata: dict[str, Any] | None = None) -> None:
   """Saves a `LoadedModel` (and optional extra parameter trees) as a model folder."""
-  from empathy_jax.models.loaded import host_params, unscanned_numpy_params  # pylint: disable=import-outside-toplevel
+  from empathy_jax.models.loaded import unscanned_numpy_params  # pylint: disable=import-outside-toplevel
 
   path = os.path.abspath(path).rstrip("/")
   tmp, old = path + ".tmp", path + ".old"
   primary = jax.process_index() == 0
   params = unscanned_numpy_params(loaded)  # collective: before any process-0-only work
-  extra = host_params(extra) if extra else None
+  extra = sharding.to_host(extra) if extra else None
   if primary:
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
