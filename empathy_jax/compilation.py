@@ -57,3 +57,33 @@ def summary() -> str:
   return (f"compilation: {_stats['compiles']} programs in {_stats['compile_seconds']:.1f} s "
           f"({_stats['cache_hits']} loaded from the persistent cache), tracing "
           f"{_stats['trace_seconds']:.1f} s")
+
+
+class CompileAhead:
+  """Compiles a run's programs in a background thread, in the order the run will need them,
+  so that compiling the next shape overlaps the work on the current one.
+
+  `lower(key)` returns a `jax.stages.Lowered` (e.g. `jitted.lower(...)` on abstract arrays);
+  `get(key)` blocks until that program is compiled (or loaded from the persistent cache) and
+  returns it. Keys not submitted are compiled on demand."""
+
+  def __init__(self, lower, keys):
+    import concurrent.futures  # pylint: disable=import-outside-toplevel
+
+    self._lower = lower
+    self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="compile-ahead")
+    self._futures = {}
+    for key in keys:
+      if key not in self._futures:
+        self._futures[key] = self._pool.submit(self._compile, key)
+
+  def _compile(self, key):
+    return self._lower(key).compile()
+
+  def get(self, key):
+    if key not in self._futures:
+      self._futures[key] = self._pool.submit(self._compile, key)
+    return self._futures[key].result()
+
+  def close(self):
+    self._pool.shutdown(wait=False, cancel_futures=True)

@@ -130,6 +130,8 @@ class Batcher:
     max_context_length / max_target_length: the largest bucket of each side.
     buckets: candidate padded lengths.
     group_by_length / group_window: sort by length within windows of this many batches.
+    target_length: pad every batch's targets to this length instead of their bucket (one
+      target shape for a whole run; None: bucketed).
   """
 
   batch_size: int
@@ -140,6 +142,7 @@ class Batcher:
   buckets: tuple[int, ...] = DEFAULT_BUCKETS
   group_by_length: bool = True
   group_window: int = 50
+  target_length: int | None = None
 
   def __post_init__(self):
     if self.batch_size <= 0:
@@ -174,7 +177,8 @@ class Batcher:
     """The whole global batch (multi-host: every host builds it, and each places only the
     rows of its own devices, `sharding.from_host`); lengths bucketed over its rows."""
     c_len = bucket_length(max(len(c) for c in contexts), self.buckets, self.max_context_length)
-    t_len = bucket_length(max(len(t) for t in targets), self.buckets, self.max_target_length)
+    t_len = self.target_length or bucket_length(max(len(t) for t in targets), self.buckets,
+                                                self.max_target_length)
     index = np.asarray(list(indices), np.int32)
     filler = self.batch_size - len(contexts)
     contexts = contexts + [[]] * filler
@@ -216,8 +220,9 @@ class Batcher:
 
 
 def make_batcher(fmt: DialogueFormat, batch_size: int, buckets: Sequence[int] = DEFAULT_BUCKETS,
-                 group_by_length: bool = True) -> Batcher:
+                 group_by_length: bool = True, target_length: int | None = None) -> Batcher:
   return Batcher(batch_size=batch_size, pad_id=fmt.pad_id,
                  left_pad_context=not fmt.is_encoder_decoder,
                  max_context_length=fmt.max_length, max_target_length=fmt.max_length,
-                 buckets=tuple(buckets), group_by_length=group_by_length)
+                 buckets=tuple(buckets), group_by_length=group_by_length,
+                 target_length=target_length)

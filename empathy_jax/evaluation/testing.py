@@ -8,22 +8,20 @@ for a local checkpoint, else outputs/<model>), and returns the metrics.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from empathy_jax import preflight, sharding
+from empathy_jax import compilation, preflight, sharding
 from empathy_jax.data.dialogue_dataset import load_dialogue_split, split_dir
-from empathy_jax.data.pipeline import make_batcher, tokenize_split
+from empathy_jax.data.pipeline import DEFAULT_BUCKETS, bucket_length, make_batcher, tokenize_split
 from empathy_jax.evaluation import suite
 from empathy_jax.evaluation import text_metrics as T
+from empathy_jax.evaluation.batch_program import generate_and_score
 from empathy_jax.generation.config import resolve
-from empathy_jax.generation.search import generate_ids
 from empathy_jax.models.loading import load_model
-from empathy_jax.models.packing import encoder_plan
-from empathy_jax.training.loss import batch_nll
 from empathy_jax.training.metrics_log import progress
 
 
@@ -72,9 +70,25 @@ class TestConfig:
     return os.path.join("outputs", name)
 
 
+def original_perplexity(nll_N, count_N, batch_size: int) -> float:
+  """The original's perplexity: exp of the mean, over its test batches (the split in dataset
+  order, `batch_size` rows each), of each batch's mean token loss; batches without a scored
+  token are left out. From per-example summed losses and token counts, so that our batches
+  (sorted by length) give the original's number."""
+  nll, count = np.asarray(nll_N, np.float64), np.asarray(count_N, np.float64)
+  means = [nll[s:s + batch_size].sum() / count[s:s + batch_size].sum()
+           for s in range(0, len(nll), batch_size) if count[s:s + batch_size].sum() > 0]
+  return float(np.exp(np.mean(means))) if means else float("nan")
+
+
 def run_test(cfg: TestConfig) -> dict:
   """Generates on the split, scores it, writes the three result files (process 0) and returns
-  the metrics. Multi-host: every process runs it with the same flags."""
+  the metrics. Multi-host: every process runs it with the same flags.
+
+  One jitted program per context-length bucket does a batch's generation and its targets'
+  log-likelihood (`batch_program.generate_and_score`); the programs are compiled in a
+  background thread ahead of the batches that need them (or loaded from the persistent
+  compilation cache)."""
   cfg.check_inputs()
   loaded = load_model(cfg.model or cfg.pretrained_model_dir, trust_pickle=cfg.trust_pickle)
   fmt, model = loaded.fmt, loaded.model
@@ -82,22 +96,38 @@ def run_test(cfg: TestConfig) -> dict:
   if cfg.max_examples is not None:
     split = split.select(range(min(cfg.max_examples, len(split))))
   table = tokenize_split(split, fmt)
-  batcher = make_batcher(fmt, cfg.batch_size)  # sorted by length: little padding
+  n = len(split)
+  longest_target = max((len(t) for t in table["target_ids"]), default=1)
+  batcher = make_batcher(fmt, cfg.batch_size, target_length=bucket_length(
+      longest_target, DEFAULT_BUCKETS, fmt.max_length))
+  batches = list(batcher.batches(table))  # sorted by length: little padding
   mesh = sharding.make_mesh(cfg.mesh)
   params = sharding.shard_tree(loaded.params, sharding.param_shardings(model, mesh))
-  loss_fn = jax.jit(functools.partial(batch_nll, model))
   rng = jax.random.PRNGKey(cfg.seed)
+  data_sharding, rows_sharding = sharding.batch_sharding(mesh, 2), sharding.replicated(mesh)
+  gen_cfg = lambda width: resolve(cfg.generation, loaded.generation_config, model.cfg,
+                                  prompt_length=width)
 
-  n = len(split)
+  def lower(key):
+    b, c, t = key
+    spec = lambda shape, sh: jax.ShapeDtypeStruct(shape, jnp.int32, sharding=sh)
+    return generate_and_score.lower(
+        model, params, spec((b, c), data_sharding), spec((b, c), data_sharding),
+        spec((b, t), data_sharding), spec((b, t), data_sharding), gen_cfg(c), rng,
+        spec((b,), rows_sharding))
+
+  programs = compilation.CompileAhead(lower, [batch.shape_key for batch in batches])
   outputs: list[str | None] = [None] * n
   output_ids: list[list[int]] = [[] for _ in range(n)]
   inputs: list[str] = [""] * n
-  batch_losses = []
-  bar = progress(batcher.num_batches(n), 0, "testing")
+  nll, count = np.zeros(n), np.zeros(n)
+  bar = progress(len(batches), 0, "testing")
 
   def collect(batch, out):
-    """Host side of a finished batch: decoded outputs and inputs."""
-    tokens, mask = sharding.to_host((out.tokens_BxN, out.mask_BxN))
+    """Host side of a finished batch: decoded outputs, inputs and target log-likelihoods."""
+    gen, batch_nll, batch_count = out
+    tokens, mask, batch_nll, batch_count = sharding.to_host(
+        (gen.tokens_BxN, gen.mask_BxN, batch_nll, batch_count))
     for row, idx in enumerate(batch.example_index_B.tolist()):
       if idx < 0:
         continue
@@ -106,29 +136,26 @@ def run_test(cfg: TestConfig) -> dict:
       outputs[idx] = fmt.decode(ids.tolist()).strip()
       real = batch.context_ids_BxC[row][batch.context_mask_BxC[row] == 1]
       inputs[idx] = fmt.decode(real, skip_special_tokens=False)
+      nll[idx], count[idx] = batch_nll[row], batch_count[row]
     bar.update(1)
 
   pending = None  # the previous batch, collected once the next one is dispatched
-  for batch in batcher.batches(table):  # every process holds the whole global batch
-    arrays = sharding.from_host({k: getattr(batch, k) for k in (
-        "context_ids_BxC", "context_mask_BxC", "target_ids_BxT", "target_mask_BxT")},
-                                sharding.batch_sharding(mesh, 2))
-    rows, plan = sharding.replicate((np.maximum(batch.example_index_B, 0),
-                                     encoder_plan(model, batch.context_mask_BxC)), mesh)
-    gen = resolve(cfg.generation, loaded.generation_config, model.cfg,
-                  prompt_length=batch.context_ids_BxC.shape[1])
-    out = generate_ids(model, params, arrays["context_ids_BxC"], arrays["context_mask_BxC"],
-                       gen, rng, rows, plan)
-    batch_losses.append(loss_fn(params, arrays))
+  try:
+    for batch in batches:  # every process holds the whole global batch
+      arrays = sharding.from_host(
+          [batch.context_ids_BxC, batch.context_mask_BxC, batch.target_ids_BxT,
+           batch.target_mask_BxT], data_sharding)
+      rows = sharding.replicate(np.maximum(batch.example_index_B, 0), mesh)
+      out = programs.get(batch.shape_key)(params, *arrays, rng, rows)
+      if pending is not None:
+        collect(*pending)
+      pending = (batch, out)
     if pending is not None:
       collect(*pending)
-    pending = (batch, out)
-  if pending is not None:
-    collect(*pending)
+  finally:
+    programs.close()
   bar.close()
-  # ppl as the original: exp of the mean over test batches of the batch's mean token loss.
-  means = [float(s) / float(c) for s, c in sharding.to_host(batch_losses) if float(c) > 0]
-  ppl = float(np.exp(np.mean(means))) if means else float("nan")
+  ppl = original_perplexity(nll, count, cfg.batch_size)
   target_ids = [[i for i in row if i != fmt.pad_id] for row in table["target_ids"]]
   bow = T.bow_similarity(np.asarray(model.input_embeddings(loaded.params)), output_ids,
                          target_ids)

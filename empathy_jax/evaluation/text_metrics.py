@@ -16,8 +16,8 @@ import logging
 import warnings
 from typing import Sequence
 
-import jax
-import jax.numpy as jnp
+import functools
+
 import numpy as np
 
 
@@ -65,49 +65,59 @@ def _pad(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
   return ids, mask
 
 
-def _cos(a, b, axis=-1):
-  num = jnp.sum(a * b, axis=axis)
-  den = jnp.linalg.norm(a, axis=axis) * jnp.linalg.norm(b, axis=axis)
-  return jnp.where(den > 0, num / jnp.maximum(den, 1e-30), 0.0)
+@functools.cache
+def _bow_batch_fn():
+  """The jitted BOW kernel; JAX is imported on first use so that the metric functions above
+  stay importable without it (the PyTorch reference loop of the benchmark uses them)."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
 
+  def _cos(a, b, axis=-1):
+    num = jnp.sum(a * b, axis=axis)
+    den = jnp.linalg.norm(a, axis=axis) * jnp.linalg.norm(b, axis=axis)
+    return jnp.where(den > 0, num / jnp.maximum(den, 1e-30), 0.0)
 
-@jax.jit
-def _bow_batch(emb_VxD, out_ids, out_mask, tgt_ids, tgt_mask):
-  o = jnp.take(emb_VxD, out_ids, axis=0) * out_mask[..., None]  # BxLoxD
-  t = jnp.take(emb_VxD, tgt_ids, axis=0) * tgt_mask[..., None]
-  n_o = jnp.maximum(out_mask.sum(1, keepdims=True), 1)
-  n_t = jnp.maximum(tgt_mask.sum(1, keepdims=True), 1)
-  avg = _cos(o.sum(1) / n_o, t.sum(1) / n_t)
+  def _bow_batch(emb_VxD, out_ids, out_mask, tgt_ids, tgt_mask):
+    o = jnp.take(emb_VxD, out_ids, axis=0) * out_mask[..., None]  # BxLoxD
+    t = jnp.take(emb_VxD, tgt_ids, axis=0) * tgt_mask[..., None]
+    n_o = jnp.maximum(out_mask.sum(1, keepdims=True), 1)
+    n_t = jnp.maximum(tgt_mask.sum(1, keepdims=True), 1)
+    avg = _cos(o.sum(1) / n_o, t.sum(1) / n_t)
 
-  def extrema(x, m):
-    hi = jnp.max(jnp.where(m[..., None], x, -jnp.inf), axis=1)
-    lo = jnp.min(jnp.where(m[..., None], x, jnp.inf), axis=1)
-    return jnp.where(jnp.abs(hi) >= jnp.abs(lo), hi, lo)
+    def extrema(x, m):
+      hi = jnp.max(jnp.where(m[..., None], x, -jnp.inf), axis=1)
+      lo = jnp.min(jnp.where(m[..., None], x, jnp.inf), axis=1)
+      return jnp.where(jnp.abs(hi) >= jnp.abs(lo), hi, lo)
 
-  ext = _cos(extrema(o, out_mask), extrema(t, tgt_mask))
-  on = o / jnp.maximum(jnp.linalg.norm(o, axis=-1, keepdims=True), 1e-30)
-  tn = t / jnp.maximum(jnp.linalg.norm(t, axis=-1, keepdims=True), 1e-30)
-  sim = jnp.einsum("bid,bjd->bij", on, tn)  # output i x target j
-  both = out_mask[:, :, None] & tgt_mask[:, None, :]
-  sim = jnp.where(both, sim, -jnp.inf)
-  a = jnp.sum(jnp.where(tgt_mask, sim.max(1), 0.0), 1) / n_t[:, 0]  # over target tokens
-  b = jnp.sum(jnp.where(out_mask, sim.max(2), 0.0), 1) / n_o[:, 0]  # over output tokens
-  valid = out_mask.any(1) & tgt_mask.any(1)
-  zero = lambda x: jnp.where(valid, x, 0.0)
-  return zero(avg), zero(ext), zero(a + b / 2), zero((a + b) / 2)
+    ext = _cos(extrema(o, out_mask), extrema(t, tgt_mask))
+    on = o / jnp.maximum(jnp.linalg.norm(o, axis=-1, keepdims=True), 1e-30)
+    tn = t / jnp.maximum(jnp.linalg.norm(t, axis=-1, keepdims=True), 1e-30)
+    sim = jnp.einsum("bid,bjd->bij", on, tn)  # output i x target j
+    both = out_mask[:, :, None] & tgt_mask[:, None, :]
+    sim = jnp.where(both, sim, -jnp.inf)
+    a = jnp.sum(jnp.where(tgt_mask, sim.max(1), 0.0), 1) / n_t[:, 0]  # over target tokens
+    b = jnp.sum(jnp.where(out_mask, sim.max(2), 0.0), 1) / n_o[:, 0]  # over output tokens
+    valid = out_mask.any(1) & tgt_mask.any(1)
+    zero = lambda x: jnp.where(valid, x, 0.0)
+    return zero(avg), zero(ext), zero(a + b / 2), zero((a + b) / 2)
+
+  return jax.jit(_bow_batch)
 
 
 def bow_similarity(embeddings_VxD, output_ids: Sequence[Sequence[int]],
                    target_ids: Sequence[Sequence[int]], batch_size: int = 256
                    ) -> dict[str, np.ndarray]:
   """Per-example BOW cosines; an empty output or target scores 0."""
+  import jax  # pylint: disable=import-outside-toplevel
+
   keys = ("avg_bow", "extrema_bow", "greedy_bow", "greedy_bow_symmetric")
   parts = {k: [] for k in keys}
-  emb = jnp.asarray(embeddings_VxD, jnp.float32)
+  bow_batch = _bow_batch_fn()
+  emb = jax.numpy.asarray(embeddings_VxD, jax.numpy.float32)
   for s in range(0, len(output_ids), batch_size):
     o_ids, o_mask = _pad(output_ids[s:s + batch_size])
     t_ids, t_mask = _pad(target_ids[s:s + batch_size])
-    for k, v in zip(keys, _bow_batch(emb, o_ids, o_mask, t_ids, t_mask)):
+    for k, v in zip(keys, bow_batch(emb, o_ids, o_mask, t_ids, t_mask)):
       parts[k].append(v)
   parts = jax.device_get(parts)  # one wait, after every batch is dispatched
   return {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}

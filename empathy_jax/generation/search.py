@@ -56,7 +56,7 @@ class _Session:
 
 
 def _start(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, k: int, fill: int,
-           packing: PackingPlan | None, vocab_major: bool = False):
+           packing: PackingPlan | None, vocab_major: bool = False, encoder_states=None):
   n = cfg.max_new_tokens
   last = (lambda logits: logits) if vocab_major else (lambda logits: logits[:, -1])
   ids, mask = _repeat(ids_BxC, k), _repeat(mask_BxC, k)
@@ -71,7 +71,7 @@ def _start(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, k: int, fill
     cache = model.init_cache(rows, length, ids.shape[1], encoder_batch=(
         ids_BxC.shape[0] if packing is None else packing.rows))
     logits, cache, cross = model.prefill(params, ids_BxC, mask_BxC, seq[:, :1], key_mask, cache,
-                                         packing, vocab_major)
+                                         packing, vocab_major, encoder_states)
 
     def step(tokens, slot, cache):
       out, _, cache = model.decode_step(params, tokens[:, None], key_mask, cache, slot,
@@ -133,12 +133,13 @@ def _greedy_vocab_major(logits_VxR):
 
 
 def greedy_or_sample(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, keys_B,
-                     packing: PackingPlan | None = None):
+                     packing: PackingPlan | None = None, encoder_states=None):
   """HF `_sample`: argmax (or a draw from the warped distribution) until EOS or max length."""
   eos = cfg.eos_token_id
   # Plain greedy (nothing to sample, no constraint to apply) reads the logits vocab-major.
   plain = not cfg.sample and not P.constrains(cfg, model.is_encoder_decoder)
-  s = _start(model, params, ids_BxC, mask_BxC, cfg, 1, cfg.pad_token_id, packing, plain)
+  s = _start(model, params, ids_BxC, mask_BxC, cfg, 1, cfg.pad_token_id, packing, plain,
+             encoder_states)
   b, n = ids_BxC.shape[0], cfg.max_new_tokens
   max_length = s.prompt_len + n
 
@@ -200,13 +201,14 @@ def _gather(x_BxKx, idx_BxJ):
 
 
 def beam_search(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, keys_B,
-                packing: PackingPlan | None = None):
+                packing: PackingPlan | None = None, encoder_states=None):
   """Port of transformers' `_beam_search` (and beam sampling with Gumbel top-k)."""
   eos = cfg.eos_token_id
   k = cfg.beam_width
   b, n = ids_BxC.shape[0], cfg.max_new_tokens
   fill = cfg.pad_token_id or (eos if eos is not None else -1)  # HF: `pad or eos`
-  s = _start(model, params, ids_BxC, mask_BxC, cfg, k, fill, packing)
+  s = _start(model, params, ids_BxC, mask_BxC, cfg, k, fill, packing,
+             encoder_states=encoder_states)
   prompt = s.prompt_len
   max_length = prompt + n
   length = s.seq.shape[1]
@@ -302,6 +304,16 @@ def beam_search(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, keys_B,
   return GenerationOutput(tokens, jnp.where(mask == 1, lps, 0.0), mask)
 
 
+def generate(model, params, context_ids_BxC, context_mask_BxC, cfg: GenerationConfig, rng,
+             row_ids_B, packing: PackingPlan | None = None, encoder_states=None):
+  """`generate_ids` without its jit, for programs that generate as one of their parts;
+  `encoder_states`: the contexts' encoder states when the caller computed them already."""
+  keys = jax.vmap(lambda r: jax.random.fold_in(rng, r))(row_ids_B)
+  search = beam_search if cfg.beam_width > 1 else greedy_or_sample
+  return search(model, params, context_ids_BxC, context_mask_BxC, cfg, keys, packing,
+                encoder_states)
+
+
 @functools.partial(jax.jit, static_argnames=("model", "cfg"))
 def generate_ids(model, params, context_ids_BxC, context_mask_BxC, cfg: GenerationConfig,
                  rng, row_ids_B, packing: PackingPlan | None = None):
@@ -309,9 +321,5 @@ def generate_ids(model, params, context_ids_BxC, context_mask_BxC, cfg: Generati
   samples do not depend on its batch-mates. `packing`: the plan `packing.encoder_plan(model,
   mask)` makes on the host from this batch's mask (encoder-decoder models; the same outputs,
   faster: the encoder and the cross-attention run on packed rows)."""
-  keys = jax.vmap(lambda r: jax.random.fold_in(rng, r))(row_ids_B)
-  if cfg.beam_width > 1:
-    return beam_search(model, params, context_ids_BxC, context_mask_BxC, cfg, keys,
-                       packing)
-  return greedy_or_sample(model, params, context_ids_BxC, context_mask_BxC, cfg, keys,
-                          packing)
+  return generate(model, params, context_ids_BxC, context_mask_BxC, cfg, rng, row_ids_B,
+                  packing)

@@ -213,16 +213,21 @@ class DialogueModel:
     return plan.unpack(call(*plan.encoder_inputs(ids_BxS, mask_BxS)), mask_BxS)
 
   def prefill(self, params, ids_BxS, mask_BxS, start_ids_BxT, key_mask_BxL, cache,
-              plan: packing.PackingPlan | None = None, vocab_major: bool = False):
+              plan: packing.PackingPlan | None = None, vocab_major: bool = False,
+              encoder_states=None):
     """Encoder-decoder: encodes the contexts and runs the decoder's first tokens, filling the
     cache (cross-attention keys/values included). Returns (logits, cache, cross): logits as
     `decode_step` returns them; `cross` is what later steps take as `encoder_mask_BxSe`.
 
     With a `plan` the encoder runs on its packed rows and the cross-attention keys/values are
     cached on them (`init_cache(..., encoder_batch=plan.rows)`): the same results, at a
-    fraction of the encoder's cost and of every step's cross-attention reads."""
+    fraction of the encoder's cost and of every step's cross-attention reads.
+    `encoder_states`: this batch's (unpacked) encoder states when the caller has them already
+    (batch evaluation scores the targets with the same encoder pass)."""
     call = self._encode_call(params)
-    if plan is None:
+    if encoder_states is not None:
+      states, cross = encoder_states, mask_BxS
+    elif plan is None:
       states, cross = call(ids_BxS, mask_BxS, None, None), mask_BxS
     else:
       states = call(*plan.encoder_inputs(ids_BxS, mask_BxS))

@@ -1,0 +1,85 @@
+"""test.py's per-batch program: chunked teacher-forced target log-likelihood against
+transformers' PyTorch model, generation inside the fused program against `generate_ids`, and
+perplexity grouped as the original's dataset-order batches."""
+
+import hf_fixtures as hf
+import jax
+import numpy as np
+import pytest
+
+from empathy_jax.evaluation.batch_program import generate_and_score, target_nll
+from empathy_jax.evaluation.testing import original_perplexity
+from empathy_jax.generation.config import resolve
+from empathy_jax.generation.search import generate_ids
+from empathy_jax.models.loading import load_model
+
+
+def _with_long_targets(batch, chunk):
+  """The batch's targets with row 0 longer than two chunks, so the chunk loop runs more than
+  once, in a width that is not a multiple of the chunk."""
+  t_ids, t_mask = batch.target_ids_BxT, batch.target_mask_BxT
+  width = max(t_ids.shape[1], 3 * chunk) + 3
+  ids = np.zeros((t_ids.shape[0], width), np.int32)
+  mask = np.zeros_like(ids)
+  ids[:, :t_ids.shape[1]], mask[:, :t_ids.shape[1]] = t_ids, t_mask
+  length = max(int(t_mask[0].sum()), 2 * chunk + 3)
+  ids[0, 1:length] = np.arange(100, 99 + length)
+  mask[0, :length] = 1
+  return ids, mask
+
+
+@pytest.mark.parametrize("kind", ["godel", "dialogpt"])
+def test_target_nll_matches_pytorch(kind, tmp_path, ed_test):
+  torch_model, fmt = hf.save_torch_model(kind, str(tmp_path))
+  loaded = load_model(str(tmp_path))
+  params = jax.device_put(loaded.params)
+  batch = hf.real_batch(fmt, ed_test, n=4)
+  chunk = 4
+  t_ids, t_mask = _with_long_targets(batch, chunk)
+  full = batch.__class__(batch.context_ids_BxC, batch.context_mask_BxC, t_ids, t_mask,
+                         batch.example_index_B)
+  logits, _ = hf.torch_logits(torch_model, full, loaded.model.is_encoder_decoder)
+  logp = hf.torch_target_logprobs(logits, full)
+  scored = t_mask.copy()
+  if loaded.model.is_encoder_decoder:
+    scored[:, 0] = 0  # the decoder start token is not predicted
+  want_nll, want_count = -(logp * scored).sum(1), scored.sum(1)
+  nll, count = jax.jit(lambda p, *a: target_nll(loaded.model, p, *a, chunk=chunk))(
+      params, batch.context_ids_BxC, batch.context_mask_BxC, t_ids, t_mask)
+  np.testing.assert_allclose(np.asarray(count), want_count)
+  np.testing.assert_allclose(np.asarray(nll), want_nll, rtol=2e-5)
+  assert want_count[0] >= 2 * chunk  # the loop did run past the first chunk
+
+
+def test_fused_program_generates_as_generate_ids(tmp_path, ed_test):
+  _, fmt = hf.save_torch_model("godel", str(tmp_path))
+  loaded = load_model(str(tmp_path))
+  params = jax.device_put(loaded.params)
+  batch = hf.real_batch(fmt, ed_test, n=4)
+  gen = resolve({"max_new_tokens": 6, "sample": True, "top_k": 20}, {}, loaded.model.cfg)
+  rng, rows = jax.random.PRNGKey(3), np.arange(4)
+  out, _, _ = generate_and_score(loaded.model, params, batch.context_ids_BxC,
+                                 batch.context_mask_BxC, batch.target_ids_BxT,
+                                 batch.target_mask_BxT, gen, rng, rows)
+  want = generate_ids(loaded.model, params, batch.context_ids_BxC, batch.context_mask_BxC, gen,
+                      rng, rows)
+  np.testing.assert_array_equal(np.asarray(out.tokens_BxN), np.asarray(want.tokens_BxN))
+  np.testing.assert_allclose(np.asarray(out.logprobs_BxN), np.asarray(want.logprobs_BxN),
+                             rtol=1e-5, atol=1e-6)
+
+
+def test_original_perplexity_groups_examples_as_dataset_order_batches():
+  rng = np.random.default_rng(0)
+  count = rng.integers(0, 9, 11).astype(float)
+  count[4:8] = 0  # a whole batch without scored tokens is left out, as the original skips it
+  nll = rng.uniform(0.5, 3.0, 11) * count
+  # The original: per batch of 4 rows in dataset order, the mean token loss (HF's mean over
+  # non-ignored labels); then exp of the mean over batches.
+  batch_means = []
+  for s in (0, 4, 8):
+    if count[s:s + 4].sum():
+      batch_means.append(nll[s:s + 4].sum() / count[s:s + 4].sum())
+  assert len(batch_means) == 2
+  want = np.exp(sum(batch_means) / len(batch_means))
+  assert original_perplexity(nll, count, 4) == pytest.approx(want, rel=1e-12)
+  assert original_perplexity(nll, count, 11) == pytest.approx(np.exp(nll.sum() / count.sum()))
