@@ -20,15 +20,19 @@ from empathy_jax.models.gpt2 import positions_from_mask
 from empathy_jax.models.token_logprobs import target_logprobs
 
 CHUNK = 16  # target tokens per decoder call when scoring
+HEAD_ROWS = 256  # scored tokens per vocabulary projection
 
 
 def target_nll(model, params, context_ids_BxC, context_mask_BxC, target_ids_BxT,
-               target_mask_BxT, encoder_states=None, chunk: int = CHUNK):
+               target_mask_BxT, encoder_states=None, chunk: int = CHUNK,
+               head_rows: int = HEAD_ROWS):
   """(nll_B, count_B): minus the summed log-probabilities of each row's target tokens under
   teacher forcing, and how many tokens were scored: the tokens and log-probabilities of
   `DialogueModel.target_logprobs` (for encoder-decoder models the first target token is the
   decoder's start and is not scored). Targets must be right-padded.
 
+  The decoder runs chunk by chunk up to the batch's longest target; the vocabulary projection,
+  the largest cost, then runs only on the scored tokens, gathered into blocks of `head_rows`.
   `encoder_states`: the contexts' encoder states if the caller has them (encoder-decoder)."""
   b, t = target_ids_BxT.shape
   width = -(-t // chunk) * chunk
@@ -36,48 +40,71 @@ def target_nll(model, params, context_ids_BxC, context_mask_BxC, target_ids_BxT,
   ids = jnp.pad(jnp.asarray(target_ids_BxT, jnp.int32), pad)
   mask = jnp.pad(jnp.asarray(target_mask_BxT, jnp.int32), pad)
   scored = mask.at[:, 0].set(0) if model.is_encoder_decoder else mask
-  # Chunk i feeds target tokens [i*chunk, (i+1)*chunk) and predicts the next ones; a row of
-  # length L needs its tokens up to L-2 fed.
+  # Chunk i feeds target tokens [i*chunk, (i+1)*chunk); a row of length L needs its tokens up
+  # to L-2 fed (the state at token j predicts token j+1).
   longest = jnp.max(jnp.sum(mask, axis=1))
   chunks = jnp.maximum((longest - 1 + chunk - 1) // chunk, 1)
-  logits_of = lambda hidden: model.module.apply({"params": params}, hidden, method="logits")
+  d = model.hidden_size
 
   if model.is_encoder_decoder:
     if encoder_states is None:
       encoder_states = model.encode(params, context_ids_BxC, context_mask_BxC)
     cache = model.init_cache(b, width, context_ids_BxC.shape[1])
     key_mask = mask[:, :width]
-    total = jnp.zeros((b,), jnp.float32)
     offset, positions = 0, None
+    # Column 0 of the states: what predicts target token 0 (nothing here; never scored).
+    states = jnp.zeros((b, width + 1, d), jnp.float32)
   else:
     c = context_ids_BxC.shape[1]
     cache = model.init_cache(b, c + width)
     key_mask = jnp.concatenate([jnp.asarray(context_mask_BxC, jnp.int32), mask[:, :width]], 1)
+    _, hidden, cache = model.decode_step(params, context_ids_BxC, key_mask, cache, 0,
+                                         positions_BxT=positions_from_mask(context_mask_BxC))
     # The context's last state predicts target token 0.
-    first, _, cache = model.decode_step(params, context_ids_BxC, key_mask, cache, 0,
-                                        positions_BxT=positions_from_mask(context_mask_BxC))
-    lp = target_logprobs(first[:, -1].astype(jnp.float32), ids[:, 0])
-    total = -lp * scored[:, 0]
+    states = jnp.zeros((b, width + 1, d), jnp.float32).at[:, 0].set(
+        hidden[:, -1].astype(jnp.float32))
     offset = c
     positions = jnp.sum(context_mask_BxC, axis=1).astype(jnp.int32)[:, None] + jnp.arange(chunk)
 
-  def score(i, cache, total, states=None):
+  def decode(i, cache, states, encoder=None):
     start = i * chunk
     tokens = jax.lax.dynamic_slice_in_dim(ids, start, chunk, axis=1)
     _, hidden, cache = model.decode_step(
-        params, tokens, key_mask, cache, offset + start, encoder_states=states,
+        params, tokens, key_mask, cache, offset + start, encoder_states=encoder,
         encoder_mask_BxSe=context_mask_BxC,
         positions_BxT=None if positions is None else positions + start)
-    following = jax.lax.dynamic_slice_in_dim(ids, start + 1, chunk, axis=1)
-    weights = jax.lax.dynamic_slice_in_dim(scored, start + 1, chunk, axis=1)
-    lp = target_logprobs(logits_of(hidden).astype(jnp.float32), following)
-    return cache, total - jnp.sum(lp * weights, axis=1)
+    # The state at token j predicts token j+1: stored in column j+1.
+    states = jax.lax.dynamic_update_slice_in_dim(states, hidden.astype(jnp.float32), start + 1,
+                                                 axis=1)
+    return cache, states
 
   # The first chunk also fills the cross-attention cache from the encoder states.
-  cache, total = score(0, cache, total, encoder_states)
-  body = lambda state: (state[0] + 1, *score(*state))
-  _, _, total = jax.lax.while_loop(lambda state: state[0] < chunks, body,
-                                   (jnp.int32(1), cache, total))
+  cache, states = decode(0, cache, states, encoder_states)
+  body = lambda state: (state[0] + 1, *decode(*state))
+  _, _, states = jax.lax.while_loop(lambda state: state[0] < chunks, body,
+                                    (jnp.int32(1), cache, states))
+
+  # Scored tokens first (stable: row-major order), in blocks; only blocks holding some run.
+  flat_scored = scored.reshape(-1)
+  order = jnp.argsort(1 - flat_scored, stable=True)
+  n_scored = jnp.sum(flat_scored)
+  total_rows = b * (width + 1)
+  blocks = -(-total_rows // head_rows)
+  order = jnp.pad(order, (0, blocks * head_rows - total_rows))
+  flat_states = states.reshape(total_rows, d)
+  flat_ids = ids.reshape(-1)
+  logits_of = lambda x: model.module.apply({"params": params}, x[None], method="logits")[0]
+
+  def head(i, total):
+    picked = jax.lax.dynamic_slice_in_dim(order, i * head_rows, head_rows)
+    lp = target_logprobs(logits_of(flat_states[picked]).astype(jnp.float32),
+                         flat_ids[picked])
+    real = (i * head_rows + jnp.arange(head_rows)) < n_scored
+    return total.at[picked // (width + 1)].add(jnp.where(real, -lp, 0.0))
+
+  needed = (n_scored + head_rows - 1) // head_rows
+  _, total = jax.lax.while_loop(lambda s: s[0] < needed, lambda s: (s[0] + 1, head(*s)),
+                                (jnp.int32(0), jnp.zeros((b,), jnp.float32)))
   return total, jnp.sum(scored, axis=1).astype(jnp.float32)
 
 
