@@ -19,7 +19,8 @@ _BATCH = flags.DEFINE_integer("batch_size", None, "Batch size (default: 32 for g
                               "8 for sft, 32 for classifiers).")
 _BEAMS = flags.DEFINE_integer("beam_width", 1, "Beams for --mode generation.")
 _NEW = flags.DEFINE_integer("max_new_tokens", 32, "New tokens for --mode generation.")
-_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed repetitions (best is reported).")
+_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repetitions of each side, interleaved "
+                                 "(median and range are reported).")
 _TORCH = flags.DEFINE_bool("torch", True, "Also measure the PyTorch reference.")
 _DATASET = flags.DEFINE_string("dataset_dir", "datasets/empathetic_dialogues",
                                "Dataset whose test split gives the inputs.")

@@ -1,4 +1,5 @@
-"""Shared benchmark helpers: timing, the torch twin of a model, the final JSON line."""
+"""Shared benchmark helpers: interleaved timing with median and range, pinned threads, the
+torch twin of a model, both frameworks' measured matmul rates, the final JSON line."""
 
 from __future__ import annotations
 
@@ -25,14 +26,63 @@ class BenchConfig:
 
 
 def timed(fn: Callable[[], object], repeats: int) -> float:
-  """Best wall time of `repeats` runs after one warm-up (compile) run."""
-  fn()
-  best = float("inf")
+  """Median wall time of `repeats` runs after one warm-up (compile) run."""
+  return float(np.median(interleaved({"x": fn}, repeats)["x"]))
+
+
+def interleaved(sides: dict[str, Callable[[], object]], repeats: int,
+                warmup: bool = True) -> dict[str, list[float]]:
+  """Wall times of each side, `repeats` each, the sides taking turns (so that a slow phase of
+  the machine hits both alike); one untimed warm-up call of each first."""
+  if warmup:
+    for fn in sides.values():
+      fn()
+  times: dict[str, list[float]] = {name: [] for name in sides}
   for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    best = min(best, time.perf_counter() - start)
-  return best
+    for name, fn in sides.items():
+      start = time.perf_counter()
+      fn()
+      times[name].append(time.perf_counter() - start)
+  return times
+
+
+def spread(seconds: list[float]) -> dict[str, float]:
+  """Median and range of a list of timings."""
+  return {"median": float(np.median(seconds)), "min": float(np.min(seconds)),
+          "max": float(np.max(seconds))}
+
+
+def describe(seconds: list[float]) -> str:
+  s = spread(seconds)
+  return f"median {s['median']:.3f} s (range {s['min']:.3f}-{s['max']:.3f}, n={len(seconds)})"
+
+
+def pin_threads() -> int:
+  """Gives PyTorch as many intra-op threads as XLA:CPU uses (every core this process may run
+  on) and prints both, so neither side is handicapped by its default."""
+  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+  line = f"threads: XLA:CPU uses all {cores} cores"
+  if torch_available():
+    import torch  # pylint: disable=import-outside-toplevel
+
+    torch.set_num_threads(cores)
+    line += f"; torch.set_num_threads({cores}) (torch {torch.__version__})"
+  print(line)
+  print(f"cpu: {cpu_model()}")
+  return cores
+
+
+def cpu_model() -> str:
+  try:
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  import platform  # pylint: disable=import-outside-toplevel
+
+  return platform.processor() or "unknown"
 
 
 def torch_available() -> bool:
@@ -58,12 +108,23 @@ def torch_twin(loaded):
 
 def report(cfg: BenchConfig, unit: str, jax_value: float, torch_value: float | None,
            extra: dict | None = None) -> dict:
+  """Prints and returns the final JSON line (values from median timings)."""
   result = {"mode": cfg.mode, "model": cfg.model, "unit": unit, "jax": round(jax_value, 2),
             "torch": None if torch_value is None else round(torch_value, 2),
-            "ratio": None if not torch_value else round(jax_value / torch_value, 3)}
+            "ratio": None if not torch_value else round(jax_value / torch_value, 3),
+            "cpu": cpu_model()}
   result.update(extra or {})
   print(json.dumps(result))
   return result
+
+
+def trim_padding(ids_BxL, mask_BxL, left: bool):
+  """A batch padded to its longest example (`padding=True`), as a transformers user pads: the
+  bucket's all-padding columns dropped."""
+  ids, mask = np.asarray(ids_BxL), np.asarray(mask_BxL)
+  longest = max(int(mask.sum(1).max()), 1)
+  return (ids[:, -longest:], mask[:, -longest:]) if left else (ids[:, :longest],
+                                                               mask[:, :longest])
 
 
 def test_batch(loaded, cfg: BenchConfig, n: int | None = None):
@@ -75,6 +136,46 @@ def test_batch(loaded, cfg: BenchConfig, n: int | None = None):
   split = load_dialogue_split(os.path.join(cfg.dataset_dir, "test"), 1.0).select(range(n))
   table = tokenize_split(split, loaded.fmt)
   return next(make_batcher(loaded.fmt, n).batches(table))
+
+
+def realistic_batches(loaded, cfg: BenchConfig, count: int = 4):
+  """`count` of the batches `test.py` makes from the whole test split (its length-sorted
+  order), evenly spaced from the longest to the shortest."""
+  from empathy_jax.data.dialogue_dataset import load_dialogue_split  # pylint: disable=import-outside-toplevel
+  from empathy_jax.data.pipeline import make_batcher, tokenize_split  # pylint: disable=import-outside-toplevel
+
+  split = load_dialogue_split(os.path.join(cfg.dataset_dir, "test"), 1.0)
+  table = tokenize_split(split, loaded.fmt)
+  batcher = make_batcher(loaded.fmt, cfg.batch_size)
+  indices = batcher.batch_indices(table)
+  full = [i for i in indices if len(i) == cfg.batch_size]
+  picks = np.linspace(0, len(full) - 1, count).round().astype(int)
+  out = []
+  for p in picks:
+    rows = table[full[p].tolist()]
+    out.append(batcher.make_batch(rows["context_ids"], rows["target_ids"], full[p].tolist()))
+  return out
+
+
+def torch_matmul_flops_per_second(size: int = 1024, repeats: int = 5) -> float | None:
+  """PyTorch's measured fp32 matmul rate on this machine (beside XLA's)."""
+  if not torch_available():
+    return None
+  import torch  # pylint: disable=import-outside-toplevel
+
+  a = torch.from_numpy(np.random.default_rng(0).normal(size=(size, size)).astype(np.float32))
+  seconds = timed(lambda: a @ a, repeats)
+  return 2 * size ** 3 / seconds
+
+
+def matmul_rates() -> tuple[float, float | None]:
+  """(XLA, torch) fp32 matmul FLOP/s, printed."""
+  xla, torch_rate = matmul_flops_per_second(), torch_matmul_flops_per_second()
+  line = f"fp32 1024^3 matmul: XLA {xla / 1e9:.0f} GFLOP/s"
+  if torch_rate:
+    line += f", torch {torch_rate / 1e9:.0f} GFLOP/s"
+  print(line)
+  return xla, torch_rate
 
 
 def matmul_flops_per_second(size: int = 1024, repeats: int = 5) -> float:

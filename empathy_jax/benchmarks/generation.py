@@ -1,55 +1,114 @@
-"""Generated tokens per second: our jitted generation vs transformers' PyTorch `generate`."""
+"""Generated tokens per second: our jitted generation vs transformers' PyTorch `generate`.
+
+Two workloads: the first `batch_size` test rows in dataset order (one batch), and `test.py`'s
+realistic batches (the test split in its length-sorted order, several batches from the longest
+to the shortest). Both sides decode exactly `max_new_tokens` per row (EOS off on both: no early
+stop and no EOS-masking pass), get the same rows, PyTorch padded to each batch's longest
+example as its users pad; equal repeats, interleaved, median and range. Before timing, the two
+sides' greedy / beam tokens are asserted identical on every benchmark batch.
+"""
 
 from __future__ import annotations
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from empathy_jax.benchmarks.common import (BenchConfig, report, test_batch, timed,
-                                           torch_available, torch_twin)
+from empathy_jax.benchmarks.common import (BenchConfig, describe, interleaved, matmul_rates,
+                                           pin_threads, realistic_batches, report, spread,
+                                           test_batch, torch_available, torch_twin,
+                                           trim_padding)
 from empathy_jax.generation.config import resolve
 from empathy_jax.generation.search import generate_ids
-from empathy_jax.models.loading import load_model
 from empathy_jax.models.packing import encoder_plan
 
 
-def run(cfg: BenchConfig) -> dict:
-  loaded = load_model(cfg.model)
-  batch = test_batch(loaded, cfg)
-  # No EOS stop and no checkpoint constraints: both sides decode exactly max_new_tokens.
+def _config(loaded, cfg: BenchConfig):
+  """Exactly max_new_tokens per row, nothing else constraining either side."""
   gen = resolve({"max_new_tokens": cfg.max_new_tokens, "beam_width": cfg.beam_width,
                  "length_alpha": 1.0}, {}, loaded.model.cfg)
-  gen = type(gen)(**{**gen.__dict__, "eos_token_id": None, "forced_eos_token_id": None,
-                     "min_length": 0, "no_repeat_ngram_size": 0,
-                     "encoder_no_repeat_ngram_size": 0})
-  ids, mask = jnp.asarray(batch.context_ids_BxC), jnp.asarray(batch.context_mask_BxC)
-  rows = jnp.arange(ids.shape[0])
+  return dataclasses.replace(gen, eos_token_id=None, forced_eos_token_id=None, min_length=0,
+                             no_repeat_ngram_size=0, encoder_no_repeat_ngram_size=0)
+
+
+def _jax_side(loaded, batches, gen, pack: bool):
   params = jax.device_put(loaded.params)
-  packed = encoder_plan(loaded.model, batch.context_mask_BxC)
-  call = lambda: jax.block_until_ready(generate_ids(loaded.model, params, ids, mask, gen,
-                                                    jax.random.PRNGKey(0), rows, packed))
-  tokens = cfg.batch_size * cfg.max_new_tokens
-  seconds = timed(call, cfg.repeats)
-  jax_tps = tokens / seconds
-  print(f"jax:   {cfg.model} batch {cfg.batch_size} beams {cfg.beam_width} "
-        f"{cfg.max_new_tokens} new tokens: {seconds:.3f} s, {jax_tps:.1f} tokens/s")
-  torch_tps = None
+  calls = []
+  for b in batches:
+    ids, mask = jnp.asarray(b.context_ids_BxC), jnp.asarray(b.context_mask_BxC)
+    rows = jnp.arange(ids.shape[0])
+    plan = encoder_plan(loaded.model, b.context_mask_BxC) if pack else None
+    calls.append(lambda ids=ids, mask=mask, rows=rows, plan=plan: generate_ids(
+        loaded.model, params, ids, mask, gen, jax.random.PRNGKey(0), rows, plan))
+  return lambda: [np.asarray(jax.block_until_ready(c()).tokens_BxN) for c in calls]
+
+
+def _torch_side(loaded, batches, cfg: BenchConfig):
+  import torch  # pylint: disable=import-outside-toplevel
+
+  model = torch_twin(loaded)
+  model.generation_config.eos_token_id = None  # no stop, as on our side
+  left = not loaded.model.is_encoder_decoder
+  pad = loaded.fmt.pad_id
+  inputs = [trim_padding(b.context_ids_BxC, b.context_mask_BxC, left) for b in batches]
+
+  def call():
+    out = []
+    with torch.no_grad():
+      for ids, mask in inputs:
+        seq = model.generate(input_ids=torch.from_numpy(ids).long(),
+                             attention_mask=torch.from_numpy(mask).long(),
+                             max_new_tokens=cfg.max_new_tokens, num_beams=cfg.beam_width,
+                             do_sample=False, pad_token_id=pad, length_penalty=1.0)
+        out.append(seq[:, 1:].numpy() if loaded.model.is_encoder_decoder
+                   else seq[:, ids.shape[1]:].numpy())
+    return out
+
+  return call
+
+
+def _measure(name, loaded, batches, gen, cfg: BenchConfig, pack: bool) -> dict:
+  tokens = sum(b.context_ids_BxC.shape[0] for b in batches) * cfg.max_new_tokens
+  real = sum(int(b.context_mask_BxC.sum()) for b in batches)
+  padded = sum(b.context_mask_BxC.size for b in batches)
+  print(f"\n{name}: {len(batches)} batch(es) of {cfg.batch_size}, contexts {real} real tokens "
+        f"in {padded} bucket positions ({real / padded:.0%}); beams {cfg.beam_width}, "
+        f"{cfg.max_new_tokens} new tokens{', context packing' if pack else ''}")
+  sides = {"jax": _jax_side(loaded, batches, gen, pack)}
   if cfg.torch and torch_available():
-    import torch  # pylint: disable=import-outside-toplevel
+    sides["torch"] = _torch_side(loaded, batches, cfg)
+    ours, theirs = sides["jax"](), sides["torch"]()
+    for i, (a, b) in enumerate(zip(ours, theirs)):
+      if a.shape != b.shape or not np.array_equal(a, b):
+        raise AssertionError(f"{name}, batch {i}: our tokens differ from transformers' "
+                             f"({int((a != b).any(1).sum()) if a.shape == b.shape else 'shape'}"
+                             f" rows); the comparison would not be of the same work")
+    print(f"same tokens as transformers on all {len(ours)} batch(es): yes")
+  times = interleaved(sides, cfg.repeats, warmup=False)  # the equality check warmed both
+  out = {}
+  for side, seconds in times.items():
+    print(f"{side:>5}: {describe(seconds)}, {tokens / spread(seconds)['median']:.1f} tokens/s")
+    out[side] = {"tokens_per_s": tokens / spread(seconds)["median"], **spread(seconds)}
+  return out
 
-    model = torch_twin(loaded)
-    t = lambda x: torch.from_numpy(np.asarray(x)).long()
-    kwargs = dict(input_ids=t(batch.context_ids_BxC), attention_mask=t(batch.context_mask_BxC),
-                  max_new_tokens=cfg.max_new_tokens, min_new_tokens=cfg.max_new_tokens,
-                  num_beams=cfg.beam_width, do_sample=False)
 
-    def torch_call():
-      with torch.no_grad():
-        model.generate(**kwargs)
+def run(cfg: BenchConfig) -> dict:
+  from empathy_jax.models.loading import load_model  # pylint: disable=import-outside-toplevel
 
-    seconds = timed(torch_call, max(1, cfg.repeats - 1))
-    torch_tps = tokens / seconds
-    print(f"torch: {cfg.model} batch {cfg.batch_size} beams {cfg.beam_width} "
-          f"{cfg.max_new_tokens} new tokens: {seconds:.3f} s, {torch_tps:.1f} tokens/s")
-  return report(cfg, "tokens/s", jax_tps, torch_tps, {"beam_width": cfg.beam_width})
+  pin_threads()
+  matmul_rates()
+  loaded = load_model(cfg.model)
+  gen = _config(loaded, cfg)
+  first = _measure("first test rows (dataset order)", loaded, [test_batch(loaded, cfg)], gen,
+                   cfg, pack=True)
+  sorted_rows = _measure("test.py's batches (test split, length-sorted)", loaded,
+                         realistic_batches(loaded, cfg), gen, cfg, pack=False)
+  torch_rate = lambda r: r["torch"]["tokens_per_s"] if "torch" in r else None
+  return report(cfg, "tokens/s", sorted_rows["jax"]["tokens_per_s"], torch_rate(sorted_rows), {
+      "beam_width": cfg.beam_width, "repeats": cfg.repeats,
+      "first_rows": {"jax": round(first["jax"]["tokens_per_s"], 1),
+                     "torch": None if torch_rate(first) is None else round(torch_rate(first), 1),
+                     "ratio": None if torch_rate(first) is None else round(
+                         first["jax"]["tokens_per_s"] / torch_rate(first), 3)}})
