@@ -1,6 +1,9 @@
 """Classifier-suite throughput (examples/s): emotion, intent and EPITOME IP/EX/ER on output and
-target, in jitted batches, versus the original's one-example-at-a-time PyTorch loop on the same
-random weights (RoBERTa-base sized by default), plus the achieved fraction of the FLOP rate."""
+target, in jitted batches, versus PyTorch on the same random weights (RoBERTa-base sized by
+default) twice: the original's one-example-at-a-time loop, and batched (classifiers padded to
+max_seq_length as the original pads them, EPITOME to each batch's longest with the seeker's
+padding masked). Every side's labels are asserted equal to ours; equal repeats, interleaved,
+median and range; FLOP fractions counting real tokens and the padded shapes."""
 
 from __future__ import annotations
 
@@ -8,13 +11,12 @@ import dataclasses
 import os
 import shutil
 import tempfile
-import time
 
 import jax
 import numpy as np
 
-from empathy_jax.benchmarks.common import (BenchConfig, matmul_flops_per_second, report,
-                                           torch_available)
+from empathy_jax.benchmarks.common import (BenchConfig, describe, interleaved, matmul_rates,
+                                           pin_threads, report, spread, torch_available)
 from empathy_jax.data.dialogue_dataset import load_dialogue_split
 from empathy_jax.evaluation import classifiers as C
 from empathy_jax.evaluation import encoders as E
@@ -37,6 +39,8 @@ def _flops(fn, *args) -> float:
 
 
 def run(cfg: BenchConfig, size: str = "base") -> dict:
+  pin_threads()
+  peak, _ = matmul_rates()
   n = cfg.batch_size
   seekers, targets, outputs = _examples(cfg, n)
   tmp = tempfile.mkdtemp(prefix="empathy_jax_clf_")
@@ -51,50 +55,102 @@ def run(cfg: BenchConfig, size: str = "base") -> dict:
   shutil.rmtree(tmp, ignore_errors=True)  # everything is loaded; base-size weights are GBs
 
   def ours():
-    for clf in (emo, intent):
-      clf.predict(outputs, n), clf.predict(targets, n)
+    labels = [clf.predict(texts, n) for clf in (emo, intent) for texts in (outputs, targets)]
     for mech in C.EPITOME_MECHANISMS:
-      epitome.levels(mech, seekers, outputs, n), epitome.levels(mech, seekers, targets, n)
+      labels += [epitome.levels(mech, seekers, texts, n) for texts in (outputs, targets)]
+    return [np.asarray(x) for x in labels]
 
-  ours()  # compile
-  start = time.perf_counter()
-  ours()
-  seconds = time.perf_counter() - start
-  jax_eps = n / seconds
+  sides = {"jax batched": ours}
+  if cfg.torch and torch_available():
+    sides.update(_torch_sides(emo_t, emo_tok, int_t, int_tok, epi_t, seekers, outputs,
+                              targets))
+    want = ours()
+    for name, side in list(sides.items())[1:]:
+      for i, (a, b) in enumerate(zip(want, side())):
+        if not np.array_equal(a, np.asarray(b)):
+          raise AssertionError(f"{name}: labels of score {i} differ from ours in "
+                               f"{int((a != np.asarray(b)).sum())} of {len(a)} examples")
+    print(f"same labels from every side on all {n} examples x 10 scores: yes")
+  times = interleaved(sides, cfg.repeats)
+  tok = epitome.tokenizer
+  real = 2 * sum(min(len(emo.tokenizer.tokenize(t)) + 2, MAX_SEQ_LENGTH)
+                 for t in outputs + targets)  # 2 classifiers
+  real += 3 * sum(len(tok(t, max_length=64, truncation=True)["input_ids"])
+                  for t in seekers * 2 + outputs + targets)  # per mechanism
+  padded_positions = 4 * n * MAX_SEQ_LENGTH + 3 * 4 * n * MAX_SEQ_LENGTH
   ids = np.ones((n, MAX_SEQ_LENGTH), np.int32)
   flops = 4 * _flops(lambda p, i, m: E.classify(p, emo.cfg, i, m), emo.params, ids, ids)
   flops += 6 * _flops(lambda p, a, b, c, d: E.epitome(p, epitome.cfg, a, b, c, d),
                       epitome.params["IP"], ids, ids, ids, ids)
-  peak = matmul_flops_per_second()
-  fraction = flops / seconds / peak
   print(f"{size} classifiers, {n} examples (each scored 10 times: 2 classifiers + 3 EPITOME "
-        f"mechanisms, on output and target)")
-  print(f"jax batched: {seconds:.2f} s, {jax_eps:.2f} examples/s, "
-        f"{fraction:.1%} of the measured fp32 matmul rate ({peak / 1e9:.0f} GFLOP/s)")
-  torch_eps = None
-  if cfg.torch and torch_available():
-    import torch  # pylint: disable=import-outside-toplevel
+        f"mechanisms, on output and target); {real} real of {padded_positions} padded token "
+        f"positions")
+  rates = {}
+  for name, seconds in times.items():
+    median = spread(seconds)["median"]
+    rates[name] = n / median
+    line = f"{name:>20}: {describe(seconds)}, {n / median:.2f} examples/s"
+    if name == "jax batched":
+      fraction = {"padded": flops / median / peak,
+                  "real": flops * real / padded_positions / median / peak}
+      line += (f"; {fraction['real']:.1%} of XLA's matmul rate counting real tokens' FLOPs, "
+               f"{fraction['padded']:.1%} counting the padded shapes'")
+    print(line)
+  return report(dataclasses.replace(cfg, model="classifier-suite"), "examples/s",
+                rates["jax batched"], rates.get("torch one at a time"), {
+                    "torch_batched": round(rates["torch batched"], 2) if "torch batched" in rates
+                    else None, "repeats": cfg.repeats, "size": size,
+                    "flop_fraction_real": round(fraction["real"], 3),
+                    "flop_fraction_padded": round(fraction["padded"], 3)})
 
-    def one(model, tok, text):
-      enc = tok(text, max_length=MAX_SEQ_LENGTH, truncation=True, padding="max_length",
-                return_tensors="pt")
-      return model(**enc).logits.argmax(-1)
 
-    def original_loop():
-      with torch.no_grad():
-        for i in range(n):
-          for model, tok in ((emo_t, emo_tok), (int_t, int_tok)):
-            one(model, tok, outputs[i]), one(model, tok, targets[i])
-          s = emo_tok(seekers[i], max_length=64, truncation=True, return_tensors="pt")
-          for model in epi_t.values():
-            for text in (outputs[i], targets[i]):
-              r = emo_tok(text, max_length=64, truncation=True, return_tensors="pt")
-              model(s["input_ids"], s["attention_mask"], r["input_ids"], r["attention_mask"])
+def _torch_sides(emo_t, emo_tok, int_t, int_tok, epi_t, seekers, outputs, targets):
+  """PyTorch one at a time (the original's loop) and batched; each returns the labels in the
+  order `ours` returns them."""
+  import torch  # pylint: disable=import-outside-toplevel
 
-    start = time.perf_counter()
-    original_loop()
-    torch_seconds = time.perf_counter() - start
-    torch_eps = n / torch_seconds
-    print(f"torch one at a time: {torch_seconds:.2f} s, {torch_eps:.2f} examples/s")
-  return report(dataclasses.replace(cfg, model="classifier-suite"), "examples/s", jax_eps,
-                torch_eps, {"flop_fraction": round(fraction, 3), "size": size})
+  def classify(model, tok, texts):
+    enc = tok(texts, max_length=MAX_SEQ_LENGTH, truncation=True, padding="max_length",
+              return_tensors="pt")
+    return model(**enc).logits.argmax(-1).numpy()
+
+  def epitome_levels(model, seeker_texts, texts):
+    """EPITOME batched: padded to the longest, seeker padding masked in the attention (the
+    one-at-a-time original never sees it)."""
+    s = emo_tok(seeker_texts, max_length=64, truncation=True, padding=True, return_tensors="pt")
+    r = emo_tok(texts, max_length=64, truncation=True, padding=True, return_tensors="pt")
+    seeker = model.seeker_encoder.roberta(s["input_ids"], attention_mask=s["attention_mask"])[0]
+    resp = model.responder_encoder.roberta(r["input_ids"], attention_mask=r["attention_mask"])[0]
+    a = model.attn
+    scores = a.q_linear(resp) @ a.k_linear(seeker).transpose(-2, -1) / np.sqrt(resp.shape[-1])
+    scores = scores.masked_fill(s["attention_mask"][:, None, :] == 0, float("-inf"))
+    resp = resp + a.out(torch.softmax(scores, -1) @ a.v_linear(seeker))
+    return model.empathy_classifier(resp[:, 0]).argmax(-1).numpy()
+
+  def one_at_a_time():
+    labels = []
+    with torch.no_grad():
+      for model, tok in ((emo_t, emo_tok), (int_t, int_tok)):
+        for texts in (outputs, targets):
+          labels.append(np.concatenate([classify(model, tok, [t]) for t in texts]))
+      for model in epi_t.values():
+        for texts in (outputs, targets):
+          levels = []
+          for seeker, text in zip(seekers, texts):
+            s = emo_tok(seeker, max_length=64, truncation=True, return_tensors="pt")
+            r = emo_tok(text, max_length=64, truncation=True, return_tensors="pt")
+            levels.append(int(model(s["input_ids"], s["attention_mask"], r["input_ids"],
+                                    r["attention_mask"]).argmax(-1)))
+          labels.append(np.asarray(levels))
+    return labels
+
+  def batched():
+    labels = []
+    with torch.no_grad():
+      for model, tok in ((emo_t, emo_tok), (int_t, int_tok)):
+        labels += [classify(model, tok, texts) for texts in (outputs, targets)]
+      for model in epi_t.values():
+        labels += [epitome_levels(model, seekers, texts) for texts in (outputs, targets)]
+    return labels
+
+  return {"torch one at a time": one_at_a_time, "torch batched": batched}

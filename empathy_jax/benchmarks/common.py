@@ -23,6 +23,7 @@ class BenchConfig:
   repeats: int = 3
   dataset_dir: str = "datasets/empathetic_dialogues"
   torch: bool = True
+  max_examples: int = 512
 
 
 def timed(fn: Callable[[], object], repeats: int) -> float:

@@ -1,19 +1,21 @@
 """Train-step throughput (non-pad context + target tokens per second): our jitted sharded step
-vs an equivalent transformers PyTorch step (forward, loss, backward, AdamW) on the same batches,
-and the achieved fraction of this machine's fp32 matmul rate."""
+vs an equivalent transformers PyTorch step (forward, loss, backward, AdamW) on the same batches
+(PyTorch's padded to each batch's longest example, as its users pad), equal repeats of the
+whole pass, interleaved, median and range; and the achieved fraction of this machine's fp32
+matmul rate counting the FLOPs of real tokens and of the padded shapes."""
 
 from __future__ import annotations
 
 import functools
 import os
-import time
 
 import jax
 import numpy as np
 
 from empathy_jax import sharding
-from empathy_jax.benchmarks.common import (BenchConfig, matmul_flops_per_second, report,
-                                           torch_available, torch_twin)
+from empathy_jax.benchmarks.common import (BenchConfig, describe, interleaved, matmul_rates,
+                                           pin_threads, report, spread, torch_available,
+                                           torch_twin, trim_padding)
 from empathy_jax.data.dialogue_dataset import load_dialogue_split
 from empathy_jax.data.pipeline import make_batcher, tokenize_split
 from empathy_jax.models.loading import load_model
@@ -35,43 +37,49 @@ def _batches(loaded, cfg: BenchConfig):
   return [b for b in batches if b.shape_key == common][:NUM_BATCHES]
 
 
-def _torch_steps(loaded, batches) -> float:
+def _torch_steps(loaded, batches):
+  """A callable running one PyTorch train step per batch (padded to its longest)."""
   import torch  # pylint: disable=import-outside-toplevel
 
   model = torch_twin(loaded).train()
   opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
   t = lambda x: torch.from_numpy(np.asarray(x)).long()
+  left = not loaded.model.is_encoder_decoder
+  trimmed = [(*trim_padding(b.context_ids_BxC, b.context_mask_BxC, left),
+              *trim_padding(b.target_ids_BxT, b.target_mask_BxT, False)) for b in batches]
 
-  def step(b):
+  def step(c_ids, c_mask, t_ids, t_mask):
     opt.zero_grad()
     if loaded.model.is_encoder_decoder:
-      logits = model(input_ids=t(b.context_ids_BxC), attention_mask=t(b.context_mask_BxC),
-                     decoder_input_ids=t(b.target_ids_BxT),
-                     decoder_attention_mask=t(b.target_mask_BxT)).logits[:, :-1]
-      labels = t(b.target_ids_BxT)[:, 1:].masked_fill(t(b.target_mask_BxT)[:, 1:] == 0, -100)
+      logits = model(input_ids=t(c_ids), attention_mask=t(c_mask), decoder_input_ids=t(t_ids),
+                     decoder_attention_mask=t(t_mask)).logits[:, :-1]
+      labels = t(t_ids)[:, 1:].masked_fill(t(t_mask)[:, 1:] == 0, -100)
     else:
-      c = b.context_ids_BxC.shape[1]
-      ids = torch.cat([t(b.context_ids_BxC), t(b.target_ids_BxT)], 1)
-      mask = torch.cat([t(b.context_mask_BxC), t(b.target_mask_BxT)], 1)
+      c = c_ids.shape[1]
+      ids = torch.cat([t(c_ids), t(t_ids)], 1)
+      mask = torch.cat([t(c_mask), t(t_mask)], 1)
       pos = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
       logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, c - 1:-1]
-      labels = t(b.target_ids_BxT).masked_fill(t(b.target_mask_BxT) == 0, -100)
+      labels = t(t_ids).masked_fill(t(t_mask) == 0, -100)
     loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
                                              labels.reshape(-1), ignore_index=-100)
     loss.backward()
     opt.step()
 
-  step(batches[0])  # warm-up
-  start = time.perf_counter()
-  for b in batches:
-    step(b)
-  return time.perf_counter() - start
+  def all_steps():
+    for b in trimmed:
+      step(*b)
+
+  return all_steps
 
 
 def run(cfg: BenchConfig) -> dict:
+  pin_threads()
+  peak, torch_peak = matmul_rates()
   loaded = load_model(cfg.model)
   batches = _batches(loaded, cfg)
   tokens = sum(int(b.context_mask_BxC.sum() + b.target_mask_BxT.sum()) for b in batches)
+  padded = sum(b.context_mask_BxC.size + b.target_mask_BxT.size for b in batches)
   tx, _ = make_optimizer(OptimizerConfig(initial_lr=1e-5), 100, 1)
   mesh = sharding.make_mesh(sharding.MeshConfig())
   shard = state_shardings(abstract_state(loaded.model.abstract_params(), tx), mesh)
@@ -84,25 +92,34 @@ def run(cfg: BenchConfig) -> dict:
   compiled = step.lower(state, arrays[0]).compile()
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  flops_per_step = float(cost.get("flops", 0.0))
-  state, m = compiled(state, arrays[0])  # warm-up
-  jax.block_until_ready(m)
-  start = time.perf_counter()
-  for a in arrays:
-    state, m = compiled(state, a)
-  jax.block_until_ready((state, m))
-  seconds = time.perf_counter() - start
-  jax_tps = tokens / seconds
-  peak = matmul_flops_per_second()
-  fraction = flops_per_step * len(arrays) / seconds / peak
-  b0 = batches[0]
-  print(f"batches: {len(batches)} x {b0.shape_key} (batch, context, target), {tokens} real tokens")
-  print(f"jax:   {seconds:.3f} s, {jax_tps:.1f} tokens/s, {flops_per_step / 1e9:.1f} GFLOP/step, "
-        f"{fraction:.1%} of the measured fp32 matmul rate ({peak / 1e9:.0f} GFLOP/s)")
-  torch_tps = None
+  flops = float(cost.get("flops", 0.0)) * len(arrays)  # on the padded shapes
+  holder = {"state": state}
+
+  def ours():
+    state = holder["state"]
+    for a in arrays:
+      state, m = compiled(state, a)
+    holder["state"] = jax.block_until_ready((state, m))[0]
+
+  sides = {"jax": ours}
   if cfg.torch and torch_available():
-    torch_seconds = _torch_steps(loaded, batches)
-    torch_tps = tokens / torch_seconds
-    print(f"torch: {torch_seconds:.3f} s, {torch_tps:.1f} tokens/s, "
-          f"{flops_per_step * len(batches) / torch_seconds / peak:.1%} of the matmul rate")
-  return report(cfg, "tokens/s", jax_tps, torch_tps, {"flop_fraction": round(fraction, 3)})
+    sides["torch"] = _torch_steps(loaded, batches)
+  times = interleaved(sides, cfg.repeats)
+  b0 = batches[0]
+  print(f"batches: {len(batches)} x {b0.shape_key} (batch, context, target), {tokens} real "
+        f"tokens in {padded} padded positions ({tokens / padded:.0%}); repeats of the "
+        f"{len(batches)}-step pass: {cfg.repeats}")
+  result, fractions = {}, {}
+  for side, seconds in times.items():
+    median = spread(seconds)["median"]
+    rate = peak if side == "jax" else torch_peak
+    fractions[side] = {"padded": flops / median / rate, "real": flops * tokens / padded / median
+                       / rate}
+    print(f"{side:>5}: {describe(seconds)}, {tokens / median:.1f} tokens/s; of its own "
+          f"framework's matmul rate: {fractions[side]['real']:.1%} counting real tokens' FLOPs, "
+          f"{fractions[side]['padded']:.1%} counting our padded shapes' FLOPs")
+    result[side] = tokens / median
+  return report(cfg, "tokens/s", result["jax"], result.get("torch"), {
+      "repeats": cfg.repeats, "real_token_share": round(tokens / padded, 3),
+      "flop_fraction_real": round(fractions["jax"]["real"], 3),
+      "flop_fraction_padded": round(fractions["jax"]["padded"], 3)})

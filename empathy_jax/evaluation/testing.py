@@ -90,6 +90,7 @@ def run_test(cfg: TestConfig) -> dict:
   background thread ahead of the batches that need them (or loaded from the persistent
   compilation cache)."""
   cfg.check_inputs()
+  metric_imports = T.import_in_background()
   loaded = load_model(cfg.model or cfg.pretrained_model_dir, trust_pickle=cfg.trust_pickle)
   fmt, model = loaded.fmt, loaded.model
   split = load_dialogue_split(split_dir(cfg.dataset_dir, cfg.split), cfg.data_erasure_level)
@@ -156,6 +157,7 @@ def run_test(cfg: TestConfig) -> dict:
     programs.close()
   bar.close()
   ppl = original_perplexity(nll, count, cfg.batch_size)
+  metric_imports.join()
   target_ids = [[i for i in row if i != fmt.pad_id] for row in table["target_ids"]]
   bow = T.bow_similarity(np.asarray(model.input_embeddings(loaded.params)), output_ids,
                          target_ids)

@@ -17,8 +17,22 @@ import warnings
 from typing import Sequence
 
 import functools
+import threading
 
 import numpy as np
+
+
+def import_in_background() -> threading.Thread:
+  """Starts importing nltk's BLEU/NIST (2-3 s: nltk pulls in scipy.stats) in a thread, so that
+  it overlaps the generation instead of following it; `join()` the thread before scoring."""
+
+  def load():
+    import nltk.translate.bleu_score  # pylint: disable=import-outside-toplevel,unused-import
+    import nltk.translate.nist_score  # pylint: disable=import-outside-toplevel,unused-import
+
+  thread = threading.Thread(target=load, name="import-nltk", daemon=True)
+  thread.start()
+  return thread
 
 
 def whitespace_tokens(text: str) -> list[str]:

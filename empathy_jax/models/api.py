@@ -13,6 +13,7 @@ positions from the attention mask.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import flax
@@ -79,8 +80,7 @@ class DialogueModel:
 
   def abstract_params(self):
     """Parameter shapes with logical-axis metadata (`nn.LogicallyPartitioned` leaves)."""
-    return jax.eval_shape(lambda: self.module.init(jax.random.PRNGKey(0),
-                                                   *self._dummy_inputs())["params"])
+    return _abstract_params(self)
 
   def init_params(self, rng):
     # One jitted program (cached across runs) instead of one dispatch per initializer.
@@ -259,6 +259,13 @@ class DialogueModel:
       return module.logits(hidden[:, -1:], vocab_major), hidden, new_cache
 
     return nn.apply(run, self.module)({"params": params})
+
+
+@functools.lru_cache(maxsize=8)
+def _abstract_params(model: DialogueModel):
+  """Traces the model's init once per config (loading and sharding both ask for it)."""
+  return jax.eval_shape(lambda: model.module.init(jax.random.PRNGKey(0),
+                                                  *model._dummy_inputs())["params"])  # pylint: disable=protected-access
 
 
 def param_count(params) -> int:
