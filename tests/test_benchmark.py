@@ -1,0 +1,75 @@
+"""The benchmark's fairness machinery: padding to the longest, interleaved repeats, the
+same-work assertion, and one small `--mode test` run end to end (the PyTorch original-style
+loop and test.py must produce the same outputs and metrics, or the mode fails)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from empathy_jax.benchmarks import common, test_mode
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_trim_padding_keeps_the_longest_example_on_either_side():
+  ids = np.array([[5, 6, 7, 0, 0, 0], [8, 0, 0, 0, 0, 0]])
+  mask = (ids > 0).astype(np.int32)
+  right_ids, right_mask = common.trim_padding(ids, mask, left=False)
+  np.testing.assert_array_equal(right_ids, [[5, 6, 7], [8, 0, 0]])
+  np.testing.assert_array_equal(right_mask, [[1, 1, 1], [1, 0, 0]])
+  left_ids, left_mask = common.trim_padding(ids[:, ::-1], mask[:, ::-1], left=True)
+  np.testing.assert_array_equal(left_ids, [[7, 6, 5], [0, 0, 8]])
+  np.testing.assert_array_equal(left_mask, [[1, 1, 1], [0, 0, 1]])
+
+
+def test_interleaved_takes_turns_with_equal_repeats():
+  calls = []
+  times = common.interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                             3)
+  assert calls == ["a", "b"] + ["a", "b"] * 3  # one warm-up each, then alternating
+  assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3}
+  s = common.spread([3.0, 1.0, 2.0])
+  assert (s["median"], s["min"], s["max"]) == (2.0, 1.0, 3.0)
+
+
+def test_same_work_check_rejects_other_outputs_or_metrics(tmp_path):
+  reference = {"outputs": ["a b", "c"], "metrics": {"ppl": 10.0, "bleu": 0.1, "dist-2": 0.5,
+                                                    "avg_bow": 0.2}}
+
+  def write(outputs, ppl):
+    (tmp_path / "test_data.json").write_text(json.dumps([{"output": o} for o in outputs]))
+    (tmp_path / "test_metrics.json").write_text(json.dumps({**reference["metrics"],
+                                                            "ppl": ppl}))
+
+  write(["a b", "c"], 10.0)
+  test_mode._same_work(reference, str(tmp_path), "ours")  # pylint: disable=protected-access
+  write(["a b", "d"], 10.0)
+  with pytest.raises(AssertionError, match="1 of 2 outputs differ"):
+    test_mode._same_work(reference, str(tmp_path), "ours")  # pylint: disable=protected-access
+  write(["a b", "c"], 10.1)
+  with pytest.raises(AssertionError, match="ppl"):
+    test_mode._same_work(reference, str(tmp_path), "ours")  # pylint: disable=protected-access
+
+
+def test_mode_test_end_to_end(tmp_path):
+  """test.py and the transformers loop agree on every output, ppl, BLEU, dist-2 and BOW (the
+  mode raises otherwise), and the JSON line carries both sides' times."""
+  env = dict(os.environ, PYTHONPATH=ROOT)
+  done = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "launch", "benchmark.py"), "--mode", "test",
+       "--model", "GODEL_TINY", "--max_examples", "12", "--batch_size", "8",
+       "--max_new_tokens", "5", "--repeats", "1",
+       "--dataset_dir", os.path.join(ROOT, "datasets", "empathetic_dialogues")],
+      cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
+  assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+  assert "same outputs, perplexity, BLEU, dist-2 and BOW as the loop in every run: yes" in (
+      done.stdout)
+  result = json.loads(done.stdout.strip().splitlines()[-1])
+  assert result["mode"] == "test" and result["rows"] == 12
+  times = result["times"]
+  assert len(times["original-style loop"]) == len(times["test.py, first run"]) == 1
+  assert result["ratio"] == pytest.approx(result["torch"] / result["jax"], rel=1e-2)
