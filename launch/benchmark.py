@@ -21,10 +21,10 @@ _MODE = flags.DEFINE_enum("mode", None, list(MODES), "What to measure: test = th
                           "sft = train steps; classifiers = the metric classifiers.",
                           required=True)
 _MODEL = flags.DEFINE_string("model", "GODEL_TINY", "Registry model (or checkpoint path).")
-_BATCH = flags.DEFINE_integer("batch_size", None, "Batch size (default: 32 for generation, "
-                              "8 for sft, 32 for classifiers).")
+_BATCH = flags.DEFINE_integer("batch_size", None, "Batch size (default: 32 for test and "
+                              "generation, 8 for sft, 32 for classifiers).")
 _BEAMS = flags.DEFINE_integer("beam_width", 1, "Beams for --mode generation.")
-_NEW = flags.DEFINE_integer("max_new_tokens", 32, "New tokens for --mode generation.")
+_NEW = flags.DEFINE_integer("max_new_tokens", 32, "New tokens for --mode test and generation.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repetitions of each side, interleaved "
                                  "(median and range are reported).")
 _TORCH = flags.DEFINE_bool("torch", True, "Also measure the PyTorch reference.")

@@ -115,17 +115,11 @@ def _torch_sides(emo_t, emo_tok, int_t, int_tok, epi_t, seekers, outputs, target
     return model(**enc).logits.argmax(-1).numpy()
 
   def epitome_levels(model, seeker_texts, texts):
-    """EPITOME batched: padded to the longest, seeker padding masked in the attention (the
-    one-at-a-time original never sees it)."""
+    """EPITOME batched, each side padded to its longest (the seeker's padding masked)."""
     s = emo_tok(seeker_texts, max_length=64, truncation=True, padding=True, return_tensors="pt")
     r = emo_tok(texts, max_length=64, truncation=True, padding=True, return_tensors="pt")
-    seeker = model.seeker_encoder.roberta(s["input_ids"], attention_mask=s["attention_mask"])[0]
-    resp = model.responder_encoder.roberta(r["input_ids"], attention_mask=r["attention_mask"])[0]
-    a = model.attn
-    scores = a.q_linear(resp) @ a.k_linear(seeker).transpose(-2, -1) / np.sqrt(resp.shape[-1])
-    scores = scores.masked_fill(s["attention_mask"][:, None, :] == 0, float("-inf"))
-    resp = resp + a.out(torch.softmax(scores, -1) @ a.v_linear(seeker))
-    return model.empathy_classifier(resp[:, 0]).argmax(-1).numpy()
+    return model(s["input_ids"], s["attention_mask"], r["input_ids"],
+                 r["attention_mask"]).argmax(-1).numpy()
 
   def one_at_a_time():
     labels = []

@@ -95,10 +95,7 @@ def run(hf_dir: str, dataset_dir: str, max_examples: int, batch_size: int,
   n = min(max_examples, len(split))
   contexts = fmt.encode_contexts(split.contexts[:n], split.instructions[:n], split.knowledge[:n])
   targets = fmt.encode_targets(split.targets[:n])
-  if not encoder_decoder:
-    contexts = [fmt._left_cut(c.ids, fmt.max_length - len(t.ids))  # pylint: disable=protected-access
-                if len(c.ids) + len(t.ids) > fmt.max_length else c
-                for c, t in zip(contexts, targets)]
+  contexts = fmt.fit_contexts(contexts, targets)
   losses, outputs, output_ids = [], [], []
   with torch.no_grad():
     for s in range(0, n, batch_size):

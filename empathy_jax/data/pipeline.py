@@ -85,11 +85,7 @@ def tokenize_split(split: DialogueSplit, fmt: DialogueFormat, cache_dir: str | N
       return datasets.load_from_disk(path)
   contexts = fmt.encode_contexts(split.contexts, split.instructions, split.knowledge)
   targets = fmt.encode_targets(split.targets)
-  if not fmt.is_encoder_decoder:
-    # A decoder-only model reads context + target as one sequence within its positions.
-    contexts = [fmt._left_cut(c.ids, fmt.max_length - len(t.ids)) if  # pylint: disable=protected-access
-                len(c.ids) + len(t.ids) > fmt.max_length else c
-                for c, t in zip(contexts, targets)]
+  contexts = fmt.fit_contexts(contexts, targets)
   table = datasets.Dataset.from_dict({
       "context_ids": [c.ids for c in contexts],
       "target_ids": [t.ids for t in targets],

@@ -93,12 +93,11 @@ def target_nll(model, params, context_ids_BxC, context_mask_BxC, target_ids_BxT,
   order = jnp.pad(order, (0, blocks * head_rows - total_rows))
   flat_states = states.reshape(total_rows, d)
   flat_ids = ids.reshape(-1)
-  logits_of = lambda x: model.module.apply({"params": params}, x[None], method="logits")[0]
 
   def head(i, total):
     picked = jax.lax.dynamic_slice_in_dim(order, i * head_rows, head_rows)
-    lp = target_logprobs(logits_of(flat_states[picked]).astype(jnp.float32),
-                         flat_ids[picked])
+    logits = model.logits(params, flat_states[picked][None])[0]
+    lp = target_logprobs(logits.astype(jnp.float32), flat_ids[picked])
     real = (i * head_rows + jnp.arange(head_rows)) < n_scored
     return total.at[picked // (width + 1)].add(jnp.where(real, -lp, 0.0))
 

@@ -63,8 +63,10 @@ def torch_epitome_class(size="tiny"):
       self.q_linear, self.k_linear = nn.Linear(d, d), nn.Linear(d, d)
       self.v_linear, self.out = nn.Linear(d, d), nn.Linear(d, d)
 
-    def forward(self, q, k, v):
+    def forward(self, q, k, v, k_mask=None):
       scores = self.q_linear(q) @ self.k_linear(k).transpose(-2, -1) / np.sqrt(q.shape[-1])
+      if k_mask is not None:  # padded seekers (batched); the original sees none, one at a time
+        scores = scores.masked_fill(k_mask[:, None, :] == 0, float("-inf"))
       return self.out(torch.softmax(scores, -1) @ self.v_linear(v))
 
   class Head(nn.Module):
@@ -91,7 +93,7 @@ def torch_epitome_class(size="tiny"):
     def forward(self, s_ids, s_mask, r_ids, r_mask):
       s = self.seeker_encoder.roberta(s_ids, attention_mask=s_mask)[0]
       r = self.responder_encoder.roberta(r_ids, attention_mask=r_mask)[0]
-      r = r + self.attn(r, s, s)
+      r = r + self.attn(r, s, s, s_mask)
       return self.empathy_classifier(r[:, 0])
 
   return BiEncoder

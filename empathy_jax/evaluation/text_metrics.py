@@ -12,12 +12,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 import warnings
 from typing import Sequence
-
-import functools
-import threading
 
 import numpy as np
 

@@ -94,7 +94,7 @@ class DialogueModel:
     states, hidden, loss_mask = self._prediction_states(
         params, context_ids_BxC, context_mask_BxC, target_ids_BxT, target_mask_BxT,
         deterministic, dropout_rng)
-    logits = self.module.apply({"params": params}, states, method="logits")
+    logits = self.logits(params, states)
     if self.is_encoder_decoder:  # row 0 predicts nothing: zeros, as documented
       logits = logits.at[:, 0].set(0.0)
     return ModelOutput(logits, hidden, loss_mask)
@@ -110,11 +110,14 @@ class DialogueModel:
     targets = jnp.asarray(target_ids_BxT)
     if self.is_encoder_decoder:  # only rows 1.. are predictions: skip row 0's logits
       states, targets = states[:, 1:], targets[:, 1:]
-    logits = self.module.apply({"params": params}, states, method="logits")
-    logp = target_logprobs(logits, targets)
+    logp = target_logprobs(self.logits(params, states), targets)
     if self.is_encoder_decoder:
       logp = jnp.pad(logp, ((0, 0), (1, 0)))
     return TargetScores(jnp.where(loss_mask > 0, logp, 0.0), hidden, loss_mask)
+
+  def logits(self, params, states_BxTxD):
+    """Vocabulary logits of decoder states (the LM head, with each family's scaling)."""
+    return self.module.apply({"params": params}, states_BxTxD, method="logits")
 
   def _prediction_states(self, params, context_ids_BxC, context_mask_BxC, target_ids_BxT,
                          target_mask_BxT, deterministic, dropout_rng):

@@ -72,6 +72,15 @@ class DialogueFormat(abc.ABC):
     texts = self.context_texts(contexts, instructions, knowledge)
     return [self._left_cut(ids) for ids in self._ids(texts)]
 
+  def fit_contexts(self, contexts: list[Encoded], targets: list[Encoded]) -> list[Encoded]:
+    """Decoder-only models read context + target as one sequence within `max_length`
+    positions: each context too long for its target loses tokens from the left."""
+    if self.is_encoder_decoder:
+      return contexts
+    return [self._left_cut(c.ids, self.max_length - len(t.ids))
+            if len(c.ids) + len(t.ids) > self.max_length else c
+            for c, t in zip(contexts, targets)]
+
   @abc.abstractmethod
   def encode_targets(self, targets: Sequence[str]) -> list[Encoded]:
     """Target ids as the original trains on them."""
