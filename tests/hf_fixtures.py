@@ -1,6 +1,8 @@
 """Tiny random transformers PyTorch models saved in Hugging Face format, for parity tests."""
 
 import os
+import sys
+import types
 
 import numpy as np
 
@@ -110,3 +112,46 @@ def torch_logits(model, batch, is_encoder_decoder):
     out = model(input_ids=ids, attention_mask=mask, position_ids=pos, output_hidden_states=True)
     c = batch.context_ids_BxC.shape[1]
     return out.logits[:, c - 1:-1].numpy(), out.hidden_states[-1][:, c:].numpy()
+
+
+def registry_torch_model(name, seed=0):
+  """transformers' PyTorch model with a registry (tiny) config and random weights, and its
+  format."""
+  import torch
+  import transformers
+
+  from empathy_jax.registry import get_model_spec
+
+  spec = get_model_spec(name)
+  tok = load_hf_tokenizer(spec.tokenizer, spec.family)
+  fmt = make_format(spec.family, tok, spec.max_length)
+  cfg = dict(spec.config, vocab_size=fmt.vocab_size)
+  config = transformers.AutoConfig.for_model(cfg.pop("model_type"), **cfg)
+  torch.manual_seed(seed)
+  cls = {"godel": transformers.T5ForConditionalGeneration,
+         "dialogpt": transformers.GPT2LMHeadModel,
+         "blenderbot": transformers.BlenderbotForConditionalGeneration}[spec.family]
+  return cls(config).eval(), fmt
+
+
+def write_original_ckpt(torch_model, path, model_cls_name, version, extra_state=None):
+  """A Lightning checkpoint as the original writes it: its own classes pickled by reference;
+  `extra_state` adds state_dict entries (a reward model's `linear.*` and `mean_offset`)."""
+  import torch
+
+  module = types.ModuleType("automating_empathy_models")
+  cls = type(model_cls_name, (), {"__module__": module.__name__})
+  module.__dict__[model_cls_name] = cls
+  sys.modules[module.__name__] = module
+  try:
+    state = {f"model.model.{k}": v for k, v in torch_model.state_dict().items()}
+    state.update(extra_state or {})
+    torch.save({"state_dict": state,
+                "hyper_parameters": {"config": {"model_cls": cls,
+                                                "model_kwargs": {"version": version},
+                                                "tokenizer_cls": cls, "tokenizer_kwargs": {}},
+                                     "batch_size": 8, "initial_lr": 1e-5,
+                                     "data_erasure_level": 0.3},
+                "epoch": 3, "global_step": 100}, path)
+  finally:
+    del sys.modules[module.__name__]

@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -40,42 +39,12 @@ def test_export_round_trip_through_transformers(name, tmp_path, ed_test):
   np.testing.assert_array_equal(_ours(again, batch)[0][mask], ours[mask])
 
 
-def _write_original_ckpt(torch_model, path, model_cls_name, version):
-  """A Lightning checkpoint as the original writes it: its own classes pickled by reference."""
-  import torch
-
-  module = types.ModuleType("automating_empathy_models")
-  cls = type(model_cls_name, (), {"__module__": module.__name__})
-  module.__dict__[model_cls_name] = cls
-  sys.modules[module.__name__] = module
-  try:
-    torch.save({"state_dict": {f"model.model.{k}": v for k, v in
-                               torch_model.state_dict().items()},
-                "hyper_parameters": {"config": {"model_cls": cls,
-                                                "model_kwargs": {"version": version},
-                                                "tokenizer_cls": cls, "tokenizer_kwargs": {}},
-                                     "batch_size": 8, "initial_lr": 1e-5,
-                                     "data_erasure_level": 0.3},
-                "epoch": 3, "global_step": 100}, path)
-  finally:
-    del sys.modules[module.__name__]
-
-
 @pytest.mark.parametrize("name, cls", [("GODEL_TINY", "GODEL"), ("DialoGPT_TINY", "DialoGPT")])
 def test_original_lightning_checkpoint_loads_and_matches(name, cls, tmp_path, ed_test):
-  import transformers
-
-  from empathy_jax.registry import MODELS
-
-  spec = next(s for s in MODELS if s.name == name)
-  fmt = hf.fmt_for("godel" if cls == "GODEL" else "dialogpt")
-  hf_cfg = dict(spec.config, vocab_size=fmt.vocab_size)
-  config = transformers.AutoConfig.for_model(hf_cfg.pop("model_type"), **hf_cfg)
-  model = (transformers.T5ForConditionalGeneration(config) if cls == "GODEL"
-           else transformers.GPT2LMHeadModel(config)).eval()
+  model, fmt = hf.registry_torch_model(name)
   run = tmp_path / "tensorboard_logs" / "version_0"
   (run / "checkpoints").mkdir(parents=True)
-  _write_original_ckpt(model, str(run / "checkpoints" / "epoch=3-step=100.ckpt"), cls, "tiny")
+  hf.write_original_ckpt(model, str(run / "checkpoints" / "epoch=3-step=100.ckpt"), cls, "tiny")
   loaded = load_model(str(run))  # a run folder: first *.ckpt under checkpoints/
   assert loaded.model.family == fmt.family and loaded.fmt.vocab_size == fmt.vocab_size
   batch = hf.real_batch(loaded.fmt, ed_test, n=4)

@@ -150,10 +150,10 @@ def test_a_corrupt_run_folder_is_reported_not_replaced(tmp_path):
   assert runs.select_run(str(tmp_path), {"a": 1}) == (str(run_dir), True)
 
 
-def test_test_py_refuses_a_reward_model_and_missing_classifiers_first(tmp_path,
+def test_test_py_refuses_a_bad_reward_model_and_missing_classifiers_first(tmp_path,
                                                                       no_model_loading):
   base = dict(dataset_dir=ED_DIR, model="GODEL_TINY", output_dir=str(tmp_path / "o"))
-  with pytest.raises(CheckpointError, match="reward-model scoring is not available yet"):
+  with pytest.raises(CheckpointError, match=r"--reward_model_dir .*: not a reward model"):
     run_test(TestConfig(**base, scores=ScoreConfig(reward_model_dir=str(tmp_path))))
   with pytest.raises(CheckpointError, match="emotion classifier: .* is not a directory"):
     run_test(TestConfig(**base, scores=ScoreConfig(emo_classifier_dir=str(tmp_path / "no"))))

@@ -19,7 +19,7 @@ from empathy_jax.errors import CheckpointError, DatasetError, Problem
 from empathy_jax.evaluation import classifiers as C
 from empathy_jax.evaluation import text_metrics as T
 
-# reward_fn(contexts, responses) -> one score per example; the reward-model issue provides it.
+# reward_fn(contexts, responses) -> one reward per example (`models.reward_model.RewardScorer`).
 RewardFn = Callable[[Sequence[Sequence[str]], Sequence[str]], np.ndarray]
 
 
@@ -42,15 +42,25 @@ class ScoreConfig:
     if self.epitome_dir:
       C.check_epitome_dir(self.epitome_dir)
     if self.reward_model_dir:
-      reward_scorer(self.reward_model_dir)
+      check_reward_model(self.reward_model_dir)
 
 
-def reward_scorer(reward_model_dir: str) -> RewardFn:
-  """Hook for reward statistics. Reward models arrive with the reward-model issue; until then a
-  given --reward_model_dir is an error rather than a silently missing metric."""
-  raise CheckpointError(
-      f"--reward_model_dir {reward_model_dir}: reward-model scoring is not available yet in "
-      f"empathy-jax (it lands with the reward model trainer); run without it for now")
+def check_reward_model(reward_model_dir: str) -> None:
+  """A reward folder of ours or an original reward `.ckpt`, checked without loading weights."""
+  from empathy_jax.models import reward_model  # pylint: disable=import-outside-toplevel
+
+  try:
+    reward_model.check_source(reward_model_dir)
+  except CheckpointError as e:
+    raise CheckpointError(f"--reward_model_dir {e}") from e
+
+
+def reward_scorer(reward_model_dir: str, batch_size: int = 32,
+                  trust_pickle: bool = False) -> RewardFn:
+  """The jitted batched scorer of a reward model (`mean_offset` subtracted)."""
+  from empathy_jax.models import reward_model  # pylint: disable=import-outside-toplevel
+
+  return reward_model.load_scorer(reward_model_dir, batch_size, trust_pickle)
 
 
 def read_test_data(path: str) -> list[dict]:
@@ -135,7 +145,8 @@ def score(examples: list[dict], cfg: ScoreConfig, *, bow: dict[str, np.ndarray] 
   else:
     logging.warning("no --epitome_dir: skipping EPITOME metrics")
   if cfg.reward_model_dir or reward_fn is not None:
-    reward_fn = reward_fn or reward_scorer(cfg.reward_model_dir)
+    reward_fn = reward_fn or reward_scorer(cfg.reward_model_dir, cfg.batch_size,
+                                           cfg.trust_pickle)
     for side, texts in (("target", targets), ("output", outputs)):
       rewards = np.asarray(reward_fn(contexts, texts), np.float64)
       metrics[f"mean_reward_{side}"] = float(rewards.mean())

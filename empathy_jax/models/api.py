@@ -115,6 +115,27 @@ class DialogueModel:
       logp = jnp.pad(logp, ((0, 0), (1, 0)))
     return TargetScores(jnp.where(loss_mask > 0, logp, 0.0), hidden, loss_mask)
 
+  def target_states(self, params, context_ids_BxC, context_mask_BxC, target_ids_NxT,
+                    target_mask_NxT, deterministic: bool = True, dropout_rng=None):
+    """Last hidden states at the target tokens (row t: the state that has read target t),
+    without the LM head: what reward and value heads pool. N = B*g targets, g consecutive
+    rows per context (several candidate responses to one context): encoder-decoder models
+    encode each context once and the g decoder rows share its states (`layers.attention`);
+    decoder-only models read each context again before each of its targets."""
+    b, n = context_ids_BxC.shape[0], target_ids_NxT.shape[0]
+    if n % b:
+      raise ValueError(f"{n} targets cannot be split evenly over {b} contexts")
+    rngs = None if deterministic else {"dropout": dropout_rng}
+    if self.is_encoder_decoder:
+      return self.module.apply({"params": params}, context_ids_BxC, context_mask_BxC,
+                               target_ids_NxT, target_mask_NxT, deterministic,
+                               method="decoder_hidden", rngs=rngs)
+    repeat = lambda x: jnp.repeat(x, n // b, axis=0)
+    _, hidden, _ = self._prediction_states(
+        params, repeat(context_ids_BxC), repeat(context_mask_BxC), target_ids_NxT,
+        target_mask_NxT, deterministic, dropout_rng)
+    return hidden
+
   def logits(self, params, states_BxTxD):
     """Vocabulary logits of decoder states (the LM head, with each family's scaling)."""
     return self.module.apply({"params": params}, states_BxTxD, method="logits")

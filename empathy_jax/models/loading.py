@@ -160,8 +160,10 @@ def _spec_for_original(config: dict) -> registry.ModelSpec:
   return registry.get_model_spec(name)
 
 
-def read_lightning(path: str, trust_pickle: bool = False) -> tuple[dict[str, np.ndarray], dict]:
-  """(HF state dict with the `model.model.` prefix removed, hyper_parameters) of a `.ckpt`.
+def read_lightning(path: str, trust_pickle: bool = False
+                   ) -> tuple[dict[str, np.ndarray], dict, dict[str, np.ndarray]]:
+  """(HF state dict with the `model.model.` prefix removed, hyper_parameters, the rest of the
+  state_dict: a reward model's `linear.*` and `mean_offset`) of a `.ckpt`.
 
   Unpickled with an allow-list (`safe_pickle`) unless `trust_pickle` (runs any code the file
   holds: only for files whose author you trust).
@@ -172,17 +174,28 @@ def read_lightning(path: str, trust_pickle: bool = False) -> tuple[dict[str, np.
   if "state_dict" not in ckpt:
     raise CheckpointError(f"{path}: not a Lightning checkpoint (no state_dict)")
   prefix = "model.model."
-  state = {k[len(prefix):]: v.detach().float().numpy() for k, v in ckpt["state_dict"].items()
-           if k.startswith(prefix)}
+  state, rest = {}, {}
+  for k, v in ckpt["state_dict"].items():
+    value = v.detach().float().numpy() if hasattr(v, "detach") else np.asarray(v, np.float32)
+    if k.startswith(prefix):
+      state[k[len(prefix):]] = value
+    else:
+      rest[k] = value
   if not state:
     raise CheckpointError(f"{path}: no dialogue-model weights (keys starting with {prefix!r})")
-  return state, dict(ckpt.get("hyper_parameters") or {})
+  return state, dict(ckpt.get("hyper_parameters") or {}), rest
 
 
 def from_lightning(path: str, options: RuntimeOptions = RuntimeOptions(),
                    trust_pickle: bool = False) -> LoadedModel:
   ckpt_path = find_ckpt(path)
-  state, hparams = read_lightning(ckpt_path, trust_pickle)
+  state, hparams, _ = read_lightning(ckpt_path, trust_pickle)
+  return loaded_from_lightning_state(ckpt_path, state, hparams, options)
+
+
+def loaded_from_lightning_state(ckpt_path: str, state: dict, hparams: dict,
+                                options: RuntimeOptions = RuntimeOptions()) -> LoadedModel:
+  """The dialogue model of a read `.ckpt` (`read_lightning`'s first two results)."""
   config = hparams.get("config") or {}
   spec = _spec_for_original(config)
   hf = (config.get("model_kwargs") or {}).get("hf_config")
@@ -200,7 +213,8 @@ def from_lightning(path: str, options: RuntimeOptions = RuntimeOptions(),
   cfg = config_from_hf(hf, options)
   params = weights.hf_to_params(state, cfg, _abstract_unscanned(cfg))
   generation = dict(hparams.get("generation_config") or {})
-  return _finish(params, cfg, fmt, generation, spec.tokenizer, ckpt_path)
+  # Named by its registry entry, so that an export writes the same model_cls/version back.
+  return _finish(params, cfg, fmt, generation, spec.tokenizer, spec.name)
 
 
 # -- dispatch ------------------------------------------------------------------------------------
@@ -270,8 +284,10 @@ def _original_version(name: str) -> str:
           "DialoGPT_MEDIUM": "medium", "DialoGPT_LARGE": "large"}.get(base, "")
 
 
-def export_lightning(loaded: LoadedModel, out_path: str, version: str | None = None) -> None:
-  """An original-style `.ckpt`: `model.model.<key>` weights and `hyper_parameters.config`.
+def export_lightning(loaded: LoadedModel, out_path: str, version: str | None = None,
+                     extra_state: dict[str, np.ndarray] | None = None) -> None:
+  """An original-style `.ckpt`: `model.model.<key>` weights and `hyper_parameters.config`
+  (plus `extra_state` entries as they are, e.g. a reward model's `linear.*`, `mean_offset`).
 
   The transformers config travels in `model_kwargs.hf_config`, so the file is self-contained.
   """
@@ -280,9 +296,12 @@ def export_lightning(loaded: LoadedModel, out_path: str, version: str | None = N
   cfg = loaded.model.cfg
   version = _original_version(loaded.name) if version is None else version
   state = weights.params_to_hf(unscanned_numpy_params(loaded), cfg)
+  state_dict = {f"model.model.{k}": torch.from_numpy(np.ascontiguousarray(v))
+                for k, v in state.items()}
+  for k, v in (extra_state or {}).items():
+    state_dict[k] = torch.from_numpy(np.ascontiguousarray(np.asarray(v, np.float32)))
   ckpt = {
-      "state_dict": {f"model.model.{k}": torch.from_numpy(np.ascontiguousarray(v))
-                     for k, v in state.items()},
+      "state_dict": state_dict,
       "hyper_parameters": {"config": {
           "model_cls": _ORIGINAL_CLASS[cfg.family],
           "model_kwargs": {"version": version, "hf_config": cfg.hf_dict()},
