@@ -1,6 +1,5 @@
 """The reward model of the original's RLHF runs: GODEL (large) scored on the pairwise human
-ratings of `datasets/reward_dataset` (train_reward_model; its launcher lands with the
-reward-model issue).
+ratings of `datasets/reward_dataset` (train_reward_model).
 
   python launch/train_reward_model.py --config configs/reward_model.py --output_dir runs/reward
 """

@@ -83,6 +83,11 @@ class Task(abc.ABC):
   def learning_rate(self, step: int) -> float | None:  # pylint: disable=unused-argument
     return None
 
+  def train_log_values(self, metrics: dict[str, float]) -> dict[str, float]:
+    """A logged step's metrics (host floats) as written, without the `train_` prefix; tasks
+    derive ratios here (e.g. accuracy only when the batch has decided pairs)."""
+    return {k: v for k, v in metrics.items() if k != "tokens"}
+
   def real_tokens(self, batch) -> int:  # pylint: disable=unused-argument
     """Non-pad tokens in a batch, counted on the host (for tokens/s); 0 if not counted."""
     return 0
@@ -143,8 +148,8 @@ class _TrainLog:
     if self.pending is None:
       return
     step, metrics, tokens = self.pending
-    values = {f"train_{k}": float(v) for k, v in sharding.to_host(metrics).items()
-              if k != "tokens"}
+    host = {k: float(v) for k, v in sharding.to_host(metrics).items()}
+    values = {f"train_{k}": v for k, v in self.task.train_log_values(host).items()}
     now = time.perf_counter()
     if tokens > self.last[0]:
       values["tokens_per_second"] = (tokens - self.last[0]) / max(now - self.last[1], 1e-9)

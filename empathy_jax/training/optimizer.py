@@ -1,5 +1,6 @@
-"""AdamW with the original's learning-rate schedule (linear decay to 0 over max_epochs, stepped
-per epoch, no warmup), or per-step decay with warmup; optional global-norm clipping."""
+"""AdamW with the original's learning-rate schedules (dialogue models: linear decay to 0 over
+max_epochs, stepped per epoch, no warmup; reward model: halved every epoch, torch's StepLR), or
+per-step decay with warmup; optional global-norm clipping."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import optax
 
 @dataclasses.dataclass(frozen=True)
 class OptimizerConfig:
-  """initial_lr: peak learning rate. schedule: "epoch" (the original) or "step".
+  """initial_lr: peak learning rate. schedule: "epoch" (the original's linear decay per epoch),
+  "step" (per step) or "halving" (x0.5 per epoch: the original reward model's StepLR).
   weight_decay / betas / eps: torch.optim.AdamW's defaults (the original's optimizer).
   clip_norm: global gradient-norm clip (0 = off). warmup_steps: only with schedule="step"."""
 
@@ -25,8 +27,9 @@ class OptimizerConfig:
   clip_norm: float = 0.0
 
   def __post_init__(self):
-    if self.schedule not in ("epoch", "step"):
-      raise ValueError(f"lr schedule must be 'epoch' or 'step', got {self.schedule!r}")
+    if self.schedule not in ("epoch", "step", "halving"):
+      raise ValueError(f"lr schedule must be 'epoch', 'step' or 'halving', got "
+                       f"{self.schedule!r}")
     if self.initial_lr <= 0:
       raise ValueError(f"initial_lr must be positive, got {self.initial_lr}")
     if self.warmup_steps and self.schedule != "step":
@@ -36,6 +39,8 @@ class OptimizerConfig:
 def learning_rate(cfg: OptimizerConfig, steps_per_epoch: int, max_epochs: int):
   """The schedule as a function of the optimizer step."""
   total = steps_per_epoch * max_epochs
+  if cfg.schedule == "halving":
+    return lambda step: cfg.initial_lr * 0.5 ** jnp.floor_divide(step, steps_per_epoch)
   if cfg.schedule == "epoch":
     def schedule(step):
       epoch = jnp.floor_divide(step, steps_per_epoch)

@@ -1,0 +1,157 @@
+"""Reward-model training end to end: a preference a tiny model can learn is learnt (held-out
+accuracy), the shipped dataset trains on GODEL and DialoGPT, and a SIGKILLed launcher rerun
+ends with the parameters and mean_offset of an uninterrupted run."""
+
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import ED_DIR, REPO, REWARD_DIR
+from empathy_jax.models import model_dir, reward_model
+from empathy_jax.training.reward_trainer import RewardConfig, split_contexts, train_reward_model
+
+WORD = "wonderful"
+LAUNCHER = os.path.join(REPO, "launch", "train_reward_model.py")
+
+
+def _synthetic_preference(out, n_contexts=48, seed=0):
+  """Contexts from EmpatheticDialogues, four responses each, two of which contain WORD;
+  a response with WORD is preferred (factor +-1 or +-2) to one without, and two responses
+  alike are rated a tie."""
+  rng = random.Random(seed)
+  contexts = json.load(open(os.path.join(ED_DIR, "train", "contexts.json")))
+  targets = json.load(open(os.path.join(ED_DIR, "train", "targets.json")))
+  # Short one-turn contexts and short responses: one length bucket, one compiled step.
+  keep = [i for i in range(len(contexts)) if len(contexts[i]) == 1
+          and len(contexts[i][0]) < 80 and len(targets[i]) < 60][:n_contexts * 5]
+  ctx, resp, ratings = [], [], []
+  for k in range(n_contexts):
+    ctx.append(contexts[keep[k]])
+    texts = [targets[keep[n_contexts + 4 * k + j]] for j in range(4)]
+    marked = set(rng.sample(range(4), 2))
+    texts = [f"{t} that is {WORD}" if j in marked else t for j, t in enumerate(texts)]
+    resp.append(texts)
+    pairs = []
+    for a in range(4):
+      for b in range(a + 1, 4):
+        strength = rng.choice([1.0, 2.0])
+        if (a in marked) == (b in marked):
+          pairs.append([a, b, 0.0])
+        else:
+          pairs.append([a, b, -strength if a in marked else strength])
+    ratings.append(pairs)
+  os.makedirs(os.path.join(out, "train"))
+  for name, value in (("contexts", ctx), ("responses", resp), ("ratings", ratings)):
+    with open(os.path.join(out, "train", f"{name}.json"), "w") as f:
+      json.dump(value, f)
+  return out
+
+
+def test_a_learnable_preference_is_learnt_on_held_out_contexts(tmp_path):
+  data = _synthetic_preference(str(tmp_path / "data"))
+  cfg = RewardConfig(dataset_dir=data, output_dir=str(tmp_path / "out"), model="GODEL_TINY",
+                     batch_size=4, max_epochs=2, initial_lr=3e-3, val_fraction=0.25,
+                     dropout=0.1, log_interval=3, num_val_samples=1)
+  summary = train_reward_model(cfg)
+  history = summary["history"]
+  assert history[-1]["val_loss"] < history[0]["val_loss"]
+  assert history[-1]["val_accuracy"] >= 0.8, history  # chance is 0.5
+  # The held-out rewards separate the two kinds of response; mean_offset centres them.
+  reward = reward_model.load(os.path.join(summary["run_dir"], "latest"))
+  assert reward.mean_offset == pytest.approx(history[-1]["val_reward_mean"], abs=1e-6)
+  split = json.load(open(os.path.join(data, "train", "contexts.json")))
+  responses = json.load(open(os.path.join(data, "train", "responses.json")))
+  val = split_contexts(len(split), 0.25, seed=0)[1].tolist()
+  scorer = reward_model.RewardScorer(reward)
+  rewards = scorer([split[i] for i in val for _ in range(4)],
+                   [r for i in val for r in responses[i]]).reshape(len(val), 4)
+  has_word = np.asarray([[WORD in r for r in responses[i]] for i in val])
+  assert rewards[has_word].mean() > rewards[~has_word].mean()
+
+
+def test_shipped_dataset_trains_a_godel_reward_model(tmp_path):
+  cfg = RewardConfig(dataset_dir=REWARD_DIR, output_dir=str(tmp_path), model="GODEL_TINY",
+                     batch_size=8, max_contexts=24, val_fraction=0.25, initial_lr=1e-4)
+  summary = train_reward_model(cfg)
+  (record,) = summary["history"]
+  for key in ("val_loss", "val_accuracy", "val_tie_mse", "val_reward_mean", "val_reward_std"):
+    assert np.isfinite(record[key]), record
+  assert 0.0 <= record["val_accuracy"] <= 1.0
+  info = json.load(open(os.path.join(summary["run_dir"], "best", model_dir.INFO)))
+  assert info["extra"] == ["mean_offset", "reward_head"]
+  assert info["metadata"]["mean_offset"] == pytest.approx(record["val_reward_mean"])
+
+
+# -- kills --------------------------------------------------------------------------------------
+
+ARGS = ["--model", "DialoGPT_TINY", "--max_epochs", "2", "--batch_size", "4",
+        "--max_contexts", "20", "--val_fraction", "0.2", "--checkpoint_interval", "3",
+        "--log_interval", "2", "--initial_lr", "1e-4", "--num_val_samples", "1"]
+
+
+def _command(out_dir):
+  return [sys.executable, LAUNCHER, *ARGS, "--dataset_dir", REWARD_DIR, "--output_dir",
+          str(out_dir)]
+
+
+def _env(kill_at=None):
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  env.pop("EMPATHY_JAX_KILL_AT", None)
+  if kill_at:
+    env["EMPATHY_JAX_KILL_AT"] = kill_at
+  return env
+
+
+def _run(out_dir, kill_at=None):
+  return subprocess.run(_command(out_dir), capture_output=True, text=True, cwd=REPO,
+                        env=_env(kill_at), timeout=600)
+
+
+def _resumed_from(text):
+  m = re.search(r"resuming .* from step (\d+)", text)
+  return None if m is None else int(m.group(1))
+
+
+def test_sigkilled_reward_training_resumes_to_the_uninterrupted_result(tmp_path):
+  whole = _run(tmp_path / "whole")
+  assert whole.returncode == 0, whole.stderr[-3000:]
+  epochs = [json.loads(line) for line in whole.stdout.splitlines() if line.startswith('{"epoch"')]
+  assert [e["epoch"] for e in epochs] == [1, 2] and "val_accuracy" in epochs[0]
+
+  out = tmp_path / "killed"
+  # 16 training contexts / 4 = 4 steps an epoch; checkpoint at step 3: killed with step 5
+  # in flight, the rerun resumes from step 4 (the end of epoch 1), or from step 3 when the
+  # asynchronous write of step 4 was still in flight.
+  killed = _run(out, "step:5")
+  assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+  # A kill at a moment nobody chose, within the first seconds after the rerun resumed.
+  proc = subprocess.Popen(_command(out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True, cwd=REPO, env=_env())
+  for line in proc.stderr:
+    if _resumed_from(line) is not None:
+      assert _resumed_from(line) in (3, 4), line
+      break
+  time.sleep(random.uniform(0.0, 1.5))
+  proc.send_signal(signal.SIGKILL)
+  assert proc.wait() == -signal.SIGKILL
+  last = _run(out)
+  assert last.returncode == 0, last.stderr[-3000:]
+  assert _resumed_from(last.stderr) is not None
+
+  run = lambda root: root / "tensorboard_logs" / "version_0"
+  for folder in ("latest", "best"):
+    a, b = (reward_model.load(str(run(root) / folder)) for root in (tmp_path / "whole", out))
+    assert a.mean_offset == b.mean_offset
+    for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
+      np.testing.assert_array_equal(x, y)  # bit-identical on CPU
+  history = lambda root: json.load(open(run(root) / "FINISHED"))["history"]
+  assert history(tmp_path / "whole") == history(out)
