@@ -79,8 +79,9 @@ def test_a_learnable_preference_is_learnt_on_held_out_contexts(tmp_path):
 
 
 def test_shipped_dataset_trains_a_godel_reward_model(tmp_path):
+  # 12 training contexts in one step of 16 rows, 4 held out: one train and one eval program.
   cfg = RewardConfig(dataset_dir=REWARD_DIR, output_dir=str(tmp_path), model="GODEL_TINY",
-                     batch_size=8, max_contexts=24, val_fraction=0.25, initial_lr=1e-4)
+                     batch_size=16, max_contexts=16, val_fraction=0.25, initial_lr=1e-4)
   summary = train_reward_model(cfg)
   (record,) = summary["history"]
   for key in ("val_loss", "val_accuracy", "val_tie_mse", "val_reward_mean", "val_reward_std"):

@@ -108,7 +108,8 @@ def run(cfg: BenchConfig) -> dict:
   n = min(cfg.max_examples, len(split)) // rows * rows  # whole batches only
   contexts = np.arange(n)
   pairs = sum(len(split.ratings[i]) for i in contexts)
-  batches = [data.make_batch(idx) for idx in data.batch_indices(contexts, None)]
+  # The batches an epoch of train_reward_model takes (length-sorted windows, shuffled).
+  batches = [data.make_batch(idx) for idx in data.batch_indices(contexts, seed=0)]
   tx, _ = make_optimizer(OptimizerConfig(initial_lr=1e-5, schedule="halving"), 100, 1)
   head_shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), np.float32),
                              reward.head)
@@ -124,8 +125,9 @@ def run(cfg: BenchConfig) -> dict:
   evaluate = jax.jit(functools.partial(reward_trainer.eval_step, model=model, pad_id=pad,
                                        **args))
   arrays = [sharding.from_host(b, bs) for b in batches]
-  ours_losses = np.concatenate([np.asarray(evaluate(state.params, a)[0]["loss"])
-                                for a in arrays])
+  ours_losses = np.zeros(n)
+  for b, a in zip(batches, arrays):
+    ours_losses[b["context_index_B"]] = np.asarray(evaluate(state.params, a)[0]["loss"])
   holder = {"state": state}
 
   def ours():

@@ -141,9 +141,12 @@ class RewardData:
 
   Contexts are encoded in the backbone's format (GODEL's default instruction, ...), responses as
   its targets (`<PAD> text` for GODEL). Every batch has R = the most responses of any context
-  and P = the most rated pairs; responses pad to one run-wide length (the bucket of the
-  longest), contexts to their batch's bucket: one train program per context bucket.
+  and P = the most rated pairs; contexts and responses pad to their batch's length buckets, and
+  batches are cut from length-sorted windows (then shuffled), so that little is padding: one
+  train program per (context, response) bucket pair.
   """
+
+  group_window = 50  # batches per length-sorted window (as SFT's `Batcher`)
 
   def __init__(self, split: RewardSplit, fmt, batch_rows: int):
     self.split, self.fmt, self.rows = split, fmt, batch_rows
@@ -161,22 +164,35 @@ class RewardData:
                       fmt.max_length)
     self.num_responses = max(len(rs) for rs in split.responses)
     self.num_pairs = max(1, max(len(r) for r in split.ratings))
-    self.response_length = bucket_length(max(len(r) for rs in self.responses for r in rs),
-                                         DEFAULT_BUCKETS, fmt.max_length)
+    self.lengths = np.asarray([len(c) + max(len(r) for r in rs)
+                               for c, rs in zip(self.contexts, self.responses)])
     self.n = n
 
   def num_batches(self, indices) -> int:
     return -(-len(indices) // self.rows)
 
   def batch_indices(self, indices: np.ndarray, seed: int | None, epoch: int = 0):
-    order = indices if seed is None else np.random.default_rng([seed, epoch]).permutation(
-        indices)
-    return [order[i:i + self.rows] for i in range(0, len(order), self.rows)]
+    """The context indices of each batch of an epoch: a seeded permutation sorted by length
+    within windows of `group_window` batches, the batches then shuffled (`seed=None`: the
+    whole set sorted, for evaluation)."""
+    indices = np.asarray(indices)
+    if seed is None:
+      order = indices[np.argsort(-self.lengths[indices], kind="stable")]
+      return [order[i:i + self.rows] for i in range(0, len(order), self.rows)]
+    order = np.random.default_rng([seed, epoch]).permutation(indices)
+    window = self.rows * self.group_window
+    order = np.concatenate([w[np.argsort(-self.lengths[w], kind="stable")]
+                            for w in np.array_split(order, range(window, len(order), window))])
+    batches = [order[i:i + self.rows] for i in range(0, len(order), self.rows)]
+    perm = np.random.default_rng([seed, epoch, 1]).permutation(len(batches))
+    return [batches[i] for i in perm]
 
   def make_batch(self, idx) -> dict[str, np.ndarray]:
-    b, r, p, t = self.rows, self.num_responses, self.num_pairs, self.response_length
+    b, r, p = self.rows, self.num_responses, self.num_pairs
     contexts = [self.contexts[i] for i in idx]
     c = bucket_length(max(len(x) for x in contexts), DEFAULT_BUCKETS, self.fmt.max_length)
+    t = bucket_length(max(len(x) for i in idx for x in self.responses[i]), DEFAULT_BUCKETS,
+                      self.fmt.max_length)
     pad = self.fmt.pad_id
     out = {"context_ids_BxC": np.full((b, c), pad, np.int32),
            "context_mask_BxC": np.zeros((b, c), np.int32),
