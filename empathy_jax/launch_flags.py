@@ -9,6 +9,7 @@ overrides a field of the config itself.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Callable
 
@@ -108,3 +109,20 @@ def fail(message: str) -> None:
   """Ends a launcher on bad input: the message alone, exit status 1."""
   print(f"error: {message}", file=sys.stderr)
   sys.exit(1)
+
+
+def train_config(config_cls, mesh: Callable[[], MeshConfig]):
+  """A train launcher's frozen config from its flags and the experiment config (fields named
+  as flags; `mesh` from the mesh flags); bad values end in absl's usage error."""
+  from absl import app  # pylint: disable=import-outside-toplevel
+
+  fields = [f.name for f in dataclasses.fields(config_cls) if f.name != "mesh"]
+  check_config_fields(set(fields) | {"mesh_data", "mesh_fsdp", "mesh_tensor"})
+  values = {name: value(name) for name in fields}
+  values["model"], values["pretrained_model_dir"] = model_source()
+  if not values["dataset_dir"] or not values["output_dir"]:
+    raise app.UsageError("--dataset_dir and --output_dir are required (or a --config with them)")
+  try:
+    return config_cls(**values, mesh=mesh())
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e

@@ -12,7 +12,6 @@ the resumable train state). Re-running the same command after an interruption (e
 resumes it; `--pretrained_model_dir OUT/tensorboard_logs/version_N` then loads the best model.
 """
 
-import dataclasses
 import json
 import sys
 
@@ -64,21 +63,10 @@ _CACHE = launch_flags.define_compilation_cache_flag()
 launch_flags.define_config_flag()
 F.adopt_module_key_flags(launch_flags)  # list the shared flags in --help
 
-_FIELDS = [f.name for f in dataclasses.fields(SFTConfig) if f.name != "mesh"]
-
-
 def main(argv):
   del argv
   _CACHE()
-  launch_flags.check_config_fields(set(_FIELDS) | {"mesh_data", "mesh_fsdp", "mesh_tensor"})
-  values = {name: launch_flags.value(name) for name in _FIELDS}
-  values["model"], values["pretrained_model_dir"] = launch_flags.model_source()
-  if not values["dataset_dir"] or not values["output_dir"]:
-    raise app.UsageError("--dataset_dir and --output_dir are required (or a --config with them)")
-  try:
-    cfg = SFTConfig(**values, mesh=_MESH())
-  except ValueError as e:
-    raise app.UsageError(str(e)) from e
+  cfg = launch_flags.train_config(SFTConfig, _MESH)
   logging.set_verbosity(logging.WARNING)  # orbax is chatty at INFO; progress has its own bar
   try:
     summary = train_dialogue_model(cfg)  # checks every input before heavy work

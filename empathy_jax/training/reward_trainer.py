@@ -26,17 +26,17 @@ from empathy_jax.data.dialogue_dataset import RewardSplit, load_reward_split, sp
 from empathy_jax.data.pipeline import DEFAULT_BUCKETS, bucket_length
 from empathy_jax.errors import DatasetError, Problem
 from empathy_jax.models import reward_model
-from empathy_jax.models.configs import RuntimeOptions
 from empathy_jax.models.loading import load_model
 from empathy_jax.training import loop, reward, runs
 from empathy_jax.training.optimizer import OptimizerConfig, make_optimizer
+from empathy_jax.training.run_config import TrainRunConfig
 from empathy_jax.training.state import TrainState, abstract_state, create_state, state_shardings
 
 LOSSES = ("original", "bradley_terry")
 
 
 @dataclasses.dataclass(frozen=True)
-class RewardConfig:
+class RewardConfig(TrainRunConfig):
   """Everything `train_reward_model` needs; the original's flags keep their names/defaults."""
 
   dataset_dir: str
@@ -71,9 +71,7 @@ class RewardConfig:
   trust_pickle: bool = False
 
   def __post_init__(self):
-    if (self.model is None) == (self.pretrained_model_dir is None):
-      raise ValueError("give exactly one of --model (a registry name) or "
-                       "--pretrained_model_dir (a dialogue model to start from)")
+    self.check_model_choice("a dialogue model to start from")
     self.loop()
     if self.batch_size < 1:
       raise ValueError(f"--batch_size must be >= 1, got {self.batch_size}")
@@ -88,8 +86,6 @@ class RewardConfig:
                        "--loss=bradley_terry")
     if self.max_contexts is not None and self.max_contexts < 2:
       raise ValueError(f"--max_contexts must be >= 2, got {self.max_contexts}")
-    if self.model is not None:
-      preflight.check_registry_name(self.model)
     if not os.path.isdir(self.dataset_dir):
       raise ValueError(f"--dataset_dir {self.dataset_dir!r} does not exist")
     self.optimizer()
@@ -103,21 +99,6 @@ class RewardConfig:
   def optimizer(self) -> OptimizerConfig:
     return OptimizerConfig(initial_lr=self.initial_lr, schedule="halving",
                            weight_decay=self.weight_decay, clip_norm=self.clip_norm)
-
-  def runtime(self) -> RuntimeOptions:
-    return RuntimeOptions(dtype=self.dtype, dropout_rate=self.dropout_rate, remat=self.remat,
-                          scan_layers=self.scan_layers)
-
-  def loop(self) -> loop.LoopConfig:
-    return loop.LoopConfig(max_epochs=self.max_epochs, log_interval=self.log_interval,
-                           checkpoint_interval=self.checkpoint_interval,
-                           eval_interval=self.eval_interval)
-
-  def identity(self) -> dict:
-    d = dataclasses.asdict(self)
-    for per_launch in ("trust_pickle", "coordinator_address", "num_processes", "process_id"):
-      d.pop(per_launch)
-    return d
 
 
 # -- data --------------------------------------------------------------------------------------

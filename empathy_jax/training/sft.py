@@ -22,17 +22,17 @@ from empathy_jax import preflight, sharding
 from empathy_jax.data.dialogue_dataset import load_dialogue_split, split_dir
 from empathy_jax.data.pipeline import Batch, make_batcher, tokenize_split
 from empathy_jax.models import model_dir
-from empathy_jax.models.configs import RuntimeOptions
 from empathy_jax.models.loading import load_model
 from empathy_jax.models.packing import encoder_plan
 from empathy_jax.training import loop, runs
 from empathy_jax.training.loss import batch_nll
 from empathy_jax.training.optimizer import OptimizerConfig, make_optimizer
+from empathy_jax.training.run_config import TrainRunConfig
 from empathy_jax.training.state import TrainState, abstract_state, create_state, state_shardings
 
 
 @dataclasses.dataclass(frozen=True)
-class SFTConfig:
+class SFTConfig(TrainRunConfig):
   """Everything `train_dialogue_model` needs; flags keep the original's names and defaults."""
 
   dataset_dir: str
@@ -68,9 +68,7 @@ class SFTConfig:
   trust_pickle: bool = False
 
   def __post_init__(self):
-    if (self.model is None) == (self.pretrained_model_dir is None):
-      raise ValueError("give exactly one of --model (a registry name) or "
-                       "--pretrained_model_dir (a checkpoint to continue from)")
+    self.check_model_choice()
     self.loop()  # validates the cadence flags
     if self.batch_size < 1:
       raise ValueError(f"--batch_size must be >= 1, got {self.batch_size}")
@@ -79,8 +77,6 @@ class SFTConfig:
                        f"{self.grad_accum}")
     if not 0.0 <= self.data_erasure_level <= 1.0:
       raise ValueError(f"--data_erasure_level must be in [0, 1], got {self.data_erasure_level}")
-    if self.model is not None:
-      preflight.check_registry_name(self.model)
     if not os.path.isdir(self.dataset_dir):
       raise ValueError(f"--dataset_dir {self.dataset_dir!r} does not exist")
     self.optimizer()  # validates the schedule flags
@@ -95,22 +91,6 @@ class SFTConfig:
     return OptimizerConfig(initial_lr=self.initial_lr, schedule=self.lr_schedule,
                            warmup_steps=self.warmup_steps, weight_decay=self.weight_decay,
                            clip_norm=self.clip_norm)
-
-  def runtime(self) -> RuntimeOptions:
-    return RuntimeOptions(dtype=self.dtype, dropout_rate=self.dropout_rate, remat=self.remat,
-                          scan_layers=self.scan_layers)
-
-  def loop(self) -> loop.LoopConfig:
-    return loop.LoopConfig(max_epochs=self.max_epochs, log_interval=self.log_interval,
-                           checkpoint_interval=self.checkpoint_interval,
-                           eval_interval=self.eval_interval)
-
-  def identity(self) -> dict:
-    """What makes two commands the same run (for resuming)."""
-    d = dataclasses.asdict(self)
-    for per_launch in ("trust_pickle", "coordinator_address", "num_processes", "process_id"):
-      d.pop(per_launch)  # the same run whichever process or trust it is launched with
-    return d
 
 
 BATCH_KEYS = ("context_ids_BxC", "context_mask_BxC", "target_ids_BxT", "target_mask_BxT",
