@@ -136,6 +136,15 @@ class DialogueModel:
         target_mask_NxT, deterministic, dropout_rng)
     return hidden
 
+  def prediction_states(self, params, context_ids_BxC, context_mask_BxC, target_ids_BxT,
+                        target_mask_BxT, deterministic: bool = True, dropout_rng=None):
+    """(states_BxTxD whose row t is the state that predicts target t, loss_mask_BxT): where
+    value heads sit (the LM head of these states gives `forward`'s logits)."""
+    states, _, loss_mask = self._prediction_states(
+        params, context_ids_BxC, context_mask_BxC, target_ids_BxT, target_mask_BxT,
+        deterministic, dropout_rng)
+    return states, loss_mask
+
   def logits(self, params, states_BxTxD):
     """Vocabulary logits of decoder states (the LM head, with each family's scaling)."""
     return self.module.apply({"params": params}, states_BxTxD, method="logits")

@@ -1,0 +1,60 @@
+"""From sampled responses to what PPO's update reads: the teacher-forced batch of a rollout, the
+policy's log-probs and entropy on the response tokens, and a critic's values read from the
+state that predicts each token.
+
+Response token j of a rollout sits at target position j + 1 for encoder-decoder policies (the
+decoder start token first, as generation fed it) and at position j for decoder-only ones (the
+response right after the context); `response_view` hides that difference.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+
+def teacher_forced(model, tokens_BxN, mask_BxN, start_id: int):
+  """(target_ids, target_mask) that replay a rollout: encoder-decoder models read the decoder
+  start token generation started from, then the response; decoder-only models the response."""
+  tokens = jnp.asarray(tokens_BxN, jnp.int32)
+  mask = jnp.asarray(mask_BxN, jnp.int32)
+  if not model.is_encoder_decoder:
+    return tokens, mask
+  b = tokens.shape[0]
+  start = jnp.full((b, 1), start_id, jnp.int32)
+  return (jnp.concatenate([start, tokens], axis=1),
+          jnp.concatenate([jnp.ones((b, 1), jnp.int32), mask], axis=1))
+
+
+def response_view(model, x_BxT):
+  """The response tokens' entries of a per-target-position array."""
+  return x_BxT[:, 1:] if model.is_encoder_decoder else x_BxT
+
+
+def policy_outputs(model, params, ctx_BxC, ctx_mask_BxC, tgt_BxT, tgt_mask_BxT,
+                   temperature: float = 1.0):
+  """(log-probs [B, N] of the response tokens under the policy at `temperature` — the
+  distribution the rollout sampled from —, entropy [B, N] of that distribution). Dropout off:
+  the rollout and the update see the same function."""
+  out = model.forward(params, ctx_BxC, ctx_mask_BxC, tgt_BxT, tgt_mask_BxT)
+  logits = response_view(model, out.logits_BxTxV).astype(jnp.float32) / temperature
+  logp_all = jax.nn.log_softmax(logits, axis=-1)
+  targets = response_view(model, jnp.asarray(tgt_BxT))
+  logp = jnp.take_along_axis(logp_all, targets[..., None], axis=-1)[..., 0]
+  entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, axis=-1)
+  return logp, entropy
+
+
+def values(model, critic, ctx_BxC, ctx_mask_BxC, tgt_BxT, tgt_mask_BxT):
+  """V(state before response token j) [B, N]: a scalar head on the state that predicts token j
+  (`critic` = {"backbone": params of `model`'s architecture, "head": scalar head})."""
+  states, _ = model.prediction_states(critic["backbone"], ctx_BxC, ctx_mask_BxC, tgt_BxT,
+                                      tgt_mask_BxT)
+  states = response_view(model, states).astype(jnp.float32)
+  return jnp.einsum("bnd,d->bn", states, critic["head"]["kernel"]) + critic["head"]["bias"]
+
+
+def zero_value_head(hidden_size: int) -> dict:
+  """A value head that starts at 0 (lm-human-preferences' and TRL's practice)."""
+  return {"kernel": jnp.zeros((hidden_size,), jnp.float32), "bias": jnp.zeros((), jnp.float32)}

@@ -1,0 +1,192 @@
+"""One PPO iteration as jittable functions: `sample` (responses from the current policy, their
+old/reference log-probs and values), `finish` (scores -> per-token rewards, GAE), both in one
+program as `make_rollout` when the reward model scores token ids in the graph; and `update`
+(`ppo_epochs` x `num_minibatches` clipped updates inside one `lax.scan`).
+
+The algorithm, not the original's copy of it (../shared/ORIGINAL_FORMATS.md lists its
+defects): rollouts sample from the current policy with dropout off, at `temperature`, with
+top-k/top-p off (so the sampled distribution is exactly the one whose log-probs enter the
+ratio); old log-probs come from the rollout policy (`ratio_against="reference"` reproduces the
+original's ratio against the frozen reference, for comparisons); per-token reward
+-kl_coef * KL(policy || reference) plus the score (minus missing-EOS penalty) on the last real
+token; GAE over the response tokens; returns from the raw advantages, advantages whitened;
+clipped policy and value losses and an entropy bonus. The KL coefficient is an argument, so an
+adaptive controller changes it without a recompile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import flax
+import jax
+import jax.numpy as jnp
+
+from empathy_jax.generation.config import GenerationConfig
+from empathy_jax.generation.search import generate
+from empathy_jax.training.ppo import rollout as R
+from empathy_jax.training.ppo.advantages import (gae, kl_penalty, masked_mean, token_rewards,
+                                                  whiten)
+from empathy_jax.training.ppo.losses import policy_loss, value_loss
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOConfig:
+  """Static PPO settings (hashable: part of the jit cache key). `generation` must sample with
+  top-k and top-p off (see the module docstring)."""
+
+  generation: GenerationConfig
+  clip_epsilon: float = 0.2
+  vf_coeff: float = 1.0
+  entropy_coeff: float = 0.01
+  gamma: float = 0.99
+  lam: float = 0.95
+  kl_estimator: str = "k1"
+  value_clip: float = 0.2
+  ppo_epochs: int = 1
+  num_minibatches: int = 1
+  whiten_rewards: bool = False
+  missing_eos_penalty: float = 0.0
+  ratio_against: str = "rollout"
+
+  def __post_init__(self):
+    g = self.generation
+    if g.beam_width != 1 or not g.sample or g.top_k or g.top_p < 1.0:
+      raise ValueError("PPO rollouts sample from the policy itself: beam_width 1, sample, "
+                       "top_k 0 and top_p 1 (the ratio needs the sampled distribution)")
+    if (g.no_repeat_ngram_size or g.encoder_no_repeat_ngram_size or g.min_length
+        or g.forced_eos_token_id is not None):
+      raise ValueError("PPO rollouts need the logits processors off (no_repeat_ngram_size, "
+                       "encoder_no_repeat_ngram_size, min_length, forced_eos_token_id): they "
+                       "change the sampled distribution without entering the log-probs")
+    if self.ratio_against not in ("rollout", "reference"):
+      raise ValueError(f"ratio_against must be 'rollout' or 'reference', got "
+                       f"{self.ratio_against!r}")
+    if self.ppo_epochs < 1 or self.num_minibatches < 1:
+      raise ValueError("ppo_epochs and num_minibatches must be >= 1")
+
+
+@flax.struct.dataclass
+class Rollout:
+  """A rollout batch; response arrays are [B, N] over the generated tokens."""
+
+  context_ids: jax.Array
+  context_mask: jax.Array
+  target_ids: jax.Array      # the teacher-forced replay (`rollout.teacher_forced`)
+  target_mask: jax.Array
+  response_ids: jax.Array
+  response_mask: jax.Array
+  old_logprobs: jax.Array
+  ref_logprobs: jax.Array
+  values: jax.Array
+  scores: jax.Array          # [B], after the missing-EOS penalty
+  rewards: jax.Array
+  advantages: jax.Array      # whitened
+  returns: jax.Array
+
+
+ScoreFn = Callable[[jax.Array, jax.Array, jax.Array, jax.Array], jax.Array]
+
+
+def sample(model, params, ref_params, context_ids, context_mask, rng, row_ids, *,
+           cfg: PPOConfig) -> Rollout:
+  """The rollout's policy side: responses sampled from `params["policy"]`, their teacher-forced
+  replay, old and reference log-probs and the critic's values (scores, rewards and advantages
+  still zero: `finish` fills them once the responses are scored)."""
+  g = cfg.generation
+  gen = generate(model, params["policy"], context_ids, context_mask, g, rng, row_ids)
+  mask = gen.mask_BxN.astype(jnp.float32)
+  tgt, tgt_mask = R.teacher_forced(model, gen.tokens_BxN, gen.mask_BxN,
+                                   g.decoder_start_token_id)
+  old_logp, _ = R.policy_outputs(model, params["policy"], context_ids, context_mask, tgt,
+                                 tgt_mask, g.temperature)
+  ref_logp, _ = R.policy_outputs(model, ref_params, context_ids, context_mask, tgt, tgt_mask,
+                                 g.temperature)
+  values = R.values(model, params["critic"], context_ids, context_mask, tgt, tgt_mask) * mask
+  zeros = jnp.zeros_like(mask)
+  return Rollout(context_ids, context_mask, tgt, tgt_mask, gen.tokens_BxN, gen.mask_BxN,
+                 old_logp * mask, ref_logp * mask, values, jnp.zeros(mask.shape[0]), zeros,
+                 zeros, zeros)
+
+
+def finish(r: Rollout, scores_B, kl_coef, *, cfg: PPOConfig) -> Rollout:
+  """Scores (the reward model's, mean_offset subtracted) -> missing-EOS penalty, per-token
+  rewards, GAE, whitened advantages."""
+  g = cfg.generation
+  mask = r.response_mask.astype(jnp.float32)
+  scores = jnp.asarray(scores_B, jnp.float32)
+  if cfg.missing_eos_penalty and g.eos_token_id is not None:
+    has_eos = jnp.any((r.response_ids == g.eos_token_id) & (mask > 0), axis=1)
+    scores = scores - jnp.where(has_eos, 0.0, cfg.missing_eos_penalty)
+  kl = kl_penalty(r.old_logprobs, r.ref_logprobs, cfg.kl_estimator) * mask
+  rewards = token_rewards(kl, scores, mask, kl_coef)
+  if cfg.whiten_rewards:
+    rewards = whiten(rewards, mask, shift_mean=False)
+  advantages, returns = gae(rewards, r.values, mask, cfg.gamma, cfg.lam)
+  return r.replace(scores=scores, rewards=rewards, advantages=whiten(advantages, mask),
+                   returns=returns)
+
+
+def make_rollout(model, params, ref_params, context_ids, context_mask, rng, row_ids, kl_coef,
+                 *, cfg: PPOConfig, score_fn: ScoreFn) -> Rollout:
+  """`sample`, score in the graph (`score_fn(context_ids, context_mask, response_ids,
+  response_mask) -> [B]`: the reward model when it shares the policy's tokenizer), `finish`:
+  one program. A reward model with another tokenizer scores decoded text between `sample` and
+  `finish` instead (the original's path)."""
+  r = sample(model, params, ref_params, context_ids, context_mask, rng, row_ids, cfg=cfg)
+  scores = score_fn(context_ids, context_mask, r.response_ids, r.response_mask)
+  return finish(r, scores, kl_coef, cfg=cfg)
+
+
+def _loss(params, mb: Rollout, model, cfg: PPOConfig):
+  mask = mb.response_mask.astype(jnp.float32)
+  logp, entropy = R.policy_outputs(model, params["policy"], mb.context_ids, mb.context_mask,
+                                   mb.target_ids, mb.target_mask, cfg.generation.temperature)
+  anchor = mb.old_logprobs if cfg.ratio_against == "rollout" else mb.ref_logprobs
+  pg, stats = policy_loss(logp, anchor, mb.advantages, mask, cfg.clip_epsilon)
+  v = R.values(model, params["critic"], mb.context_ids, mb.context_mask, mb.target_ids,
+               mb.target_mask)
+  vl, vclip = value_loss(v, mb.values, mb.returns, mask, cfg.value_clip)
+  ent = masked_mean(entropy, mask)
+  loss = pg + cfg.vf_coeff * vl - cfg.entropy_coeff * ent
+  dev = jnp.max(jnp.where(mask > 0, jnp.abs(jnp.exp(logp - anchor) - 1.0), 0.0))
+  return loss, {"loss/policy": pg, "loss/value": vl, "loss/total": loss, "entropy": ent,
+                "policy/clipfrac": stats["clip_fraction"], "policy/approxkl": stats["approx_kl"],
+                "val/clipfrac": vclip, "val/ratio": stats["ratio_mean"],
+                "val/ratio_max_deviation": dev}
+
+
+def update(params, opt_state, rollout: Rollout, rng, *, model, tx, cfg: PPOConfig):
+  """`ppo_epochs` passes over the rollout in `num_minibatches` shuffled minibatches, one
+  optimizer step each, in one `lax.scan`. Returns (params, opt_state, stats stacked per
+  minibatch step, in order: [ppo_epochs * num_minibatches])."""
+  b = rollout.response_ids.shape[0]
+  m = cfg.num_minibatches
+  if b % m:
+    raise ValueError(f"{b} rollout rows cannot be split into {m} minibatches")
+  orders = jnp.stack([jax.random.permutation(jax.random.fold_in(rng, e), b)
+                      for e in range(cfg.ppo_epochs)]).reshape(cfg.ppo_epochs * m, b // m)
+
+  def one(carry, rows):
+    params, opt_state = carry
+    mb = jax.tree.map(lambda x: jnp.take(x, rows, axis=0), rollout)
+    (_, stats), grads = jax.value_and_grad(_loss, has_aux=True)(params, mb, model, cfg)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    params = jax.tree.map(jnp.add, params, updates)
+    return (params, opt_state), stats
+
+  (params, opt_state), stats = jax.lax.scan(one, (params, opt_state), orders)
+  return params, opt_state, stats
+
+
+def rollout_stats(r: Rollout, eos_token_id: int | None, kl_estimator: str = "k1") -> dict:
+  """TRL's objective/* figures of a rollout (means over sequences; sums over tokens)."""
+  mask = r.response_mask.astype(jnp.float32)
+  kl = jnp.sum(kl_penalty(r.old_logprobs, r.ref_logprobs, kl_estimator) * mask, axis=1)
+  non_score = jnp.sum(r.rewards * mask, axis=1) - r.scores * (mask.sum(1) > 0)
+  eos = 0.0 if eos_token_id is None else jnp.sum((r.response_ids == eos_token_id) * mask)
+  return {"objective/kl": kl.mean(), "objective/scores": r.scores.mean(),
+          "objective/non_score_reward": non_score.mean(),
+          "objective/rlhf_reward": (r.scores + non_score).mean(),
+          "val/num_eos_tokens": eos}
