@@ -9,7 +9,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import pytest
 
 import hf_fixtures as hf
 from empathy_jax.generation.config import resolve
@@ -43,9 +42,10 @@ def _setup(name, ed_test, n=8, new_tokens=8, temperature=1.0, **ppo_args):
   return loaded, batch, cfg, params, roll
 
 
-@pytest.mark.parametrize("name", ["GODEL_TINY", "DialoGPT_TINY"])
-def test_first_minibatch_ratio_is_one_and_the_rollout_is_consistent(name, ed_test):
-  loaded, batch, cfg, params, roll = _setup(name, ed_test, ppo_epochs=2, num_minibatches=2)
+def test_first_minibatch_ratio_is_one_and_the_rollout_is_consistent(ed_test):
+  """GODEL here; DialoGPT's first-minibatch ratio is checked in the learning test below."""
+  loaded, batch, cfg, params, roll = _setup("GODEL_TINY", ed_test, ppo_epochs=2,
+                                            num_minibatches=2)
   r = roll(params, loaded.params, batch.context_ids_BxC, batch.context_mask_BxC,
            jax.random.PRNGKey(0), jnp.arange(8), 0.1)
   mask = np.asarray(r.response_mask, np.float32)
@@ -87,7 +87,9 @@ def test_a_learnable_score_rises_with_bounded_kl(ed_test):
     stats = S.rollout_stats(r, loaded.fmt.eos_id)
     scores.append(float(stats["objective/scores"]))
     kls.append(float(stats["objective/kl"]))
-    params, opt_state, _ = upd(params, opt_state, r, jax.random.PRNGKey(it))
+    params, opt_state, stats = upd(params, opt_state, r, jax.random.PRNGKey(it))
+    dev = np.asarray(stats["val/ratio_max_deviation"])
+    assert dev[0] < 1e-5 and dev[1:].max() > 1e-4, dev  # the rollout policy, then updated
   assert np.mean(scores[-2:]) > np.mean(scores[:2]) + 0.1, (scores, kls)
   # The KL penalty holds the policy back: after the first updates' jump the KL to the
   # reference falls instead of growing (summed over 8 tokens of a temperature-0.1 policy).
