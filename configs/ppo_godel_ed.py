@@ -1,5 +1,5 @@
 """PPO of the ED-fine-tuned GODEL against the reward model: the table's 'GODEL ED + RLHF'
-(train_rlhf_pipeline; its launcher lands with the PPO issue). Set the two model folders:
+(train_rlhf_pipeline). Set the two model folders:
 
   python launch/train_rlhf_pipeline.py --config configs/ppo_godel_ed.py \
       --pretrained_model_dir runs/sft_godel_ed/tensorboard_logs/version_0 \

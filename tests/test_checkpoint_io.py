@@ -77,8 +77,12 @@ def test_convert_launcher_between_three_formats(tmp_path, ed_test):
                          text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr[-2000:]
 
-  convert("BlenderBot_TINY", str(tmp_path / "ours"), "ours")
-  convert(str(tmp_path / "ours"), str(tmp_path / "run"), "ckpt")
+  from empathy_jax.models.loading import convert_checkpoint
+
+  # Two conversions in-process (the library function the launcher calls), the last one
+  # through the launcher itself.
+  convert_checkpoint("BlenderBot_TINY", str(tmp_path / "ours"), "ours")
+  convert_checkpoint(str(tmp_path / "ours"), str(tmp_path / "run"), "ckpt")
   convert(str(tmp_path / "run"), str(tmp_path / "hf"), "hf")
   a, b = load_model(str(tmp_path / "ours")), load_model(str(tmp_path / "hf"))
   batch = hf.real_batch(a.fmt, ed_test, n=2)

@@ -49,6 +49,7 @@ class PPOConfig:
   whiten_rewards: bool = False
   missing_eos_penalty: float = 0.0
   ratio_against: str = "rollout"
+  shared_critic: bool = False  # the value head on the policy's own states
 
   def __post_init__(self):
     g = self.generation
@@ -65,6 +66,13 @@ class PPOConfig:
                        f"{self.ratio_against!r}")
     if self.ppo_epochs < 1 or self.num_minibatches < 1:
       raise ValueError("ppo_epochs and num_minibatches must be >= 1")
+
+
+def critic_params(params, cfg: PPOConfig) -> dict:
+  """The critic as `rollout.values` takes it: its own backbone, or the policy's (shared)."""
+  if cfg.shared_critic:
+    return {"backbone": params["policy"], "head": params["critic"]["head"]}
+  return params["critic"]
 
 
 @flax.struct.dataclass
@@ -96,16 +104,20 @@ def sample(model, params, ref_params, context_ids, context_mask, rng, row_ids, *
   still zero: `finish` fills them once the responses are scored)."""
   g = cfg.generation
   gen = generate(model, params["policy"], context_ids, context_mask, g, rng, row_ids)
-  mask = gen.mask_BxN.astype(jnp.float32)
-  tgt, tgt_mask = R.teacher_forced(model, gen.tokens_BxN, gen.mask_BxN,
+  # A row without a context is a batch's filler: its response takes no part.
+  real = (jnp.asarray(context_mask).sum(1) > 0)[:, None]
+  response_mask = gen.mask_BxN * real
+  mask = response_mask.astype(jnp.float32)
+  tgt, tgt_mask = R.teacher_forced(model, gen.tokens_BxN, response_mask,
                                    g.decoder_start_token_id)
   old_logp, _ = R.policy_outputs(model, params["policy"], context_ids, context_mask, tgt,
                                  tgt_mask, g.temperature)
   ref_logp, _ = R.policy_outputs(model, ref_params, context_ids, context_mask, tgt, tgt_mask,
                                  g.temperature)
-  values = R.values(model, params["critic"], context_ids, context_mask, tgt, tgt_mask) * mask
+  values = R.values(model, critic_params(params, cfg), context_ids, context_mask, tgt,
+                    tgt_mask) * mask
   zeros = jnp.zeros_like(mask)
-  return Rollout(context_ids, context_mask, tgt, tgt_mask, gen.tokens_BxN, gen.mask_BxN,
+  return Rollout(context_ids, context_mask, tgt, tgt_mask, gen.tokens_BxN, response_mask,
                  old_logp * mask, ref_logp * mask, values, jnp.zeros(mask.shape[0]), zeros,
                  zeros, zeros)
 
@@ -145,7 +157,7 @@ def _loss(params, mb: Rollout, model, cfg: PPOConfig):
                                    mb.target_ids, mb.target_mask, cfg.generation.temperature)
   anchor = mb.old_logprobs if cfg.ratio_against == "rollout" else mb.ref_logprobs
   pg, stats = policy_loss(logp, anchor, mb.advantages, mask, cfg.clip_epsilon)
-  v = R.values(model, params["critic"], mb.context_ids, mb.context_mask, mb.target_ids,
+  v = R.values(model, critic_params(params, cfg), mb.context_ids, mb.context_mask, mb.target_ids,
                mb.target_mask)
   vl, vclip = value_loss(v, mb.values, mb.returns, mask, cfg.value_clip)
   ent = masked_mean(entropy, mask)
@@ -181,12 +193,15 @@ def update(params, opt_state, rollout: Rollout, rng, *, model, tx, cfg: PPOConfi
 
 
 def rollout_stats(r: Rollout, eos_token_id: int | None, kl_estimator: str = "k1") -> dict:
-  """TRL's objective/* figures of a rollout (means over sequences; sums over tokens)."""
+  """TRL's objective/* figures of a rollout (means over the sequences with tokens; sums over
+  their tokens)."""
   mask = r.response_mask.astype(jnp.float32)
+  rows = (mask.sum(1) > 0).astype(jnp.float32)
+  mean = lambda x: jnp.sum(x * rows) / jnp.maximum(rows.sum(), 1.0)
   kl = jnp.sum(kl_penalty(r.old_logprobs, r.ref_logprobs, kl_estimator) * mask, axis=1)
-  non_score = jnp.sum(r.rewards * mask, axis=1) - r.scores * (mask.sum(1) > 0)
+  non_score = jnp.sum(r.rewards * mask, axis=1) - r.scores * rows
   eos = 0.0 if eos_token_id is None else jnp.sum((r.response_ids == eos_token_id) * mask)
-  return {"objective/kl": kl.mean(), "objective/scores": r.scores.mean(),
-          "objective/non_score_reward": non_score.mean(),
-          "objective/rlhf_reward": (r.scores + non_score).mean(),
+  return {"objective/kl": mean(kl), "objective/scores": mean(r.scores),
+          "objective/non_score_reward": mean(non_score),
+          "objective/rlhf_reward": mean(r.scores + non_score),
           "val/num_eos_tokens": eos}

@@ -1,0 +1,342 @@
+"""PPO of a dialogue policy against a reward model (`launch/train_rlhf_pipeline.py`) on the
+trainer core.
+
+Each step takes `batch_size` training contexts: samples responses from the current policy,
+scores them with the reward model (`mean_offset` subtracted), and makes `ppo_epochs` x
+`num_minibatches` clipped updates (`ppo.step`). When the reward model reads the policy's token
+ids (same family and vocabulary) the whole iteration is one jitted program; otherwise the
+responses are decoded and re-encoded in the reward model's format between the rollout and the
+update (the original's path). The KL coefficient lives in the train state (an adaptive
+controller with `--kl_target`), so resume is exact. Each epoch: greedy responses on the
+validation contexts, their mean reward `val_reward`; `best/` holds the policy with the highest
+one, as a dialogue model folder `test.py` loads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import os
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from empathy_jax import sharding
+from empathy_jax.data.dialogue_dataset import load_dialogue_split, split_dir
+from empathy_jax.data.pipeline import make_batcher, tokenize_split
+from empathy_jax.generation.config import GenerationConfig, resolve
+from empathy_jax.generation.search import generate_ids
+from empathy_jax.models import model_dir, reward_model
+from empathy_jax.models.loading import load_model
+from empathy_jax.training import loop, runs
+from empathy_jax.training.optimizer import OptimizerConfig, make_optimizer
+from empathy_jax.training.ppo import rollout as R
+from empathy_jax.training.ppo import step as S
+from empathy_jax.training.run_config import TrainRunConfig
+from empathy_jax.training.state import abstract_state, state_shardings
+
+
+@dataclasses.dataclass(frozen=True)
+class PPORunConfig(TrainRunConfig):
+  """`train_rlhf_pipeline`'s flags: the original's names and defaults, plus the PPO settings
+  the original fixed or lacked."""
+
+  dataset_dir: str
+  output_dir: str
+  reward_model_dir: str
+  model: str | None = None
+  pretrained_model_dir: str | None = None
+  max_epochs: int = 10
+  batch_size: int = 8
+  initial_lr: float = 1e-5
+  data_erasure_level: float = 0.3
+  max_new_tokens: int = 100
+  temperature: float = 1.0
+  clip_epsilon: float = 0.2
+  kl_penalty: float = 0.0
+  gamma: float = 0.99
+  lam: float = 0.95
+  vf_coeff: float = 1.0
+  entropy_coeff: float = 0.01
+  ppo_epochs: int = 4
+  num_minibatches: int = 1
+  kl_estimator: str = "k1"
+  kl_target: float = 0.0
+  kl_horizon: int = 10000
+  value_clip: float = 0.2
+  missing_eos_penalty: float = 0.0
+  whiten_rewards: bool = False
+  ratio_against: str = "rollout"
+  critic: str = "separate"
+  max_train_examples: int | None = None
+  max_val_examples: int | None = None
+  weight_decay: float = 0.01
+  clip_norm: float = 0.0
+  seed: int = 0
+  dtype: str = "float32"
+  dropout_rate: float | None = None
+  remat: bool = False
+  scan_layers: bool = False
+  mesh: sharding.MeshConfig = sharding.MeshConfig()
+  log_interval: int = 1
+  checkpoint_interval: int = 50
+  eval_interval: int = 0
+  distributed: bool = False
+  coordinator_address: str | None = None
+  num_processes: int | None = None
+  process_id: int | None = None
+  trust_pickle: bool = False
+
+  def __post_init__(self):
+    self.check_model_choice("the fine-tuned policy to start from")
+    self.loop()
+    if not self.reward_model_dir:
+      raise ValueError("--reward_model_dir is required (a reward model of "
+                       "launch/train_reward_model.py or an original reward .ckpt)")
+    if self.batch_size < 1 or self.batch_size % self.num_minibatches:
+      raise ValueError(f"--batch_size {self.batch_size} must be >= 1 and divisible by "
+                       f"--num_minibatches {self.num_minibatches}")
+    if self.critic not in ("separate", "shared"):
+      raise ValueError(f"--critic must be separate or shared, got {self.critic!r}")
+    if self.kl_estimator not in ("k1", "k3"):
+      raise ValueError(f"--kl_estimator must be k1 or k3, got {self.kl_estimator!r}")
+    if self.kl_target < 0 or self.kl_horizon < 1:
+      raise ValueError("--kl_target must be >= 0 and --kl_horizon >= 1")
+    if not 0.0 <= self.data_erasure_level <= 1.0:
+      raise ValueError(f"--data_erasure_level must be in [0, 1], got {self.data_erasure_level}")
+    if not os.path.isdir(self.dataset_dir):
+      raise ValueError(f"--dataset_dir {self.dataset_dir!r} does not exist")
+    self.ppo(GenerationConfig())  # validates the PPO settings
+
+  def check_inputs(self) -> None:
+    from empathy_jax import preflight  # pylint: disable=import-outside-toplevel
+
+    preflight.check_dialogue_dataset(self.dataset_dir, ("train", "val"))
+    preflight.check_model_source(self.model or self.pretrained_model_dir)
+    reward_model.check_source(self.reward_model_dir)
+    preflight.check_writable(self.output_dir)
+
+  def optimizer(self) -> OptimizerConfig:
+    return OptimizerConfig(initial_lr=self.initial_lr, schedule="step",
+                           weight_decay=self.weight_decay, clip_norm=self.clip_norm)
+
+  def ppo(self, base_generation) -> S.PPOConfig:
+    """Rollouts sample at `--temperature` with top-k/top-p and every logits processor off."""
+    gen = dataclasses.replace(base_generation, max_new_tokens=self.max_new_tokens,
+                              sample=True, temperature=self.temperature, top_k=0, top_p=1.0,
+                              beam_width=1, min_length=0, no_repeat_ngram_size=0,
+                              encoder_no_repeat_ngram_size=0, forced_eos_token_id=None)
+    return S.PPOConfig(generation=gen, clip_epsilon=self.clip_epsilon, vf_coeff=self.vf_coeff,
+                       entropy_coeff=self.entropy_coeff, gamma=self.gamma, lam=self.lam,
+                       kl_estimator=self.kl_estimator, value_clip=self.value_clip,
+                       ppo_epochs=self.ppo_epochs, num_minibatches=self.num_minibatches,
+                       whiten_rewards=self.whiten_rewards,
+                       missing_eos_penalty=self.missing_eos_penalty,
+                       ratio_against=self.ratio_against,
+                       shared_critic=self.critic == "shared")
+
+
+@flax.struct.dataclass
+class PPOState:
+  """params: {"policy", "critic"}; kl_coef: the (adaptive) KL coefficient; the rest as
+  `training.state.TrainState`."""
+
+  step: jax.Array
+  params: dict
+  opt_state: object
+  rng: jax.Array
+  kl_coef: jax.Array
+
+
+def adaptive_kl(kl_coef, kl_mean, batch_size: int, target: float, horizon: int):
+  """Ziegler et al.'s controller (TRL's AdaptiveKLController); fixed when target is 0."""
+  if not target:
+    return kl_coef
+  error = jnp.clip(kl_mean / target - 1.0, -0.2, 0.2)
+  return kl_coef * (1.0 + error * batch_size / horizon)
+
+
+def same_tokens(policy_fmt, reward_fmt) -> bool:
+  """Whether the reward model reads the policy's token ids (no text round trip needed)."""
+  return (policy_fmt.family == reward_fmt.family
+          and policy_fmt.tokenizer.get_vocab() == reward_fmt.tokenizer.get_vocab())
+
+
+def response_prefix(fmt) -> list[int]:
+  """The ids a target starts with in `fmt` (GODEL's `<PAD>`, BlenderBot's `<s>`), before the
+  text: prepended to generated tokens to score them in the reward model's training format."""
+  ids = fmt.encode_target("").ids
+  return ids[:-1] if ids and ids[-1] == fmt.eos_id else ids
+
+
+class PPOTask(loop.Task):
+  monitor, monitor_mode = "val_reward", "max"
+
+  def __init__(self, cfg, policy, reward, train, val, mesh, shardings, tx):
+    self.cfg, self.policy, self.reward, self.mesh = cfg, policy, reward, mesh
+    self.train, self.val = train, val
+    fmt, model = policy.fmt, policy.model
+    self.ppo = cfg.ppo(resolve({}, {}, model.cfg))
+    self.batcher = make_batcher(fmt, cfg.batch_size)
+    self.steps_per_epoch = self.batcher.num_batches(len(train[1]))
+    self.ref_params = sharding.shard_tree(policy.params, shardings.params["policy"])
+    self.scorer = reward_model.RewardScorer(reward, cfg.batch_size, mesh)
+    self.rm_params = self.scorer.params  # placed on the mesh once, for both scoring paths
+    self.in_graph = same_tokens(fmt, reward.backbone.fmt)
+    self._data = sharding.batch_sharding(mesh, 2)
+    replicated = sharding.replicated(mesh)
+    cfg_ppo = self.ppo
+    update = functools.partial(S.update, model=model, tx=tx, cfg=cfg_ppo)
+
+    def finish_and_update(state, r, scores):
+      r = S.finish(r, scores, state.kl_coef, cfg=cfg_ppo)
+      rng = jax.random.fold_in(state.rng, state.step)
+      params, opt_state, stats = update(state.params, state.opt_state, r,
+                                        jax.random.fold_in(rng, 1))
+      summary = S.rollout_stats(r, cfg_ppo.generation.eos_token_id, cfg_ppo.kl_estimator)
+      kl_coef = adaptive_kl(state.kl_coef, summary["objective/kl"], cfg.batch_size,
+                            cfg.kl_target, cfg.kl_horizon)
+      metrics = {**summary, **{f"{k}_avg": v.mean() for k, v in stats.items()},
+                 "loss": stats["loss/total"].mean(), "kl_coef": state.kl_coef}
+      return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                           kl_coef=kl_coef), metrics
+
+    def sample(state, ref_params, ctx, cmask, rows):
+      rng = jax.random.fold_in(state.rng, state.step)
+      return S.sample(model, state.params, ref_params, ctx, cmask, jax.random.fold_in(rng, 0),
+                      rows, cfg=cfg_ppo)
+
+    prefix = jnp.asarray(response_prefix(reward.backbone.fmt), jnp.int32)
+    rm_model, rm_pad = reward.backbone.model, reward.backbone.fmt.pad_id
+    offset = reward.mean_offset
+
+    def in_graph(state, ref_params, rm_params, ctx, cmask, rows, rm_ctx, rm_cmask):
+      r = sample(state, ref_params, ctx, cmask, rows)
+      b = r.response_ids.shape[0]
+      ids = jnp.concatenate([jnp.broadcast_to(prefix, (b, prefix.shape[0])), r.response_ids], 1)
+      mask = jnp.concatenate([jnp.ones((b, prefix.shape[0]), jnp.int32), r.response_mask], 1)
+      scores = reward_model.response_rewards(rm_model, rm_params, rm_ctx, rm_cmask, ids, mask,
+                                             pad_id=rm_pad) - offset
+      return finish_and_update(state, r, scores)
+
+    # Weights are arguments (never constants baked into a program); the state is donated.
+    self._in_graph = jax.jit(in_graph, out_shardings=(shardings, replicated), donate_argnums=0)
+    self._sample = jax.jit(sample)
+    self._finish = jax.jit(finish_and_update, out_shardings=(shardings, replicated),
+                           donate_argnums=0)
+
+  # -- batches -------------------------------------------------------------------------------
+
+  def batches(self, epoch, start_batch):
+    split, table = self.train
+    for batch in self.batcher.batches(table, self.cfg.seed, epoch, start_batch):
+      yield self._host_batch(split, batch)
+
+  def _host_batch(self, split, batch):
+    rows = np.maximum(batch.example_index_B, 0)
+    ctx, cmask = sharding.from_host([batch.context_ids_BxC, batch.context_mask_BxC], self._data)
+    out = {"ctx": ctx, "cmask": cmask, "rows": sharding.replicate(rows, self.mesh),
+           "contexts": [split.contexts[i] for i in rows], "real": batch.example_index_B >= 0,
+           "tokens": int(batch.context_mask_BxC.sum())}
+    if self.in_graph:
+      fmt = self.reward.backbone.fmt
+      rm = make_batcher(fmt, len(rows)).make_batch(
+          [e.ids for e in fmt.encode_contexts(out["contexts"])], [[fmt.pad_id]] * len(rows),
+          range(len(rows)))
+      out["rm_ctx"], out["rm_cmask"] = sharding.from_host(
+          [rm.context_ids_BxC, rm.context_mask_BxC], self._data)
+    return out
+
+  def step(self, state, batch):
+    if self.in_graph:
+      return self._in_graph(state, self.ref_params, self.rm_params, batch["ctx"],
+                            batch["cmask"], batch["rows"], batch["rm_ctx"], batch["rm_cmask"])
+    r = self._sample(state, self.ref_params, batch["ctx"], batch["cmask"], batch["rows"])
+    ids, mask = sharding.to_host((r.response_ids, r.response_mask))
+    texts = [self.policy.fmt.decode(row[m == 1]) for row, m in zip(ids, mask)]
+    scores = self.scorer(batch["contexts"], texts)
+    return self._finish(state, r, sharding.replicate(scores, self.mesh))
+
+  def real_tokens(self, batch) -> int:
+    return batch["tokens"]
+
+  def train_log_values(self, metrics):
+    return {k: v for k, v in metrics.items() if k != "tokens"}
+
+  # -- validation and saving -----------------------------------------------------------------
+
+  def validate(self, state):
+    split, table = self.val
+    greedy = dataclasses.replace(self.ppo.generation, sample=False, temperature=1.0)
+    contexts, texts = [], []
+    for batch in make_batcher(self.policy.fmt, self.cfg.batch_size).batches(table):
+      b = self._host_batch(split, batch)
+      out = generate_ids(self.policy.model, state.params["policy"], b["ctx"], b["cmask"],
+                         greedy, jax.random.PRNGKey(0), b["rows"])
+      ids, mask = sharding.to_host((out.tokens_BxN, out.mask_BxN))
+      for row in np.flatnonzero(b["real"]):
+        contexts.append(b["contexts"][row])
+        texts.append(self.policy.fmt.decode(ids[row][mask[row] == 1]))
+    rewards = self.scorer(contexts, texts)
+    return {"val_reward": float(np.mean(rewards)), "val_reward_std": float(np.std(rewards))}
+
+  def save_model(self, state, path, metadata):
+    model_dir.save(dataclasses.replace(self.policy, params=state.params["policy"]), path,
+                   metadata=metadata)
+
+
+def _split(cfg, name, limit, fmt):
+  split = load_dialogue_split(split_dir(cfg.dataset_dir, name), cfg.data_erasure_level)
+  if limit is not None:
+    split = split.select(range(min(limit, len(split))))
+  return split, tokenize_split(split, fmt)
+
+
+def train_rlhf_pipeline(cfg: PPORunConfig) -> dict:
+  """PPO-trains the policy; returns the loop's summary."""
+  cfg.check_inputs()
+  if cfg.distributed:
+    sharding.initialize_distributed(cfg.coordinator_address, cfg.num_processes, cfg.process_id)
+  mesh = sharding.make_mesh(cfg.mesh)
+  shards = int(np.prod([mesh.shape[a] for a in sharding.BATCH_AXES]))
+  if cfg.batch_size % shards:
+    raise ValueError(f"--batch_size {cfg.batch_size} must be a multiple of the mesh's {shards} "
+                     f"batch shards (data x fsdp)")
+  run_dir, resuming = runs.select_run(cfg.output_dir, cfg.identity())
+  policy = load_model(cfg.model or cfg.pretrained_model_dir, cfg.runtime(), seed=cfg.seed,
+                      trust_pickle=cfg.trust_pickle)
+  reward = reward_model.load(cfg.reward_model_dir, trust_pickle=cfg.trust_pickle)
+  train = _split(cfg, "train", cfg.max_train_examples, policy.fmt)
+  val = _split(cfg, "val", cfg.max_val_examples, policy.fmt)
+  critic_backbone = policy.params
+  if (reward.backbone.model.cfg.replace(dropout_rate=0.0)
+      == policy.model.cfg.replace(dropout_rate=0.0)) and cfg.critic == "separate":
+    critic_backbone = reward.backbone.params  # TRL's practice: the critic starts as the RM
+  head = R.zero_value_head(policy.model.hidden_size)
+  critic = {"head": head} if cfg.critic == "shared" else {"backbone": critic_backbone,
+                                                           "head": head}
+  params = {"policy": policy.params, "critic": critic}
+  steps = make_batcher(policy.fmt, cfg.batch_size).num_batches(len(train[1]))
+  tx, _ = make_optimizer(cfg.optimizer(), steps * cfg.ppo_epochs * cfg.num_minibatches,
+                         cfg.max_epochs)
+  boxed_model = policy.model.abstract_params()
+  head_shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), jnp.float32), head)
+  boxed = {"policy": boxed_model, "critic": {"head": head_shapes} if cfg.critic == "shared"
+           else {"backbone": boxed_model, "head": head_shapes}}
+  base = state_shardings(abstract_state(boxed, tx), mesh)
+  shardings = PPOState(base.step, base.params, base.opt_state, base.rng,
+                       sharding.replicated(mesh))
+  params = sharding.shard_tree(params, shardings.params)
+  opt_state = jax.jit(tx.init, out_shardings=shardings.opt_state)(params)
+  state = PPOState(jax.device_put(jnp.int32(0), shardings.step), params, opt_state,
+                   jax.device_put(jax.random.PRNGKey(cfg.seed), shardings.rng),
+                   jax.device_put(jnp.float32(cfg.kl_penalty), shardings.kl_coef))
+  task = PPOTask(cfg, policy, reward, train, val, mesh, shardings, tx)
+  logging.info("reward scoring %s", "in the graph (shared tokenizer)" if task.in_graph
+               else "through text (different tokenizers)")
+  runs.write_hparams(run_dir, {**cfg.identity(), "steps_per_epoch": task.steps_per_epoch})
+  _, summary = loop.fit(task, state, cfg.loop(), run_dir, resuming)
+  return summary

@@ -1,0 +1,103 @@
+#!/usr/bin/env python
+"""PPO of a fine-tuned dialogue policy against a reward model, with the original's flags.
+
+  python launch/train_rlhf_pipeline.py --dataset_dir datasets/empathetic_dialogues \
+      --pretrained_model_dir runs/godel_tiny/tensorboard_logs/version_0 \
+      --reward_model_dir runs/reward_tiny/tensorboard_logs/version_0 \
+      --output_dir runs/ppo_tiny --max_epochs 1 --batch_size 8 --max_new_tokens 24 \
+      --max_train_examples 64 --max_val_examples 16 --kl_penalty 0.05
+  python launch/train_rlhf_pipeline.py --config configs/ppo_godel_ed.py:tiny \
+      --reward_model_dir runs/reward_tiny/tensorboard_logs/version_0 --output_dir runs/ppo
+
+Rollouts sample from the current policy at --temperature with top-k and top-p off (the
+sampled distribution is the one whose log-probs enter the ratio), so the original's other
+generation flags are not taken here. Writes OUT/tensorboard_logs/version_N/ (TensorBoard with
+TRL's metric names, best/ = the policy with the highest greedy validation reward, latest/, the
+resumable train state); `launch/test.py --pretrained_model_dir OUT/tensorboard_logs/version_N`
+tests the best policy. Re-running the same command after an interruption resumes it.
+"""
+
+import json
+import sys
+
+from absl import app, flags, logging
+
+from empathy_jax import compilation, launch_flags
+from empathy_jax.errors import CheckpointError, DatasetError
+from empathy_jax.training.ppo.trainer import PPORunConfig, train_rlhf_pipeline
+
+F = flags
+F.DEFINE_string("dataset_dir", None, "Dialogue dataset folder (train/ and val/ contexts).")
+F.DEFINE_string("output_dir", None, "Run folder root (tensorboard_logs/version_N).")
+F.DEFINE_string("reward_model_dir", None, "Reward model: a run or folder of "
+                "launch/train_reward_model.py, or an original reward .ckpt / run folder.")
+F.DEFINE_string("model", None, "Registry model for the policy (e.g. GODEL_TINY).")
+F.DEFINE_string("pretrained_model_dir", None, "Policy to start from (an SFT run, a Hugging "
+                "Face directory, an original .ckpt); also the frozen reference.")
+F.DEFINE_integer("max_epochs", 10, "Passes over the training contexts.")
+F.DEFINE_integer("batch_size", 8, "Contexts (episodes) per rollout.")
+F.DEFINE_float("initial_lr", 1e-5, "AdamW learning rate (linear decay over all updates).")
+F.DEFINE_float("data_erasure_level", 0.3, "Fraction of instructions/knowledge erased.")
+F.DEFINE_integer("max_new_tokens", 100, "Response tokens sampled per rollout.")
+F.DEFINE_float("temperature", 1.0, "Sampling temperature of the rollouts (and of the ratio).")
+F.DEFINE_float("clip_epsilon", 0.2, "PPO ratio clipping.")
+F.DEFINE_float("kl_penalty", 0.0, "KL coefficient (the initial one with --kl_target).")
+F.DEFINE_float("gamma", 0.99, "Discount.")
+F.DEFINE_float("lam", 0.95, "GAE lambda.")
+F.DEFINE_float("vf_coeff", 1.0, "Value-loss coefficient.")
+F.DEFINE_float("entropy_coeff", 0.01, "Entropy-bonus coefficient.")
+F.DEFINE_integer("ppo_epochs", 4, "Passes over each rollout (TRL's num_ppo_epochs).")
+F.DEFINE_integer("num_minibatches", 1, "Minibatches per pass (updates per pass).")
+F.DEFINE_enum("kl_estimator", "k1", ["k1", "k3"], "Per-token KL estimator.")
+F.DEFINE_float("kl_target", 0.0, "Adaptive KL controller's target (0: fixed --kl_penalty).")
+F.DEFINE_integer("kl_horizon", 10000, "Adaptive KL controller's horizon (episodes).")
+F.DEFINE_float("value_clip", 0.2, "Value-loss clipping around the rollout's values (0: off).")
+F.DEFINE_float("missing_eos_penalty", 0.0, "Subtracted from the score of a response without "
+               "EOS.")
+F.DEFINE_bool("whiten_rewards", False, "Whiten per-token rewards (TRL's whiten_rewards).")
+F.DEFINE_enum("ratio_against", "rollout", ["rollout", "reference"], "Policy ratio against the "
+              "rollout policy (correct) or the frozen reference (the original's, for "
+              "comparisons).")
+F.DEFINE_enum("critic", "separate", ["separate", "shared"], "separate: its own backbone "
+              "(from the reward model's when it has the policy's architecture, else a copy of "
+              "the policy); shared: a value head on the policy.")
+F.DEFINE_integer("max_train_examples", None, "Use only the first N train contexts.")
+F.DEFINE_integer("max_val_examples", None, "Use only the first N val contexts.")
+F.DEFINE_float("weight_decay", 0.01, "AdamW weight decay.")
+F.DEFINE_float("clip_norm", 0.0, "Global gradient-norm clipping (0: off).")
+F.DEFINE_integer("seed", 0, "Seed for data order and sampling.")
+F.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype.")
+F.DEFINE_float("dropout_rate", None, "Override the policy's dropout (rollouts and updates run "
+               "without dropout).")
+F.DEFINE_bool("remat", False, "Rematerialise blocks (saves memory).")
+F.DEFINE_bool("scan_layers", False, "Scan over layers (large models).")
+_MESH = launch_flags.define_mesh_flags()
+F.DEFINE_integer("log_interval", 1, "Iterations between metric logs.")
+F.DEFINE_integer("checkpoint_interval", 50, "Iterations between resumable checkpoints (and one "
+                 "after every epoch).")
+F.DEFINE_integer("eval_interval", 0, "Extra validation every N iterations (0: per epoch).")
+F.DEFINE_bool("distributed", False, "Multi-host: call jax.distributed.initialize().")
+F.DEFINE_string("coordinator_address", None, "host:port of process 0 (with --distributed).")
+F.DEFINE_integer("num_processes", None, "Number of processes (with --distributed).")
+F.DEFINE_integer("process_id", None, "This process's index (with --distributed).")
+launch_flags.define_trust_pickle_flag()
+_CACHE = launch_flags.define_compilation_cache_flag()
+launch_flags.define_config_flag()
+F.adopt_module_key_flags(launch_flags)
+
+
+def main(argv):
+  del argv
+  _CACHE()
+  cfg = launch_flags.train_config(PPORunConfig, _MESH)
+  logging.set_verbosity(logging.WARNING)
+  try:
+    summary = train_rlhf_pipeline(cfg)  # checks every input before heavy work
+  except (DatasetError, CheckpointError, ValueError) as e:
+    launch_flags.fail(str(e))
+  print(json.dumps(summary, indent=2))
+  print(compilation.summary(), file=sys.stderr)
+
+
+if __name__ == "__main__":
+  app.run(main)
