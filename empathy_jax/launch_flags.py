@@ -126,3 +126,31 @@ def train_config(config_cls, mesh: Callable[[], MeshConfig]):
     return config_cls(**values, mesh=mesh())
   except ValueError as e:
     raise app.UsageError(str(e)) from e
+
+
+def define_run_flags(log_interval: int, checkpoint_interval: int,
+                     dropout_help: str = "Override the checkpoint's dropout.",
+                     step: str = "steps"):
+  """The flags every train launcher shares (runtime, mesh, cadence, multi-host, pickle trust,
+  compilation cache, experiment config), with this launcher's cadence defaults. Returns (the
+  mesh builder, the function that turns the compilation cache on)."""
+  flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype.")
+  flags.DEFINE_float("dropout_rate", None, dropout_help)
+  flags.DEFINE_bool("remat", False, "Rematerialise blocks (saves memory).")
+  flags.DEFINE_bool("scan_layers", False, "Scan over layers (large models).")
+  mesh = define_mesh_flags()
+  flags.DEFINE_integer("log_interval", log_interval, f"{step.capitalize()} between train-metric "
+                       f"logs.")
+  flags.DEFINE_integer("checkpoint_interval", checkpoint_interval, f"{step.capitalize()} "
+                       f"between resumable checkpoints (and one after every epoch).")
+  flags.DEFINE_integer("eval_interval", 0, f"Extra validation every N {step} (0: per epoch).")
+  flags.DEFINE_bool("distributed", False, "Multi-host: call jax.distributed.initialize() "
+                    "(arguments auto-detected on TPU pods/SLURM, or the three flags below).")
+  flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (with "
+                      "--distributed).")
+  flags.DEFINE_integer("num_processes", None, "Number of processes (with --distributed).")
+  flags.DEFINE_integer("process_id", None, "This process's index (with --distributed).")
+  define_trust_pickle_flag()
+  cache = define_compilation_cache_flag()
+  define_config_flag()
+  return mesh, cache

@@ -48,24 +48,11 @@ F.DEFINE_integer("max_contexts", None, "Use only the first N contexts.")
 F.DEFINE_float("weight_decay", 0.01, "AdamW weight decay (torch's default).")
 F.DEFINE_float("clip_norm", 0.0, "Global gradient-norm clipping (0: off).")
 F.DEFINE_integer("seed", 0, "Seed for the head, data order, held-out split and dropout.")
-F.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype.")
-F.DEFINE_float("dropout_rate", None, "Override the backbone's own dropout.")
-F.DEFINE_bool("remat", False, "Rematerialise blocks (saves memory).")
-F.DEFINE_bool("scan_layers", False, "Scan over layers (large models).")
-_MESH = launch_flags.define_mesh_flags()
-F.DEFINE_integer("log_interval", 10, "Steps between train-metric logs.")
-F.DEFINE_integer("checkpoint_interval", 500, "Steps between resumable checkpoints (and one "
-                 "after every epoch).")
-F.DEFINE_integer("eval_interval", 0, "Extra validation every N steps (0: per epoch).")
 F.DEFINE_integer("num_val_samples", 2, "Validation contexts whose rewards are logged per epoch.")
-F.DEFINE_bool("distributed", False, "Multi-host: call jax.distributed.initialize().")
-F.DEFINE_string("coordinator_address", None, "host:port of process 0 (with --distributed).")
-F.DEFINE_integer("num_processes", None, "Number of processes (with --distributed).")
-F.DEFINE_integer("process_id", None, "This process's index (with --distributed).")
-launch_flags.define_trust_pickle_flag()
-_CACHE = launch_flags.define_compilation_cache_flag()
-launch_flags.define_config_flag()
+_MESH, _CACHE = launch_flags.define_run_flags(
+    10, 500, dropout_help="Override the backbone's own dropout.")
 F.adopt_module_key_flags(launch_flags)
+
 
 def main(argv):
   del argv

@@ -66,23 +66,9 @@ F.DEFINE_integer("max_val_examples", None, "Use only the first N val contexts.")
 F.DEFINE_float("weight_decay", 0.01, "AdamW weight decay.")
 F.DEFINE_float("clip_norm", 0.0, "Global gradient-norm clipping (0: off).")
 F.DEFINE_integer("seed", 0, "Seed for data order and sampling.")
-F.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype.")
-F.DEFINE_float("dropout_rate", None, "Override the policy's dropout (rollouts and updates run "
-               "without dropout).")
-F.DEFINE_bool("remat", False, "Rematerialise blocks (saves memory).")
-F.DEFINE_bool("scan_layers", False, "Scan over layers (large models).")
-_MESH = launch_flags.define_mesh_flags()
-F.DEFINE_integer("log_interval", 1, "Iterations between metric logs.")
-F.DEFINE_integer("checkpoint_interval", 50, "Iterations between resumable checkpoints (and one "
-                 "after every epoch).")
-F.DEFINE_integer("eval_interval", 0, "Extra validation every N iterations (0: per epoch).")
-F.DEFINE_bool("distributed", False, "Multi-host: call jax.distributed.initialize().")
-F.DEFINE_string("coordinator_address", None, "host:port of process 0 (with --distributed).")
-F.DEFINE_integer("num_processes", None, "Number of processes (with --distributed).")
-F.DEFINE_integer("process_id", None, "This process's index (with --distributed).")
-launch_flags.define_trust_pickle_flag()
-_CACHE = launch_flags.define_compilation_cache_flag()
-launch_flags.define_config_flag()
+_MESH, _CACHE = launch_flags.define_run_flags(
+    1, 50, dropout_help="Override the policy's dropout (rollouts and updates run without it).",
+    step="iterations")
 F.adopt_module_key_flags(launch_flags)
 
 

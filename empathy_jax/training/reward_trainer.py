@@ -35,14 +35,12 @@ from empathy_jax.training.state import TrainState, abstract_state, create_state,
 LOSSES = ("original", "bradley_terry")
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class RewardConfig(TrainRunConfig):
   """Everything `train_reward_model` needs; the original's flags keep their names/defaults."""
 
   dataset_dir: str
   output_dir: str
-  model: str | None = None
-  pretrained_model_dir: str | None = None
   max_epochs: int = 1
   initial_lr: float = 1e-5
   batch_size: int = 1
@@ -54,21 +52,9 @@ class RewardConfig(TrainRunConfig):
   max_contexts: int | None = None
   weight_decay: float = 0.01
   clip_norm: float = 0.0
-  seed: int = 0
-  dtype: str = "float32"
-  dropout_rate: float | None = None
-  remat: bool = False
-  scan_layers: bool = False
-  mesh: sharding.MeshConfig = sharding.MeshConfig()
   log_interval: int = 10
   checkpoint_interval: int = 500
-  eval_interval: int = 0
   num_val_samples: int = 2
-  distributed: bool = False
-  coordinator_address: str | None = None
-  num_processes: int | None = None
-  process_id: int | None = None
-  trust_pickle: bool = False
 
   def __post_init__(self):
     self.check_model_choice("a dialogue model to start from")

@@ -1,12 +1,14 @@
-"""What the train launchers' frozen configs (SFT, reward model, PPO) share: the choice of
-model, the runtime options, the loop cadence and the run identity. Each config is a frozen
-dataclass that declares the fields these methods read and inherits them from `TrainRunConfig`."""
+"""What the train launchers' frozen configs (SFT, reward model, PPO) share: their common fields
+(model source, seed, runtime options, mesh, multi-host launch) and the methods over them
+(model choice, runtime, loop cadence, run identity). Each config is a keyword-only frozen
+dataclass deriving from `TrainRunConfig` and adding its own fields, `max_epochs`, `log_interval`
+and `checkpoint_interval` among them."""
 
 from __future__ import annotations
 
 import dataclasses
 
-from empathy_jax import preflight
+from empathy_jax import preflight, sharding
 from empathy_jax.models.configs import RuntimeOptions
 from empathy_jax.training.loop import LoopConfig
 
@@ -15,10 +17,24 @@ from empathy_jax.training.loop import LoopConfig
 PER_LAUNCH = ("trust_pickle", "coordinator_address", "num_processes", "process_id")
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class TrainRunConfig:
-  """Methods over the fields every train config has (model, pretrained_model_dir, dtype,
-  dropout_rate, remat, scan_layers, max_epochs, log/checkpoint/eval intervals, the launch
-  fields)."""
+  """The fields every train config has (flags of the same names)."""
+
+  model: str | None = None
+  pretrained_model_dir: str | None = None
+  seed: int = 0
+  dtype: str = "float32"
+  dropout_rate: float | None = None
+  remat: bool = False
+  scan_layers: bool = False
+  mesh: sharding.MeshConfig = sharding.MeshConfig()
+  eval_interval: int = 0
+  distributed: bool = False
+  coordinator_address: str | None = None
+  num_processes: int | None = None
+  process_id: int | None = None
+  trust_pickle: bool = False
 
   def check_model_choice(self, what: str = "a checkpoint to continue from") -> None:
     if (self.model is None) == (self.pretrained_model_dir is None):

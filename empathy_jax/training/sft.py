@@ -31,14 +31,12 @@ from empathy_jax.training.run_config import TrainRunConfig
 from empathy_jax.training.state import TrainState, abstract_state, create_state, state_shardings
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class SFTConfig(TrainRunConfig):
   """Everything `train_dialogue_model` needs; flags keep the original's names and defaults."""
 
   dataset_dir: str
   output_dir: str
-  model: str | None = None
-  pretrained_model_dir: str | None = None
   max_epochs: int = 10
   batch_size: int = 8
   data_erasure_level: float = 0.3
@@ -48,24 +46,12 @@ class SFTConfig(TrainRunConfig):
   weight_decay: float = 0.01
   clip_norm: float = 0.0
   grad_accum: int = 1
-  seed: int = 0
-  dtype: str = "float32"
-  dropout_rate: float | None = None
-  remat: bool = False
-  scan_layers: bool = False
-  mesh: sharding.MeshConfig = sharding.MeshConfig()
   log_interval: int = 10
   checkpoint_interval: int = 500
-  eval_interval: int = 0
   max_train_examples: int | None = None
   max_val_examples: int | None = None
   num_val_samples: int = 3
   sample_max_new_tokens: int = 40
-  distributed: bool = False
-  coordinator_address: str | None = None
-  num_processes: int | None = None
-  process_id: int | None = None
-  trust_pickle: bool = False
 
   def __post_init__(self):
     self.check_model_choice()

@@ -39,7 +39,7 @@ from empathy_jax.training.run_config import TrainRunConfig
 from empathy_jax.training.state import abstract_state, state_shardings
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class PPORunConfig(TrainRunConfig):
   """`train_rlhf_pipeline`'s flags: the original's names and defaults, plus the PPO settings
   the original fixed or lacked."""
@@ -47,8 +47,6 @@ class PPORunConfig(TrainRunConfig):
   dataset_dir: str
   output_dir: str
   reward_model_dir: str
-  model: str | None = None
-  pretrained_model_dir: str | None = None
   max_epochs: int = 10
   batch_size: int = 8
   initial_lr: float = 1e-5
@@ -75,20 +73,8 @@ class PPORunConfig(TrainRunConfig):
   max_val_examples: int | None = None
   weight_decay: float = 0.01
   clip_norm: float = 0.0
-  seed: int = 0
-  dtype: str = "float32"
-  dropout_rate: float | None = None
-  remat: bool = False
-  scan_layers: bool = False
-  mesh: sharding.MeshConfig = sharding.MeshConfig()
   log_interval: int = 1
   checkpoint_interval: int = 50
-  eval_interval: int = 0
-  distributed: bool = False
-  coordinator_address: str | None = None
-  num_processes: int | None = None
-  process_id: int | None = None
-  trust_pickle: bool = False
 
   def __post_init__(self):
     self.check_model_choice("the fine-tuned policy to start from")
