@@ -107,6 +107,11 @@ def param_shardings(model, mesh: Mesh, rules=LOGICAL_RULES):
   return logical_to_sharding(model.abstract_params(), mesh, rules)
 
 
+def batch_shards(mesh: Mesh) -> int:
+  """How many ways a batch is split (the data x fsdp axes): batch rows must divide by it."""
+  return int(np.prod([mesh.shape[a] for a in BATCH_AXES]))
+
+
 def batch_sharding(mesh: Mesh, ndim: int = 2) -> NamedSharding:
   return NamedSharding(mesh, P(BATCH_AXES, *([None] * (ndim - 1))))
 

@@ -102,7 +102,7 @@ def run(cfg: BenchConfig) -> dict:
   split = load_reward_split(os.path.join(dataset, "train"))
   reward = reward_model.new_reward_model(load_model(cfg.model), seed=0)
   mesh = sharding.make_mesh(sharding.MeshConfig())
-  shards = int(np.prod([mesh.shape[a] for a in sharding.BATCH_AXES]))
+  shards = sharding.batch_shards(mesh)
   rows = -(-cfg.batch_size // shards) * shards
   data = reward_trainer.RewardData(split, reward.backbone.fmt, rows)
   n = min(cfg.max_examples, len(split)) // rows * rows  # whole batches only
@@ -111,10 +111,7 @@ def run(cfg: BenchConfig) -> dict:
   # The batches an epoch of train_reward_model takes (length-sorted windows, shuffled).
   batches = [data.make_batch(idx) for idx in data.batch_indices(contexts, seed=0)]
   tx, _ = make_optimizer(OptimizerConfig(initial_lr=1e-5, schedule="halving"), 100, 1)
-  head_shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), np.float32),
-                             reward.head)
-  boxed = {"backbone": reward.backbone.model.abstract_params(), "head": head_shapes}
-  shard = state_shardings(abstract_state(boxed, tx), mesh)
+  shard = state_shardings(abstract_state(reward.abstract_params(), tx), mesh)
   state = create_state(reward.params, tx, jax.random.PRNGKey(0), shard)
   bs = {k: sharding.batch_sharding(mesh, v.ndim) for k, v in batches[0].items()}
   model, pad = reward.backbone.model, reward.backbone.fmt.pad_id

@@ -21,6 +21,11 @@ def init_scalar_head(rng, hidden_size: int) -> dict:
           "bias": np.asarray(jax.random.uniform(b_rng, (), jnp.float32, -bound, bound))}
 
 
+def abstract(head) -> dict:
+  """The head's shapes (the abstract train state's leaves for it, replicated)."""
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), jnp.float32), head)
+
+
 def masked_mean(hidden_NxTxD, mask_NxT):
   """Mean over the positions where `mask` is 1 (zeros for a row without any)."""
   mask = jnp.asarray(mask_NxT, jnp.float32)

@@ -49,6 +49,10 @@ class RewardModel:
     """The trainable tree: `{"backbone": ..., "head": ...}`."""
     return {"backbone": self.backbone.params, "head": self.head}
 
+  def abstract_params(self) -> dict:
+    """`params`' shapes, the backbone's with their logical-axis boxes (for shardings)."""
+    return {"backbone": self.backbone.model.abstract_params(), "head": heads.abstract(self.head)}
+
   def with_params(self, params: dict, mean_offset: float | None = None) -> "RewardModel":
     backbone = dataclasses.replace(self.backbone, params=params["backbone"])
     offset = self.mean_offset if mean_offset is None else mean_offset
@@ -165,7 +169,7 @@ class RewardScorer:
 
     self.reward = reward
     self.mesh = mesh if mesh is not None else sharding.make_mesh()
-    shards = int(np.prod([self.mesh.shape[a] for a in sharding.BATCH_AXES]))
+    shards = sharding.batch_shards(self.mesh)
     rows = -(-batch_size // shards) * shards  # every device gets whole rows
     self.batcher = make_batcher(reward.backbone.fmt, rows)
     model = reward.backbone.model

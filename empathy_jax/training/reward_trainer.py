@@ -381,7 +381,7 @@ def train_reward_model(cfg: RewardConfig) -> dict:
                         trust_pickle=cfg.trust_pickle)
   start = reward_model.new_reward_model(backbone, cfg.seed)
   mesh = sharding.make_mesh(cfg.mesh)
-  shards = int(np.prod([mesh.shape[a] for a in sharding.BATCH_AXES]))
+  shards = sharding.batch_shards(mesh)
   rows = -(-cfg.batch_size // shards) * shards  # filler contexts carry no pairs
   if rows != cfg.batch_size:
     logging.warning("--batch_size %d padded to %d rows (a multiple of the %d batch shards); "
@@ -390,10 +390,7 @@ def train_reward_model(cfg: RewardConfig) -> dict:
   train_idx, val_idx = split_contexts(data.n, cfg.val_fraction, cfg.seed)
   steps_per_epoch = data.num_batches(train_idx)
   tx, lr_fn = make_optimizer(cfg.optimizer(), steps_per_epoch, cfg.max_epochs)
-  head_shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), jnp.float32),
-                             start.head)
-  boxed = {"backbone": backbone.model.abstract_params(), "head": head_shapes}
-  shardings = state_shardings(abstract_state(boxed, tx), mesh)
+  shardings = state_shardings(abstract_state(start.abstract_params(), tx), mesh)
   state = create_state(start.params, tx, jax.random.PRNGKey(cfg.seed), shardings)
   task = RewardTask(cfg, start, data, train_idx, val_idx, mesh, shardings, tx, lr_fn)
   runs.write_hparams(run_dir, {**cfg.identity(), "steps_per_epoch": steps_per_epoch,

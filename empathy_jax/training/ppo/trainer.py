@@ -29,7 +29,7 @@ from empathy_jax.data.dialogue_dataset import load_dialogue_split, split_dir
 from empathy_jax.data.pipeline import make_batcher, tokenize_split
 from empathy_jax.generation.config import GenerationConfig, resolve
 from empathy_jax.generation.search import generate_ids
-from empathy_jax.models import model_dir, reward_model
+from empathy_jax.models import heads, model_dir, reward_model
 from empathy_jax.models.loading import load_model
 from empathy_jax.training import loop, runs
 from empathy_jax.training.optimizer import OptimizerConfig, make_optimizer
@@ -287,7 +287,7 @@ def train_rlhf_pipeline(cfg: PPORunConfig) -> dict:
   if cfg.distributed:
     sharding.initialize_distributed(cfg.coordinator_address, cfg.num_processes, cfg.process_id)
   mesh = sharding.make_mesh(cfg.mesh)
-  shards = int(np.prod([mesh.shape[a] for a in sharding.BATCH_AXES]))
+  shards = sharding.batch_shards(mesh)
   if cfg.batch_size % shards:
     raise ValueError(f"--batch_size {cfg.batch_size} must be a multiple of the mesh's {shards} "
                      f"batch shards (data x fsdp)")
@@ -309,7 +309,7 @@ def train_rlhf_pipeline(cfg: PPORunConfig) -> dict:
   tx, _ = make_optimizer(cfg.optimizer(), steps * cfg.ppo_epochs * cfg.num_minibatches,
                          cfg.max_epochs)
   boxed_model = policy.model.abstract_params()
-  head_shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), jnp.float32), head)
+  head_shapes = heads.abstract(head)
   boxed = {"policy": boxed_model, "critic": {"head": head_shapes} if cfg.critic == "shared"
            else {"backbone": boxed_model, "head": head_shapes}}
   base = state_shardings(abstract_state(boxed, tx), mesh)
