@@ -58,6 +58,9 @@ F.DEFINE_bool("whiten_rewards", False, "Whiten per-token rewards (TRL's whiten_r
 F.DEFINE_enum("ratio_against", "rollout", ["rollout", "reference"], "Policy ratio against the "
               "rollout policy (correct) or the frozen reference (the original's, for "
               "comparisons).")
+F.DEFINE_enum("reference_dtype", "float32", ["float32", "bfloat16"], "Storage dtype of the "
+              "frozen reference's weights (bfloat16 halves its memory; layers compute in "
+              "--dtype).")
 F.DEFINE_enum("critic", "separate", ["separate", "shared"], "separate: its own backbone "
               "(from the reward model's when it has the policy's architecture, else a copy of "
               "the policy); shared: a value head on the policy.")

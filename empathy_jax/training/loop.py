@@ -92,6 +92,13 @@ class Task(abc.ABC):
     """Non-pad tokens in a batch, counted on the host (for tokens/s); 0 if not counted."""
     return 0
 
+  def episodes(self, batch) -> int:  # pylint: disable=unused-argument
+    """Real examples in a batch (for episodes/s, PPO's throughput); 0 if not counted."""
+    return 0
+
+  # Logged values shown on the progress bar besides the loss and the rates.
+  progress_keys: tuple[str, ...] = ()
+
   @abc.abstractmethod
   def save_model(self, state, path: str, metadata: dict) -> None:
     """Writes the trained model as a model folder (called by every process)."""
@@ -128,38 +135,45 @@ def fit(task: Task, state, cfg: LoopConfig, run_dir: str, resuming: bool) -> tup
 
 
 class _TrainLog:
-  """Reads a logged step's metrics once later steps are dispatched; tokens/s between reads."""
+  """Reads a logged step's metrics once later steps are dispatched. Rates (tokens/s,
+  episodes/s) are the work between two logged steps over the time between their `add`s: each
+  `add` waits for the previous logged step, so in steady state that time is the device's."""
 
   def __init__(self, writer: MetricWriter, bar, task: Task):
     self.writer, self.bar, self.task = writer, bar, task
-    self.pending: tuple[int, dict, int] | None = None
-    self.tokens = 0
-    self.last = (0, time.perf_counter())
+    self.pending: tuple[int, dict, np.ndarray, float] | None = None
+    self.counts = np.zeros(2)  # tokens, episodes
+    self.last: tuple[np.ndarray, float] | None = None
 
   def add(self, step: int, metrics: dict) -> None:
     if self.pending is not None:
       self.flush()
     else:  # the first logged step: start the clock once it is done
       jax.block_until_ready(metrics)
-      self.last = (self.tokens, time.perf_counter())
-    self.pending = (step, metrics, self.tokens)
+    self.pending = (step, metrics, self.counts.copy(), time.perf_counter())
+    if self.last is None:
+      self.last = self.pending[2:]
 
   def flush(self) -> None:
     if self.pending is None:
       return
-    step, metrics, tokens = self.pending
+    step, metrics, counts, at = self.pending
     host = {k: float(v) for k, v in sharding.to_host(metrics).items()}
     values = {f"train_{k}": v for k, v in self.task.train_log_values(host).items()}
-    now = time.perf_counter()
-    if tokens > self.last[0]:
-      values["tokens_per_second"] = (tokens - self.last[0]) / max(now - self.last[1], 1e-9)
-    self.last = (tokens, now)
+    done, seconds = counts - self.last[0], max(at - self.last[1], 1e-9)
+    bar = {"loss": f"{values['train_loss']:.4f}"}
+    for (name, short), n in zip((("tokens", "tok_s"), ("episodes", "ep_s")), done):
+      if n > 0:
+        values[f"{name}_per_second"] = n / seconds
+        bar[short] = f"{n / seconds:.3g}"
+    self.last = (counts, at)
     lr = self.task.learning_rate(step)
     if lr is not None:
       values["learning_rate"] = lr
-    self.bar.set_postfix(loss=f"{values['train_loss']:.4f}",
-                         **({"tok_s": f"{values['tokens_per_second']:.0f}"}
-                            if "tokens_per_second" in values else {}))
+    for key in self.task.progress_keys:
+      if f"train_{key}" in values:
+        bar[key.rsplit("/", 1)[-1]] = f"{values[f'train_{key}']:.3g}"
+    self.bar.set_postfix(**bar)
     self.writer.scalars(step, values)
     self.pending = None
 
@@ -173,7 +187,7 @@ def _train_epoch(task: Task, state, cfg: LoopConfig, epoch: int, start: int,
     state, metrics = task.step(state, batch)
     faults.reached("step")
     global_step = epoch * n + b + 1
-    log.tokens += task.real_tokens(batch)
+    log.counts += (task.real_tokens(batch), task.episodes(batch))
     bar.update(1)
     if global_step % cfg.log_interval == 0:
       log.add(global_step, metrics)

@@ -13,6 +13,12 @@ import jax
 import jax.numpy as jnp
 
 
+def stored_as(params, dtype: str):
+  """`params` with floating leaves stored in `dtype` (a bfloat16 frozen reference halves its
+  memory; the layers cast weights to the run's compute dtype, so only storage changes)."""
+  return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x,
+                      params)
+
 
 def teacher_forced(model, tokens_BxN, mask_BxN, start_id: int):
   """(target_ids, target_mask) that replay a rollout: encoder-decoder models read the decoder

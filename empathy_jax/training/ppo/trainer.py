@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import logging
 import os
+import time
 
 import flax
 import jax
@@ -68,6 +69,7 @@ class PPORunConfig(TrainRunConfig):
   missing_eos_penalty: float = 0.0
   whiten_rewards: bool = False
   ratio_against: str = "rollout"
+  reference_dtype: str = "float32"
   critic: str = "separate"
   max_train_examples: int | None = None
   max_val_examples: int | None = None
@@ -89,6 +91,9 @@ class PPORunConfig(TrainRunConfig):
       raise ValueError(f"--critic must be separate or shared, got {self.critic!r}")
     if self.kl_estimator not in ("k1", "k3"):
       raise ValueError(f"--kl_estimator must be k1 or k3, got {self.kl_estimator!r}")
+    if self.reference_dtype not in ("float32", "bfloat16"):
+      raise ValueError(f"--reference_dtype must be float32 or bfloat16, got "
+                       f"{self.reference_dtype!r}")
     if self.kl_target < 0 or self.kl_horizon < 1:
       raise ValueError("--kl_target must be >= 0 and --kl_horizon >= 1")
     if not 0.0 <= self.data_erasure_level <= 1.0:
@@ -158,8 +163,20 @@ def response_prefix(fmt) -> list[int]:
   return ids[:-1] if ids and ids[-1] == fmt.eos_id else ids
 
 
+def _trl_names(stats: dict) -> dict:
+  """Per-minibatch update stats -> TRL's logged names (means over the minibatch steps)."""
+  renamed = {"entropy": "objective/entropy", "val/ratio": "val/ratio"}
+  return {renamed.get(k, f"{k}_avg"): v.mean() for k, v in stats.items()}
+
+
 class PPOTask(loop.Task):
+  """Each step: rollout (`ppo.step.sample`), scoring, then `finish` + `update` -- three jitted
+  programs, dispatched without waiting. On logged steps each is waited for, which gives the
+  time split (time/rollout, time/scoring, time/update, seconds)."""
+
   monitor, monitor_mode = "val_reward", "max"
+  progress_keys = ("objective/scores", "objective/kl", "time/rollout", "time/scoring",
+                   "time/update")
 
   def __init__(self, cfg, policy, reward, train, val, mesh, shardings, tx):
     self.cfg, self.policy, self.reward, self.mesh = cfg, policy, reward, mesh
@@ -168,27 +185,19 @@ class PPOTask(loop.Task):
     self.ppo = cfg.ppo(resolve({}, {}, model.cfg))
     self.batcher = make_batcher(fmt, cfg.batch_size)
     self.steps_per_epoch = self.batcher.num_batches(len(train[1]))
-    self.ref_params = sharding.shard_tree(policy.params, shardings.params["policy"])
+    self.ref_params = sharding.shard_tree(R.stored_as(policy.params, cfg.reference_dtype),
+                                          shardings.params["policy"])
     self.scorer = reward_model.RewardScorer(reward, cfg.batch_size, mesh)
     self.rm_params = self.scorer.params  # placed on the mesh once, for both scoring paths
     self.in_graph = same_tokens(fmt, reward.backbone.fmt)
+    if self.in_graph:  # the reward model's context ids of every train row, encoded once
+      rm_fmt = reward.backbone.fmt
+      self._rm_contexts = [e.ids for e in rm_fmt.encode_contexts(train[0].contexts)]
+      self._rm_batcher = make_batcher(rm_fmt, cfg.batch_size)
     self._data = sharding.batch_sharding(mesh, 2)
     replicated = sharding.replicated(mesh)
     cfg_ppo = self.ppo
     update = functools.partial(S.update, model=model, tx=tx, cfg=cfg_ppo)
-
-    def finish_and_update(state, r, scores):
-      r = S.finish(r, scores, state.kl_coef, cfg=cfg_ppo)
-      rng = jax.random.fold_in(state.rng, state.step)
-      params, opt_state, stats = update(state.params, state.opt_state, r,
-                                        jax.random.fold_in(rng, 1))
-      summary = S.rollout_stats(r, cfg_ppo.generation.eos_token_id, cfg_ppo.kl_estimator)
-      kl_coef = adaptive_kl(state.kl_coef, summary["objective/kl"], cfg.batch_size,
-                            cfg.kl_target, cfg.kl_horizon)
-      metrics = {**summary, **{f"{k}_avg": v.mean() for k, v in stats.items()},
-                 "loss": stats["loss/total"].mean(), "kl_coef": state.kl_coef}
-      return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
-                           kl_coef=kl_coef), metrics
 
     def sample(state, ref_params, ctx, cmask, rows):
       rng = jax.random.fold_in(state.rng, state.step)
@@ -199,18 +208,30 @@ class PPOTask(loop.Task):
     rm_model, rm_pad = reward.backbone.model, reward.backbone.fmt.pad_id
     offset = reward.mean_offset
 
-    def in_graph(state, ref_params, rm_params, ctx, cmask, rows, rm_ctx, rm_cmask):
-      r = sample(state, ref_params, ctx, cmask, rows)
+    def score(rm_params, r, rm_ctx, rm_cmask):
+      """The reward model on the policy's token ids, after its target prefix."""
       b = r.response_ids.shape[0]
       ids = jnp.concatenate([jnp.broadcast_to(prefix, (b, prefix.shape[0])), r.response_ids], 1)
       mask = jnp.concatenate([jnp.ones((b, prefix.shape[0]), jnp.int32), r.response_mask], 1)
-      scores = reward_model.response_rewards(rm_model, rm_params, rm_ctx, rm_cmask, ids, mask,
-                                             pad_id=rm_pad) - offset
-      return finish_and_update(state, r, scores)
+      return reward_model.response_rewards(rm_model, rm_params, rm_ctx, rm_cmask, ids, mask,
+                                            pad_id=rm_pad) - offset
+
+    def finish_and_update(state, r, scores):
+      r = S.finish(r, scores, state.kl_coef, cfg=cfg_ppo)
+      rng = jax.random.fold_in(state.rng, state.step)
+      params, opt_state, stats = update(state.params, state.opt_state, r,
+                                        jax.random.fold_in(rng, 1))
+      summary = S.rollout_stats(r, cfg_ppo.generation.eos_token_id, cfg_ppo.kl_estimator)
+      kl_coef = adaptive_kl(state.kl_coef, summary["objective/kl"], cfg.batch_size,
+                            cfg.kl_target, cfg.kl_horizon)
+      metrics = {**summary, **_trl_names(stats), "loss": stats["loss/total"].mean(),
+                 "kl_coef": state.kl_coef}
+      return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                           kl_coef=kl_coef), metrics
 
     # Weights are arguments (never constants baked into a program); the state is donated.
-    self._in_graph = jax.jit(in_graph, out_shardings=(shardings, replicated), donate_argnums=0)
     self._sample = jax.jit(sample)
+    self._score = jax.jit(score, out_shardings=replicated)
     self._finish = jax.jit(finish_and_update, out_shardings=(shardings, replicated),
                            donate_argnums=0)
 
@@ -218,39 +239,56 @@ class PPOTask(loop.Task):
 
   def batches(self, epoch, start_batch):
     split, table = self.train
-    for batch in self.batcher.batches(table, self.cfg.seed, epoch, start_batch):
-      yield self._host_batch(split, batch)
+    for b, batch in enumerate(self.batcher.batches(table, self.cfg.seed, epoch, start_batch),
+                              start=start_batch):
+      out = self._host_batch(split, batch)
+      out["global_step"] = epoch * self.steps_per_epoch + b + 1
+      if self.in_graph:
+        rm = self._rm_batcher.make_batch([self._rm_contexts[i] for i in out["row_ids"]],
+                                         [[self.reward.backbone.fmt.pad_id]] * len(out["row_ids"]),
+                                         range(len(out["row_ids"])))
+        out["rm_ctx"], out["rm_cmask"] = sharding.from_host(
+            [rm.context_ids_BxC, rm.context_mask_BxC], self._data)
+      yield out
 
   def _host_batch(self, split, batch):
     rows = np.maximum(batch.example_index_B, 0)
     ctx, cmask = sharding.from_host([batch.context_ids_BxC, batch.context_mask_BxC], self._data)
-    out = {"ctx": ctx, "cmask": cmask, "rows": sharding.replicate(rows, self.mesh),
-           "contexts": [split.contexts[i] for i in rows], "real": batch.example_index_B >= 0,
-           "tokens": int(batch.context_mask_BxC.sum())}
-    if self.in_graph:
-      fmt = self.reward.backbone.fmt
-      rm = make_batcher(fmt, len(rows)).make_batch(
-          [e.ids for e in fmt.encode_contexts(out["contexts"])], [[fmt.pad_id]] * len(rows),
-          range(len(rows)))
-      out["rm_ctx"], out["rm_cmask"] = sharding.from_host(
-          [rm.context_ids_BxC, rm.context_mask_BxC], self._data)
-    return out
+    return {"ctx": ctx, "cmask": cmask, "rows": sharding.replicate(rows, self.mesh),
+            "row_ids": rows, "contexts": [split.contexts[i] for i in rows],
+            "real": batch.example_index_B >= 0, "tokens": int(batch.context_mask_BxC.sum())}
 
   def step(self, state, batch):
+    timed = batch["global_step"] % self.cfg.log_interval == 0
+    if timed:  # earlier steps' work still queued would count as this rollout's
+      jax.block_until_ready(state)
+    clock = [time.perf_counter()]
+
+    def lap(tree):
+      if timed:  # a logged step: wait for each phase, for the time split
+        jax.block_until_ready(tree)
+        clock.append(time.perf_counter())
+      return tree
+
+    r = lap(self._sample(state, self.ref_params, batch["ctx"], batch["cmask"], batch["rows"]))
     if self.in_graph:
-      return self._in_graph(state, self.ref_params, self.rm_params, batch["ctx"],
-                            batch["cmask"], batch["rows"], batch["rm_ctx"], batch["rm_cmask"])
-    r = self._sample(state, self.ref_params, batch["ctx"], batch["cmask"], batch["rows"])
-    ids, mask = sharding.to_host((r.response_ids, r.response_mask))
-    texts = [self.policy.fmt.decode(row[m == 1]) for row, m in zip(ids, mask)]
-    scores = self.scorer(batch["contexts"], texts)
-    return self._finish(state, r, sharding.replicate(scores, self.mesh))
+      scores = self._score(self.rm_params, r, batch["rm_ctx"], batch["rm_cmask"])
+    else:  # another tokenizer: the responses as text, in the reward model's format
+      ids, mask = sharding.to_host((r.response_ids, r.response_mask))
+      texts = [self.policy.fmt.decode(row[m == 1]) for row, m in zip(ids, mask)]
+      scores = sharding.replicate(self.scorer(batch["contexts"], texts), self.mesh)
+    lap(scores)
+    state, metrics = lap(self._finish(state, r, scores))
+    if timed:
+      metrics = {**metrics, **{f"time/{k}": b - a for k, a, b in zip(
+          ("rollout", "scoring", "update"), clock, clock[1:])}}
+    return state, metrics
 
   def real_tokens(self, batch) -> int:
     return batch["tokens"]
 
-  def train_log_values(self, metrics):
-    return {k: v for k, v in metrics.items() if k != "tokens"}
+  def episodes(self, batch) -> int:
+    return int(batch["real"].sum())
 
   # -- validation and saving -----------------------------------------------------------------
 
