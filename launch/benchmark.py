@@ -6,6 +6,7 @@
   python launch/benchmark.py --mode sft --model GODEL_TINY --batch_size 8
   python launch/benchmark.py --mode classifiers
   python launch/benchmark.py --mode reward --model GODEL_TINY --batch_size 8
+  python launch/benchmark.py --mode ppo --model DialoGPT_TINY --batch_size 8
 
 Comparisons with PyTorch run when torch is installed: same weights, same inputs (PyTorch padded
 to each batch's longest, as its users pad), outputs asserted equal, equal repeats taken in
@@ -16,17 +17,19 @@ from absl import app, flags
 
 from empathy_jax.benchmarks.common import BenchConfig
 
-MODES = ("test", "generation", "sft", "classifiers", "reward")
+MODES = ("test", "generation", "sft", "classifiers", "reward", "ppo")
 _MODE = flags.DEFINE_enum("mode", None, list(MODES), "What to measure: test = the whole "
                           "test.py process vs the original's loop; generation = tokens/s; "
                           "sft = train steps; classifiers = the metric classifiers; "
-                          "reward = reward-model train steps (rated pairs/s).",
+                          "reward = reward-model train steps (rated pairs/s); ppo = one PPO "
+                          "iteration (episodes/s, rollout/scoring/update split).",
                           required=True)
 _MODEL = flags.DEFINE_string("model", "GODEL_TINY", "Registry model (or checkpoint path).")
 _BATCH = flags.DEFINE_integer("batch_size", None, "Batch size (default: 32 for test and "
-                              "generation, 8 for sft and reward, 32 for classifiers).")
+                              "generation, 8 for sft, reward and ppo, 32 for classifiers).")
 _BEAMS = flags.DEFINE_integer("beam_width", 1, "Beams for --mode generation.")
-_NEW = flags.DEFINE_integer("max_new_tokens", 32, "New tokens for --mode test and generation.")
+_NEW = flags.DEFINE_integer("max_new_tokens", 32, "New tokens for --mode test, generation "
+                            "and ppo.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repetitions of each side, interleaved "
                                  "(median and range are reported).")
 _TORCH = flags.DEFINE_bool("torch", True, "Also measure the PyTorch reference.")
@@ -39,7 +42,7 @@ _DATASET = flags.DEFINE_string("dataset_dir", "datasets/empathetic_dialogues",
 def main(argv):
   del argv
   default_batch = {"test": 32, "generation": 32, "sft": 8, "classifiers": 32,
-                   "reward": 8}[_MODE.value]
+                   "reward": 8, "ppo": 8}[_MODE.value]
   cfg = BenchConfig(mode=_MODE.value, model=_MODEL.value,
                     batch_size=_BATCH.value or default_batch, beam_width=_BEAMS.value,
                     max_new_tokens=_NEW.value, repeats=_REPEATS.value,
@@ -53,6 +56,8 @@ def main(argv):
     from empathy_jax.benchmarks import sft as bench  # pylint: disable=import-outside-toplevel
   elif cfg.mode == "reward":
     from empathy_jax.benchmarks import reward as bench  # pylint: disable=import-outside-toplevel
+  elif cfg.mode == "ppo":
+    from empathy_jax.benchmarks import ppo as bench  # pylint: disable=import-outside-toplevel
   else:
     from empathy_jax.benchmarks import classifiers as bench  # pylint: disable=import-outside-toplevel
   bench.run(cfg)

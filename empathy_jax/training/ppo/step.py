@@ -151,7 +151,8 @@ def make_rollout(model, params, ref_params, context_ids, context_mask, rng, row_
   return finish(r, scores, kl_coef, cfg=cfg)
 
 
-def _loss(params, mb: Rollout, model, cfg: PPOConfig):
+def minibatch_loss(params, mb: Rollout, model, cfg: PPOConfig):
+  """(the clipped PPO loss of a minibatch under `params`, its stats)."""
   mask = mb.response_mask.astype(jnp.float32)
   logp, entropy = R.policy_outputs(model, params["policy"], mb.context_ids, mb.context_mask,
                                    mb.target_ids, mb.target_mask, cfg.generation.temperature)
@@ -183,7 +184,7 @@ def update(params, opt_state, rollout: Rollout, rng, *, model, tx, cfg: PPOConfi
   def one(carry, rows):
     params, opt_state = carry
     mb = jax.tree.map(lambda x: jnp.take(x, rows, axis=0), rollout)
-    (_, stats), grads = jax.value_and_grad(_loss, has_aux=True)(params, mb, model, cfg)
+    (_, stats), grads = jax.value_and_grad(minibatch_loss, has_aux=True)(params, mb, model, cfg)
     updates, opt_state = tx.update(grads, opt_state, params)
     params = jax.tree.map(jnp.add, params, updates)
     return (params, opt_state), stats

@@ -169,40 +169,28 @@ def _trl_names(stats: dict) -> dict:
   return {renamed.get(k, f"{k}_avg"): v.mean() for k, v in stats.items()}
 
 
-class PPOTask(loop.Task):
-  """Each step: rollout (`ppo.step.sample`), scoring, then `finish` + `update` -- three jitted
-  programs, dispatched without waiting. On logged steps each is waited for, which gives the
-  time split (time/rollout, time/scoring, time/update, seconds)."""
+class Programs:
+  """One PPO iteration as three jitted programs -- rollout (`ppo.step.sample`), scoring,
+  `finish` + `update` -- over the sharded state, dispatched without waiting (the trainer's and
+  the benchmark's). When the reward model reads the policy's token ids, scoring runs on them
+  in the graph; otherwise on the decoded text in the reward model's format (the original's
+  path)."""
 
-  monitor, monitor_mode = "val_reward", "max"
-  progress_keys = ("objective/scores", "objective/kl", "time/rollout", "time/scoring",
-                   "time/update")
-
-  def __init__(self, cfg, policy, reward, train, val, mesh, shardings, tx):
-    self.cfg, self.policy, self.reward, self.mesh = cfg, policy, reward, mesh
-    self.train, self.val = train, val
-    fmt, model = policy.fmt, policy.model
-    self.ppo = cfg.ppo(resolve({}, {}, model.cfg))
-    self.batcher = make_batcher(fmt, cfg.batch_size)
-    self.steps_per_epoch = self.batcher.num_batches(len(train[1]))
+  def __init__(self, cfg: PPORunConfig, ppo: S.PPOConfig, policy, reward, mesh, shardings, tx):
+    self.cfg, self.ppo, self.policy, self.mesh = cfg, ppo, policy, mesh
+    model = policy.model
     self.ref_params = sharding.shard_tree(R.stored_as(policy.params, cfg.reference_dtype),
                                           shardings.params["policy"])
     self.scorer = reward_model.RewardScorer(reward, cfg.batch_size, mesh)
     self.rm_params = self.scorer.params  # placed on the mesh once, for both scoring paths
-    self.in_graph = same_tokens(fmt, reward.backbone.fmt)
-    if self.in_graph:  # the reward model's context ids of every train row, encoded once
-      rm_fmt = reward.backbone.fmt
-      self._rm_contexts = [e.ids for e in rm_fmt.encode_contexts(train[0].contexts)]
-      self._rm_batcher = make_batcher(rm_fmt, cfg.batch_size)
-    self._data = sharding.batch_sharding(mesh, 2)
+    self.in_graph = same_tokens(policy.fmt, reward.backbone.fmt)
     replicated = sharding.replicated(mesh)
-    cfg_ppo = self.ppo
-    update = functools.partial(S.update, model=model, tx=tx, cfg=cfg_ppo)
+    update = functools.partial(S.update, model=model, tx=tx, cfg=ppo)
 
     def sample(state, ref_params, ctx, cmask, rows):
       rng = jax.random.fold_in(state.rng, state.step)
       return S.sample(model, state.params, ref_params, ctx, cmask, jax.random.fold_in(rng, 0),
-                      rows, cfg=cfg_ppo)
+                      rows, cfg=ppo)
 
     prefix = jnp.asarray(response_prefix(reward.backbone.fmt), jnp.int32)
     rm_model, rm_pad = reward.backbone.model, reward.backbone.fmt.pad_id
@@ -217,11 +205,11 @@ class PPOTask(loop.Task):
                                             pad_id=rm_pad) - offset
 
     def finish_and_update(state, r, scores):
-      r = S.finish(r, scores, state.kl_coef, cfg=cfg_ppo)
+      r = S.finish(r, scores, state.kl_coef, cfg=ppo)
       rng = jax.random.fold_in(state.rng, state.step)
       params, opt_state, stats = update(state.params, state.opt_state, r,
                                         jax.random.fold_in(rng, 1))
-      summary = S.rollout_stats(r, cfg_ppo.generation.eos_token_id, cfg_ppo.kl_estimator)
+      summary = S.rollout_stats(r, ppo.generation.eos_token_id, ppo.kl_estimator)
       kl_coef = adaptive_kl(state.kl_coef, summary["objective/kl"], cfg.batch_size,
                             cfg.kl_target, cfg.kl_horizon)
       metrics = {**summary, **_trl_names(stats), "loss": stats["loss/total"].mean(),
@@ -230,10 +218,60 @@ class PPOTask(loop.Task):
                            kl_coef=kl_coef), metrics
 
     # Weights are arguments (never constants baked into a program); the state is donated.
-    self._sample = jax.jit(sample)
-    self._score = jax.jit(score, out_shardings=replicated)
-    self._finish = jax.jit(finish_and_update, out_shardings=(shardings, replicated),
-                           donate_argnums=0)
+    self.sample = jax.jit(sample)
+    self.score = jax.jit(score, out_shardings=replicated)
+    self.finish = jax.jit(finish_and_update, out_shardings=(shardings, replicated),
+                          donate_argnums=0)
+
+  def iteration(self, state, batch: dict, timed: bool):
+    """(new state, metrics): `batch` holds ctx, cmask, rows (device arrays), contexts (text)
+    and, for in-graph scoring, rm_ctx and rm_cmask. `timed` waits for each phase and adds the
+    split (time/rollout, time/scoring, time/update, seconds) to the metrics."""
+    if timed:  # earlier steps' work still queued would count as this rollout's
+      jax.block_until_ready(state)
+    clock = [time.perf_counter()]
+
+    def lap(tree):
+      if timed:
+        jax.block_until_ready(tree)
+        clock.append(time.perf_counter())
+      return tree
+
+    r = lap(self.sample(state, self.ref_params, batch["ctx"], batch["cmask"], batch["rows"]))
+    if self.in_graph:
+      scores = self.score(self.rm_params, r, batch["rm_ctx"], batch["rm_cmask"])
+    else:  # another tokenizer: the responses as text, in the reward model's format
+      ids, mask = sharding.to_host((r.response_ids, r.response_mask))
+      texts = [self.policy.fmt.decode(row[m == 1]) for row, m in zip(ids, mask)]
+      scores = sharding.replicate(self.scorer(batch["contexts"], texts), self.mesh)
+    lap(scores)
+    state, metrics = lap(self.finish(state, r, scores))
+    if timed:
+      metrics = {**metrics, **{f"time/{k}": b - a for k, a, b in zip(
+          ("rollout", "scoring", "update"), clock, clock[1:])}}
+    return state, metrics
+
+
+class PPOTask(loop.Task):
+  """Each step is one `Programs.iteration`; logged steps are timed (the time split)."""
+
+  monitor, monitor_mode = "val_reward", "max"
+  progress_keys = ("objective/scores", "objective/kl", "time/rollout", "time/scoring",
+                   "time/update")
+
+  def __init__(self, cfg, policy, reward, train, val, mesh, shardings, tx):
+    self.cfg, self.policy, self.reward, self.mesh = cfg, policy, reward, mesh
+    self.train, self.val = train, val
+    self.ppo = cfg.ppo(resolve({}, {}, policy.model.cfg))
+    self.programs = Programs(cfg, self.ppo, policy, reward, mesh, shardings, tx)
+    self.scorer = self.programs.scorer
+    self.batcher = make_batcher(policy.fmt, cfg.batch_size)
+    self.steps_per_epoch = self.batcher.num_batches(len(train[1]))
+    if self.programs.in_graph:  # the reward model's context ids of every train row, once
+      rm_fmt = reward.backbone.fmt
+      self._rm_contexts = [e.ids for e in rm_fmt.encode_contexts(train[0].contexts)]
+      self._rm_batcher = make_batcher(rm_fmt, cfg.batch_size)
+    self._data = sharding.batch_sharding(mesh, 2)
 
   # -- batches -------------------------------------------------------------------------------
 
@@ -243,7 +281,7 @@ class PPOTask(loop.Task):
                               start=start_batch):
       out = self._host_batch(split, batch)
       out["global_step"] = epoch * self.steps_per_epoch + b + 1
-      if self.in_graph:
+      if self.programs.in_graph:
         rm = self._rm_batcher.make_batch([self._rm_contexts[i] for i in out["row_ids"]],
                                          [[self.reward.backbone.fmt.pad_id]] * len(out["row_ids"]),
                                          range(len(out["row_ids"])))
@@ -259,30 +297,8 @@ class PPOTask(loop.Task):
             "real": batch.example_index_B >= 0, "tokens": int(batch.context_mask_BxC.sum())}
 
   def step(self, state, batch):
-    timed = batch["global_step"] % self.cfg.log_interval == 0
-    if timed:  # earlier steps' work still queued would count as this rollout's
-      jax.block_until_ready(state)
-    clock = [time.perf_counter()]
-
-    def lap(tree):
-      if timed:  # a logged step: wait for each phase, for the time split
-        jax.block_until_ready(tree)
-        clock.append(time.perf_counter())
-      return tree
-
-    r = lap(self._sample(state, self.ref_params, batch["ctx"], batch["cmask"], batch["rows"]))
-    if self.in_graph:
-      scores = self._score(self.rm_params, r, batch["rm_ctx"], batch["rm_cmask"])
-    else:  # another tokenizer: the responses as text, in the reward model's format
-      ids, mask = sharding.to_host((r.response_ids, r.response_mask))
-      texts = [self.policy.fmt.decode(row[m == 1]) for row, m in zip(ids, mask)]
-      scores = sharding.replicate(self.scorer(batch["contexts"], texts), self.mesh)
-    lap(scores)
-    state, metrics = lap(self._finish(state, r, scores))
-    if timed:
-      metrics = {**metrics, **{f"time/{k}": b - a for k, a, b in zip(
-          ("rollout", "scoring", "update"), clock, clock[1:])}}
-    return state, metrics
+    return self.programs.iteration(state, batch,
+                                   timed=batch["global_step"] % self.cfg.log_interval == 0)
 
   def real_tokens(self, batch) -> int:
     return batch["tokens"]
@@ -312,6 +328,34 @@ class PPOTask(loop.Task):
                    metadata=metadata)
 
 
+def initial_state(cfg: PPORunConfig, policy, reward, tx, mesh) -> tuple[PPOState, PPOState]:
+  """(the sharded start state, its shardings): the policy, a critic (its own backbone -- the
+  reward model's when it has the policy's architecture, TRL's practice -- or the policy's
+  with `--critic shared`) with a zero value head, AdamW's state, the PRNG and the KL
+  coefficient."""
+  critic_backbone = policy.params
+  if (reward.backbone.model.cfg.replace(dropout_rate=0.0)
+      == policy.model.cfg.replace(dropout_rate=0.0)) and cfg.critic == "separate":
+    critic_backbone = reward.backbone.params
+  head = R.zero_value_head(policy.model.hidden_size)
+  shared = cfg.critic == "shared"
+  params = {"policy": policy.params,
+            "critic": {"head": head} if shared else {"backbone": critic_backbone, "head": head}}
+  boxed_model = policy.model.abstract_params()
+  head_shapes = heads.abstract(head)
+  boxed = {"policy": boxed_model, "critic": {"head": head_shapes} if shared
+           else {"backbone": boxed_model, "head": head_shapes}}
+  base = state_shardings(abstract_state(boxed, tx), mesh)
+  shardings = PPOState(base.step, base.params, base.opt_state, base.rng,
+                       sharding.replicated(mesh))
+  params = sharding.shard_tree(params, shardings.params)
+  opt_state = jax.jit(tx.init, out_shardings=shardings.opt_state)(params)
+  state = PPOState(jax.device_put(jnp.int32(0), shardings.step), params, opt_state,
+                   jax.device_put(jax.random.PRNGKey(cfg.seed), shardings.rng),
+                   jax.device_put(jnp.float32(cfg.kl_penalty), shardings.kl_coef))
+  return state, shardings
+
+
 def _split(cfg, name, limit, fmt):
   split = load_dialogue_split(split_dir(cfg.dataset_dir, name), cfg.data_erasure_level)
   if limit is not None:
@@ -335,31 +379,12 @@ def train_rlhf_pipeline(cfg: PPORunConfig) -> dict:
   reward = reward_model.load(cfg.reward_model_dir, trust_pickle=cfg.trust_pickle)
   train = _split(cfg, "train", cfg.max_train_examples, policy.fmt)
   val = _split(cfg, "val", cfg.max_val_examples, policy.fmt)
-  critic_backbone = policy.params
-  if (reward.backbone.model.cfg.replace(dropout_rate=0.0)
-      == policy.model.cfg.replace(dropout_rate=0.0)) and cfg.critic == "separate":
-    critic_backbone = reward.backbone.params  # TRL's practice: the critic starts as the RM
-  head = R.zero_value_head(policy.model.hidden_size)
-  critic = {"head": head} if cfg.critic == "shared" else {"backbone": critic_backbone,
-                                                           "head": head}
-  params = {"policy": policy.params, "critic": critic}
   steps = make_batcher(policy.fmt, cfg.batch_size).num_batches(len(train[1]))
   tx, _ = make_optimizer(cfg.optimizer(), steps * cfg.ppo_epochs * cfg.num_minibatches,
                          cfg.max_epochs)
-  boxed_model = policy.model.abstract_params()
-  head_shapes = heads.abstract(head)
-  boxed = {"policy": boxed_model, "critic": {"head": head_shapes} if cfg.critic == "shared"
-           else {"backbone": boxed_model, "head": head_shapes}}
-  base = state_shardings(abstract_state(boxed, tx), mesh)
-  shardings = PPOState(base.step, base.params, base.opt_state, base.rng,
-                       sharding.replicated(mesh))
-  params = sharding.shard_tree(params, shardings.params)
-  opt_state = jax.jit(tx.init, out_shardings=shardings.opt_state)(params)
-  state = PPOState(jax.device_put(jnp.int32(0), shardings.step), params, opt_state,
-                   jax.device_put(jax.random.PRNGKey(cfg.seed), shardings.rng),
-                   jax.device_put(jnp.float32(cfg.kl_penalty), shardings.kl_coef))
+  state, shardings = initial_state(cfg, policy, reward, tx, mesh)
   task = PPOTask(cfg, policy, reward, train, val, mesh, shardings, tx)
-  logging.info("reward scoring %s", "in the graph (shared tokenizer)" if task.in_graph
+  logging.info("reward scoring %s", "in the graph (shared tokenizer)" if task.programs.in_graph
                else "through text (different tokenizers)")
   runs.write_hparams(run_dir, {**cfg.identity(), "steps_per_epoch": task.steps_per_epoch})
   _, summary = loop.fit(task, state, cfg.loop(), run_dir, resuming)

@@ -1,0 +1,287 @@
+"""One PPO iteration (rollout, scoring, update), episodes per second: our three jitted programs
+(`training.ppo.trainer.Programs`, as `train_rlhf_pipeline` runs them) against a PyTorch
+implementation on transformers, as a TRL-style user writes it: `generate` (sampling at the
+same temperature, top-k/top-p off), no-grad forwards for the old, reference and value
+estimates and the reward model's score, per-token KL rewards, GAE as TRL's reverse Python loop,
+whitening, then `ppo_epochs` x `num_minibatches` clipped policy/value/entropy updates with one
+AdamW over policy and critic. Same weights (policy, frozen reference, critic from the reward
+model's backbone with a zero value head, reward model), same contexts (PyTorch's padded to
+their longest), exactly `max_new_tokens` sampled tokens per row on both sides (EOS off).
+
+Sampled tokens cannot match across frameworks, so the same-work check feeds our rollout's
+tokens to the PyTorch side: its old/reference log-probs, values and scores, and the first
+minibatch's loss computed from them, must equal ours before anything is timed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import jax.numpy as jnp
+import numpy as np
+
+from empathy_jax import sharding
+from empathy_jax.benchmarks.common import (BenchConfig, describe, interleaved, pin_threads,
+                                           report, spread, torch_available, torch_twin,
+                                           trim_padding)
+from empathy_jax.data.dialogue_dataset import load_dialogue_split
+from empathy_jax.data.pipeline import make_batcher, tokenize_split
+from empathy_jax.generation.config import resolve
+from empathy_jax.models import reward_model
+from empathy_jax.models.loading import load_model
+from empathy_jax.training.optimizer import make_optimizer
+from empathy_jax.training.ppo import step as S
+from empathy_jax.training.ppo import trainer as T
+
+PHASES = ("rollout", "scoring", "update")
+KL_COEF = 0.05
+
+
+def _setup(cfg: BenchConfig):
+  policy = load_model(cfg.model)
+  reward = reward_model.new_reward_model(load_model(cfg.model), seed=0)
+  run = T.PPORunConfig(dataset_dir=cfg.dataset_dir, output_dir="(benchmark)",
+                       reward_model_dir="(a new reward model)", model=cfg.model,
+                       batch_size=cfg.batch_size, max_new_tokens=cfg.max_new_tokens,
+                       kl_penalty=KL_COEF, initial_lr=1e-5)
+  ppo = run.ppo(resolve({}, {}, policy.model.cfg))
+  # Exactly max_new_tokens per row on both sides: EOS off.
+  ppo = dataclasses.replace(ppo, generation=dataclasses.replace(ppo.generation,
+                                                                 eos_token_id=None))
+  split = load_dialogue_split(os.path.join(cfg.dataset_dir, "train"), 0.3)
+  table = tokenize_split(split.select(range(min(len(split), 64 * cfg.batch_size))), policy.fmt)
+  batch = next(make_batcher(policy.fmt, cfg.batch_size).batches(table, seed=0))
+  return policy, reward, run, ppo, split, batch
+
+
+def _our_side(policy, reward, run, ppo, split, batch):
+  mesh = sharding.make_mesh(sharding.MeshConfig())
+  tx, _ = make_optimizer(run.optimizer(), 1000, 1)
+  state, shardings = T.initial_state(run, policy, reward, tx, mesh)
+  programs = T.Programs(run, ppo, policy, reward, mesh, shardings, tx)
+  assert programs.in_graph
+  data = sharding.batch_sharding(mesh, 2)
+  rows = np.maximum(batch.example_index_B, 0)
+  ctx, cmask = sharding.from_host([batch.context_ids_BxC, batch.context_mask_BxC], data)
+  inputs = {"ctx": ctx, "cmask": cmask, "rows": sharding.replicate(rows, mesh),
+            "rm_ctx": ctx, "rm_cmask": cmask,
+            "contexts": [split.contexts[i] for i in rows]}
+  holder = {"state": state, "splits": []}
+
+  def iteration():
+    holder["state"], metrics = programs.iteration(holder["state"], inputs, timed=True)
+    holder["splits"].append([metrics[f"time/{p}"] for p in PHASES])
+
+  return programs, inputs, holder, iteration
+
+
+def _torch_side(policy, reward, ppo, batch, tx_lr: float, weight_decay: float):
+  """(the PyTorch iteration, its teacher-forced pieces on given response tokens, its first
+  minibatch loss on given pieces) over the same weights."""
+  import torch  # pylint: disable=import-outside-toplevel
+  import transformers  # pylint: disable=import-outside-toplevel
+
+  from empathy_jax.models.loading import export_hf  # pylint: disable=import-outside-toplevel
+  import tempfile  # pylint: disable=import-outside-toplevel
+
+  enc_dec = policy.model.is_encoder_decoder
+  g = ppo.generation
+  model = torch_twin(policy)
+  model.generation_config.eos_token_id = None  # no stop, as on our side
+  ref = torch_twin(policy).requires_grad_(False)
+  tmp = tempfile.mkdtemp(prefix="empathy_jax_bench_")
+  export_hf(reward.backbone, tmp)
+  base = lambda: transformers.AutoModel.from_pretrained(tmp).eval()  # no LM head
+  critic, rm = base(), base().requires_grad_(False)
+  hidden = critic.config.hidden_size if hasattr(critic.config, "hidden_size") \
+      else critic.config.d_model
+  v_head = torch.nn.Linear(hidden, 1)
+  torch.nn.init.zeros_(v_head.weight)
+  torch.nn.init.zeros_(v_head.bias)
+  rm_head = torch.nn.Linear(hidden, 1)
+  with torch.no_grad():
+    rm_head.weight.copy_(torch.from_numpy(np.array(reward.head["kernel"]))[None])
+    rm_head.bias.copy_(torch.from_numpy(np.array(reward.head["bias"])).reshape(1))
+  params = [*model.parameters(), *critic.parameters(), *v_head.parameters()]
+  opt = torch.optim.AdamW(params, lr=tx_lr, weight_decay=weight_decay)
+  ctx_np, cmask_np = trim_padding(batch.context_ids_BxC, batch.context_mask_BxC, not enc_dec)
+  ctx, cmask = torch.from_numpy(ctx_np).long(), torch.from_numpy(cmask_np).long()
+  c = ctx.shape[1]
+  prefix = T.response_prefix(reward.backbone.fmt)
+  pad = reward.backbone.fmt.pad_id
+  n = g.max_new_tokens
+
+  def lm_inputs(resp):
+    """Teacher-forced inputs of `resp` and the slice of positions that predict its tokens."""
+    if enc_dec:
+      start = torch.full((resp.shape[0], 1), g.decoder_start_token_id, dtype=torch.long)
+      dec = torch.cat([start, resp], 1)
+      return dict(input_ids=ctx, attention_mask=cmask, decoder_input_ids=dec), slice(0, n)
+    full_mask = torch.cat([cmask, torch.ones_like(resp)], 1)
+    pos = (full_mask.cumsum(-1) - 1).masked_fill(full_mask == 0, 1)
+    return (dict(input_ids=torch.cat([ctx, resp], 1), attention_mask=full_mask,
+                 position_ids=pos), slice(c - 1, c - 1 + n))
+
+  def hidden_states(net, inputs):
+    out = net(**inputs)
+    return out.last_hidden_state
+
+  def logprobs(net, resp):
+    inputs, span = lm_inputs(resp)
+    logits = net(**inputs).logits[:, span].float() / g.temperature
+    logp_all = torch.log_softmax(logits, -1)
+    logp = logp_all.gather(-1, resp[..., None])[..., 0]
+    return logp, -(logp_all.exp() * logp_all).sum(-1)
+
+  def values(resp):
+    inputs, span = lm_inputs(resp)
+    return v_head(hidden_states(critic, inputs)[:, span])[..., 0]
+
+  def scores(resp):
+    ids = torch.cat([torch.tensor([prefix] * resp.shape[0], dtype=torch.long).reshape(
+        resp.shape[0], len(prefix)), resp], 1)
+    if enc_dec:
+      h = hidden_states(rm, dict(input_ids=ctx, attention_mask=cmask, decoder_input_ids=ids))
+    else:
+      full_mask = torch.cat([cmask, torch.ones_like(ids)], 1)
+      pos = (full_mask.cumsum(-1) - 1).masked_fill(full_mask == 0, 1)
+      h = hidden_states(rm, dict(input_ids=torch.cat([ctx, ids], 1), attention_mask=full_mask,
+                                 position_ids=pos))[:, c:]
+    pool = (ids != pad).float()
+    mean = (h * pool[..., None]).sum(1) / pool.sum(1, keepdim=True)
+    return rm_head(mean)[:, 0] - float(reward.mean_offset)
+
+  def pieces(resp):
+    with torch.no_grad():
+      old, _ = logprobs(model, resp)
+      return old, logprobs(ref, resp)[0], values(resp)
+
+  def whiten(x, shift_mean=True):
+    mean, var = x.mean(), x.var(unbiased=False)
+    w = (x - mean) * torch.rsqrt(var + 1e-8)
+    return w if shift_mean else w + mean
+
+  def advantages(old, ref_logp, vals, score):
+    kl = old - ref_logp
+    rewards = -KL_COEF * kl
+    rewards[:, -1] += score
+    last, adv = 0.0, []
+    for t in reversed(range(n)):  # TRL's loop
+      next_v = vals[:, t + 1] if t + 1 < n else 0.0
+      delta = rewards[:, t] + ppo.gamma * next_v - vals[:, t]
+      last = delta + ppo.gamma * ppo.lam * last
+      adv.append(last)
+    adv = torch.stack(adv[::-1], 1)
+    return whiten(adv), adv + vals
+
+  def loss(resp, old, vals, adv, ret):
+    logp, entropy = logprobs(model, resp)
+    ratio = torch.exp(logp - old)
+    pg = torch.max(-adv * ratio, -adv * ratio.clamp(1 - ppo.clip_epsilon,
+                                                     1 + ppo.clip_epsilon)).mean()
+    v = values(resp)
+    v_clip = vals + (v - vals).clamp(-ppo.value_clip, ppo.value_clip)
+    vl = 0.5 * torch.max((v - ret) ** 2, (v_clip - ret) ** 2).mean()
+    return pg + ppo.vf_coeff * vl - ppo.entropy_coeff * entropy.mean()
+
+  def update(resp, old, vals, adv, ret):
+    b = resp.shape[0]
+    size = b // ppo.num_minibatches
+    for _ in range(ppo.ppo_epochs):
+      order = torch.randperm(b)
+      for i in range(ppo.num_minibatches):
+        mb = order[i * size:(i + 1) * size]
+        opt.zero_grad()
+        loss(resp[mb], old[mb], vals[mb], adv[mb], ret[mb]).backward()
+        opt.step()
+
+  clock = []
+
+  def iteration():
+    import time  # pylint: disable=import-outside-toplevel
+
+    t0 = time.perf_counter()
+    with torch.no_grad():
+      seq = model.generate(input_ids=ctx, attention_mask=cmask, do_sample=True, top_k=0,
+                           top_p=1.0, temperature=g.temperature, max_new_tokens=n,
+                           min_new_tokens=0, pad_token_id=g.pad_token_id)
+    resp = seq[:, 1:] if enc_dec else seq[:, c:]
+    old, ref_logp, vals = pieces(resp)
+    t1 = time.perf_counter()
+    with torch.no_grad():
+      score = scores(resp)
+    t2 = time.perf_counter()
+    with torch.no_grad():
+      adv, ret = advantages(old, ref_logp, vals, score)
+    update(resp, old, vals, adv, ret)
+    clock.append([t1 - t0, t2 - t1, time.perf_counter() - t2])
+
+  def check(resp_np):
+    """Teacher-forced pieces, score and the first full-batch loss on our response tokens."""
+    resp = torch.from_numpy(np.array(resp_np)).long()
+    old, ref_logp, vals = pieces(resp)
+    with torch.no_grad():
+      score = scores(resp)
+      adv, ret = advantages(old, ref_logp, vals, score)
+      first = loss(resp, old, vals, adv, ret)
+    return {k: v.numpy() for k, v in dict(old=old, ref=ref_logp, values=vals, scores=score,
+                                          loss=first).items()}
+
+  return iteration, check, clock
+
+
+def _same_work(programs, inputs, holder, check):
+  """Our rollout's pieces against PyTorch's on the same tokens; the first update's loss."""
+  state = holder["state"]
+  r = programs.sample(state, programs.ref_params, inputs["ctx"], inputs["cmask"],
+                      inputs["rows"])
+  ours_scores = programs.score(programs.rm_params, r, inputs["rm_ctx"], inputs["rm_cmask"])
+  assert int(np.asarray(r.response_mask).min()) == 1, "EOS must be off: every row full length"
+  theirs = check(np.asarray(r.response_ids))
+  for name, ours in (("old", r.old_logprobs), ("ref", r.ref_logprobs), ("values", r.values),
+                     ("scores", ours_scores)):
+    np.testing.assert_allclose(np.asarray(ours), theirs[name], rtol=2e-4, atol=2e-4,
+                               err_msg=f"{name}: our rollout differs from PyTorch's")
+  # The first update minibatch's loss (the whole rollout when num_minibatches is 1): under
+  # the rollout's own parameters, from the finished rollout.
+  finished = S.finish(r, ours_scores, jnp.float32(KL_COEF), cfg=programs.ppo)
+  loss, _ = S.minibatch_loss(state.params, finished, programs.policy.model, programs.ppo)
+  np.testing.assert_allclose(float(loss), float(theirs["loss"]), rtol=1e-3, atol=1e-4,
+                             err_msg="the first minibatch's loss differs from PyTorch's")
+  return theirs
+
+
+def run(cfg: BenchConfig) -> dict:
+  pin_threads()
+  policy, reward, run_cfg, ppo, split, batch = _setup(cfg)
+  programs, inputs, holder, ours = _our_side(policy, reward, run_cfg, ppo, split, batch)
+  sides = {"jax": ours}
+  if cfg.torch and torch_available():
+    torch_iteration, check, torch_clock = _torch_side(policy, reward, ppo, batch,
+                                                      run_cfg.initial_lr,
+                                                      run_cfg.weight_decay)
+    _same_work(programs, inputs, holder, check)
+    print("same work: PyTorch's old/reference log-probs, values, reward scores (rtol 2e-4) and "
+          "first-minibatch loss (rtol 1e-3) on our rollout's tokens equal ours")
+    sides["torch"] = torch_iteration
+  times = interleaved(sides, cfg.repeats)
+  real = int(batch.context_mask_BxC.sum())
+  print(f"one PPO iteration: {cfg.batch_size} episodes, contexts {real} real tokens in "
+        f"{batch.context_mask_BxC.size} bucket positions, {cfg.max_new_tokens} sampled tokens "
+        f"each (EOS off), {ppo.ppo_epochs} PPO epochs x {ppo.num_minibatches} minibatch(es); "
+        f"repeats: {cfg.repeats}")
+  splits = {"jax": holder["splits"][1:]}
+  if "torch" in sides:
+    splits["torch"] = torch_clock[1:]
+  result, split_out = {}, {}
+  for side, seconds in times.items():
+    median = spread(seconds)["median"]
+    parts = np.median(np.asarray(splits[side]), axis=0)
+    split_out[side] = {p: round(float(v), 4) for p, v in zip(PHASES, parts)}
+    print(f"{side:>5}: {describe(seconds)}, {cfg.batch_size / median:.2f} episodes/s; median "
+          f"split " + ", ".join(f"{p} {v:.3f} s" for p, v in zip(PHASES, parts)))
+    result[side] = cfg.batch_size / median
+  return report(cfg, "episodes/s", result["jax"], result.get("torch"),
+                {"repeats": cfg.repeats, "max_new_tokens": cfg.max_new_tokens,
+                 "ppo_epochs": ppo.ppo_epochs, "split_seconds": split_out})
