@@ -14,13 +14,14 @@ import time
 import jax
 import numpy as np
 
+import hf_fixtures as hf
 from conftest import REPO
 from empathy_jax.models import model_dir
 from empathy_jax.models.loading import load_model
 
 # 48 examples / batch 8: 6 steps an epoch; checkpoints every 2 steps divide the epoch (the
 # periodic save of step 6 coincides with the end-of-epoch one, which crashed orbax before).
-ARGS = ["--model", "DialoGPT_TINY", "--max_epochs", "2",
+ARGS = ["--max_epochs", "2",
         "--batch_size", "8", "--max_train_examples", "48", "--max_val_examples", "24",
         "--checkpoint_interval", "2", "--log_interval", "2", "--num_val_samples", "1",
         "--sample_max_new_tokens", "4", "--initial_lr", "1e-3"]
@@ -28,7 +29,8 @@ LAUNCHER = os.path.join(REPO, "launch", "train_dialogue_model.py")
 
 
 def _command(data, out_dir):
-  return [sys.executable, LAUNCHER, *ARGS, "--dataset_dir", data, "--output_dir", str(out_dir)]
+  """`data`: the dataset and start-model flags."""
+  return [sys.executable, LAUNCHER, *ARGS, *data, "--output_dir", str(out_dir)]
 
 
 def _env(kill_at=None):
@@ -56,7 +58,9 @@ def _params(path):
 
 
 def test_sigkill_anywhere_then_rerun_equals_uninterrupted(tmp_path, short_dialogues):
-  data = short_dialogues
+  # A 2-layer GPT-2 in DialoGPT's format: eight runs here, and more layers only cost compiles.
+  hf.save_torch_model("dialogpt", str(tmp_path / "start"))
+  data = ["--dataset_dir", short_dialogues, "--pretrained_model_dir", str(tmp_path / "start")]
   whole = _run(data, tmp_path / "whole")
   assert whole.returncode == 0, whole.stderr[-3000:]
   out = tmp_path / "killed"
