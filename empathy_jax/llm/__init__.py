@@ -1,0 +1,1 @@
+"""Responses from an external LLM behind an OpenAI-compatible HTTP API (`launch/test_llm.py`)."""

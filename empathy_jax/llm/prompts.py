@@ -1,0 +1,40 @@
+"""The original's `test_gpt3` prompt: an instruction, the dialogue as `Speaker:`/`Listener:`
+lines (the last context turn is the speaker's), then the next role's label."""
+
+from __future__ import annotations
+
+INSTRUCTION = ("The following is a conversation between two people. The speaker and listener "
+               "are helpful, friendly, and empathetic.")
+TEMPLATE = "{instruction}\n\n{dialogue}\n{next_role}:"
+ROLES = ("Speaker", "Listener")
+
+
+def dialogue_lines(context: list[str]) -> list[str]:
+  """Each turn with its role; roles alternate backwards from the speaker's last turn."""
+  n = len(context)
+  return [f"{ROLES[(n - 1 - i) % 2]}: {turn.strip()}" for i, turn in enumerate(context)]
+
+
+def build_prompt(context: list[str], template: str = TEMPLATE) -> str:
+  """`template` may use {instruction}, {dialogue} and {next_role} (the listener)."""
+  return template.format(instruction=INSTRUCTION, dialogue="\n".join(dialogue_lines(context)),
+                         next_role=ROLES[1])
+
+
+def check_template(template: str) -> None:
+  try:
+    build_prompt(["hello"], template)
+  except (KeyError, IndexError, ValueError) as e:
+    raise ValueError(f"--prompt_template may use only {{instruction}}, {{dialogue}} and "
+                     f"{{next_role}} (and {{{{ }}}} for literal braces): {e!r}") from e
+  if "{dialogue}" not in template:
+    raise ValueError("--prompt_template must contain {dialogue}")
+
+
+def clean_response(text: str) -> str:
+  """The reply up to the next turn the model wrote for the other role, one line."""
+  for role in ROLES:
+    cut = text.find(f"\n{role}:")
+    if cut >= 0:
+      text = text[:cut]
+  return " ".join(text.split())

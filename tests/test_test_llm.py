@@ -1,0 +1,180 @@
+"""`launch/test_llm.py` against a real local HTTP server that misbehaves: rate limits (429 with
+Retry-After), server errors (500) and dropped connections on first attempts, slow answers, and
+a SIGKILL of the launcher mid-run. Every example ends with its own answer, nothing cached is
+asked again after a resume, and the metric files carry the original's keys."""
+
+import http.server
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import ED_DIR, REPO
+from empathy_jax.llm import prompts
+from empathy_jax.llm.client import ClientConfig, LLMClient, LLMError
+
+LAUNCHER = os.path.join(REPO, "launch", "test_llm.py")
+
+
+def reply_to(prompt: str) -> str:
+  """The fake model's answer: it echoes the speaker's last words, then runs on as the speaker
+  (which the launcher must cut)."""
+  last = [line for line in prompt.splitlines() if line.startswith("Speaker:")][-1]
+  return f" I hear you: {' '.join(last.split()[1:4])}\nSpeaker: this part is not the reply"
+
+
+class FakeLLM(http.server.ThreadingHTTPServer):
+  """The k-th distinct prompt fails its first attempt with mode k % 4: 429, 500, a dropped
+  connection, or not at all. `delay` slows every answer."""
+
+  daemon_threads = True
+
+  def __init__(self):
+    super().__init__(("127.0.0.1", 0), _Handler)
+    self.lock = threading.Lock()
+    self.attempts: dict[str, int] = {}
+    self.order: list[str] = []
+    self.answered: list[str] = []
+    self.requests: list[str] = []
+    self.delay = 0.0
+
+  @property
+  def url(self):
+    return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+  def log_message(self, *args):  # quiet
+    pass
+
+  def do_POST(self):  # pylint: disable=invalid-name
+    server: FakeLLM = self.server
+    body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+    if body["model"] == "no-such-model":
+      return self._json(404, {"error": {"message": "model not found"}})
+    chat = self.path.endswith("/chat/completions")
+    prompt = body["messages"][0]["content"] if chat else body["prompt"]
+    with server.lock:
+      server.requests.append(prompt)
+      if prompt not in server.attempts:
+        server.order.append(prompt)
+      attempt = server.attempts[prompt] = server.attempts.get(prompt, 0) + 1
+      mode = server.order.index(prompt) % 4
+    if attempt == 1 and mode == 0:
+      return self._json(429, {"error": {"message": "rate limited"}}, {"Retry-After": "0"})
+    if attempt == 1 and mode == 1:
+      return self._json(500, {"error": {"message": "internal error"}})
+    if attempt == 1 and mode == 2:  # drop the connection without an answer
+      self.connection.shutdown(socket.SHUT_RDWR)
+      self.close_connection = True
+      return None
+    time.sleep(server.delay)
+    text = reply_to(prompt)
+    choice = {"message": {"role": "assistant", "content": text}} if chat else {"text": text}
+    with server.lock:
+      server.answered.append(prompt)
+    return self._json(200, {"choices": [choice]})
+
+  def _json(self, code, payload, headers=None):
+    data = json.dumps(payload).encode()
+    self.send_response(code)
+    self.send_header("Content-Type", "application/json")
+    self.send_header("Content-Length", str(len(data)))
+    for k, v in (headers or {}).items():
+      self.send_header(k, v)
+    self.end_headers()
+    self.wfile.write(data)
+    return None
+
+
+@pytest.fixture
+def server():
+  srv = FakeLLM()
+  thread = threading.Thread(target=srv.serve_forever, daemon=True)
+  thread.start()
+  yield srv
+  srv.shutdown()
+  srv.server_close()
+
+
+def _command(server, out, *extra):
+  return [sys.executable, LAUNCHER, "--dataset_dir", ED_DIR, "--output_dir", str(out),
+          "--base_url", server.url, "--model_name", "fake", "--max_examples", "12",
+          "--backoff_seconds", "0.01", "--timeout", "10", *extra]
+
+
+def _env():
+  return dict(os.environ, JAX_PLATFORMS="cpu")
+
+
+def _expected_outputs():
+  from empathy_jax.data.dialogue_dataset import load_dialogue_split  # pylint: disable=import-outside-toplevel
+
+  split = load_dialogue_split(os.path.join(ED_DIR, "test"), 1.0)
+  return [prompts.clean_response(reply_to(prompts.build_prompt(split.contexts[i])))
+          for i in range(12)], split
+
+
+def test_every_failure_is_retried_and_each_example_answered_once(server, tmp_path):
+  out = tmp_path / "chat"
+  done = subprocess.run(_command(server, out, "--concurrency", "3"), capture_output=True,
+                        text=True, cwd=REPO, env=_env(), timeout=300)
+  assert done.returncode == 0, done.stderr[-3000:]
+  expected, split = _expected_outputs()
+  rows = json.load(open(out / "test_data.json"))
+  assert [r["output"] for r in rows] == expected
+  assert [r["target"] for r in rows] == split.targets[:12]
+  # The original's prompt, ending with the listener's label.
+  assert rows[0]["input"].startswith(prompts.INSTRUCTION) and rows[0]["input"].endswith(
+      "\nListener:")
+  assert sorted(server.answered) == sorted(set(server.answered)) and len(server.answered) == 12
+  assert len(server.requests) == 12 + 9  # 9 of the 12 failed once each and were retried
+  metrics = json.load(open(out / "test_metrics.json"))
+  words = [w for text in expected for w in text.split(" ")]
+  assert metrics["dist-1"] == pytest.approx(len(set(words)) / len(words))
+  assert {"bleu", "nist", "dist-2", "dist-4"} <= set(metrics)
+
+
+def test_a_sigkilled_run_resumes_without_asking_again(server, tmp_path):
+  out = tmp_path / "completion"
+  server.delay = 0.3
+  cmd = _command(server, out, "--concurrency", "2", "--api_style", "completion")
+  proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
+                          env=_env())
+  cache = out / "llm_cache.jsonl"
+  deadline = time.time() + 120
+  while not (cache.exists() and cache.read_text().count("\n") >= 4):
+    assert proc.poll() is None and time.time() < deadline, "no responses were cached"
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  assert proc.wait() == -signal.SIGKILL
+  cached = [json.loads(line)["key"] for line in cache.read_text().splitlines() if line.strip()]
+  assert 4 <= len(cached) < 12
+  before = set(server.answered)
+  server.requests.clear()
+  server.delay = 0.0
+  done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=_env(), timeout=300)
+  assert done.returncode == 0, done.stderr[-3000:]
+  expected, split = _expected_outputs()
+  assert [r["output"] for r in json.load(open(out / "test_data.json"))] == expected
+  prompt_of = {i: prompts.build_prompt(split.contexts[i]) for i in range(12)}
+  cached_prompts = {prompt_of[int(k.split(":")[0])] for k in cached}
+  assert not cached_prompts & set(server.requests)  # nothing cached was asked again
+  assert cached_prompts <= before
+
+
+def test_an_unrecoverable_error_names_the_endpoint(server):
+  client = LLMClient(ClientConfig(base_url=server.url, model_name="no-such-model",
+                                  max_retries=3), sleep=lambda s: None)
+  with pytest.raises(LLMError, match="HTTP 404.*model not found"):
+    client.complete("hello")
+  server_down = LLMClient(ClientConfig(base_url="http://127.0.0.1:9/v1", model_name="x",
+                                       max_retries=2, timeout=2), sleep=lambda s: None)
+  with pytest.raises(LLMError, match="gave up after 3 attempts"):
+    server_down.complete("hello")
