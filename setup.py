@@ -38,7 +38,7 @@ setup(
     extras_require={
         # torch is only a reference in tests (parity with transformers' PyTorch models) and the
         # reader of original .ckpt / .bin files; the CPU build is pinned exactly.
-        "test": ["torch==2.13.0", "pytest==9.0.3"],
+        "test": ["torch==2.13.0", "pytest==9.0.3", "pexpect==4.8.0"],
         "torch": ["torch==2.13.0"],
         "tf": ["tensorflow-text==2.21.1"],
     },
