@@ -1,0 +1,93 @@
+#!/usr/bin/env python
+"""Chat with a dialogue model in the terminal, as the original's `interact`.
+
+  python launch/interact.py --model GODEL_TINY
+  python launch/interact.py --pretrained_model_dir runs/ppo/tensorboard_logs/version_0 --sample \
+      --top_p 0.9
+
+GODEL models ask for an instruction first (Enter keeps the default; --instruction gives it).
+Type a message and press Enter; `<new>` starts a new conversation, `<quit>` (or Ctrl-D) exits.
+Generation flags as test.py (left out: the checkpoint's generation_config). The history is
+formatted and truncated as the model's family does for training.
+"""
+
+import sys
+import time
+
+from absl import app, flags
+
+from empathy_jax import launch_flags
+from empathy_jax.errors import CheckpointError
+
+F = flags
+F.DEFINE_string("model", None, "Registry model name.")
+F.DEFINE_string("pretrained_model_dir", None, "Our run/model folder, a Hugging Face directory "
+                "or hub name, or an original Lightning run.")
+_INSTRUCTION = F.DEFINE_string("instruction", None, "GODEL's instruction (default: asked).")
+_SEED = F.DEFINE_integer("seed", 0, "Sampling seed.")
+F.DEFINE_integer("beam_width", None, "Beams (HF num_beams).")
+F.DEFINE_bool("sample", None, "Sample instead of greedy/beam search.")
+F.DEFINE_float("temperature", None, "Sampling temperature.")
+F.DEFINE_float("top_p", None, "Nucleus sampling mass.")
+F.DEFINE_integer("top_k", None, "Top-k sampling.")
+F.DEFINE_integer("max_new_tokens", None, "New tokens (default: checkpoint/HF max_length).")
+F.DEFINE_float("length_alpha", None, "Beam length penalty (HF length_penalty).")
+_CACHE = launch_flags.define_compilation_cache_flag()
+_TRUST = launch_flags.define_trust_pickle_flag()
+F.adopt_module_key_flags(launch_flags)
+
+GENERATION = ("beam_width", "sample", "temperature", "top_p", "top_k", "max_new_tokens",
+              "length_alpha")
+
+
+def ask(prompt: str) -> str | None:
+  try:
+    return input(prompt)
+  except EOFError:
+    return None
+
+
+def main(argv):
+  del argv
+  _CACHE()
+  model, pretrained = launch_flags.model_source()
+  if not (model or pretrained):
+    launch_flags.fail("--model or --pretrained_model_dir is required")
+  from empathy_jax.chat import Responder  # pylint: disable=import-outside-toplevel
+  from empathy_jax.models.loading import load_model  # pylint: disable=import-outside-toplevel
+
+  try:
+    loaded = load_model(model or pretrained, trust_pickle=_TRUST.value)
+  except (CheckpointError, ValueError) as e:
+    launch_flags.fail(str(e))
+  instruction = _INSTRUCTION.value
+  if instruction is None and loaded.fmt.family == "godel":
+    instruction = ask("Instruction (Enter for the default): ")
+    if instruction is None:
+      return
+  responder = Responder(loaded, {k: getattr(flags.FLAGS, k) for k in GENERATION},
+                        seed=_SEED.value, instruction=instruction or None)
+  start = time.perf_counter()
+  responder.reply([["Hello."]])  # compiles the first length bucket before the first prompt
+  print(f"ready ({time.perf_counter() - start:.1f} s). <new> starts over, <quit> exits.",
+        flush=True)
+  history: list[str] = []
+  while True:
+    text = ask("You: ")
+    if text is None or text.strip() == "<quit>":
+      break
+    if text.strip() == "<new>":
+      history = []
+      print("(new conversation)", flush=True)
+      continue
+    if not text.strip():
+      continue
+    history.append(text.strip())
+    reply = responder.reply([history])[0]
+    history.append(reply)
+    print(f"Bot: {reply}", flush=True)
+  print(file=sys.stderr)
+
+
+if __name__ == "__main__":
+  app.run(main)

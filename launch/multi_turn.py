@@ -1,0 +1,119 @@
+#!/usr/bin/env python
+"""Multi-turn sessions scored by the reward model, as the original's `multi_turn`: you type
+the speaker's turns, the model answers, and each answer's reward (given the whole history) is
+shown and saved.
+
+  python launch/multi_turn.py --model GODEL_TINY --reward_model_dir runs/rm/tensorboard_logs/version_0 \
+      --output_dir outputs/multi_turn
+  python launch/multi_turn.py --pretrained_model_dir runs/ppo/tensorboard_logs/version_0 \
+      --reward_model_dir runs/rm/tensorboard_logs/version_0 --output_dir outputs/mt \
+      --speaker_file sessions.json --max_sessions 500 --batch_size 32
+
+Interactive: up to --max_sessions sessions of --max_turns turns; an empty line ends a session
+early, `<quit>` ends the study. --speaker_file (a JSON list of sessions, each a list of speaker
+turns) runs the same study unattended and batched. Writes OUTPUT_DIR/multi_turn.json after
+every turn and multi_turn.png (reward per turn per session, and the mean) at the end.
+"""
+
+from absl import app, flags
+
+from empathy_jax import launch_flags
+from empathy_jax.errors import CheckpointError, DatasetError
+
+F = flags
+F.DEFINE_string("model", None, "Registry model name.")
+F.DEFINE_string("pretrained_model_dir", None, "Our run/model folder, a Hugging Face directory "
+                "or hub name, or an original Lightning run.")
+_RM = F.DEFINE_string("reward_model_dir", None, "Reward model scoring each answer.",
+                      required=True)
+_OUT = F.DEFINE_string("output_dir", None, "Where multi_turn.json and .png go.", required=True)
+_TURNS = F.DEFINE_integer("max_turns", 5, "Speaker turns per session.")
+_SESSIONS = F.DEFINE_integer("max_sessions", 5, "Sessions.")
+_SPEAKER = F.DEFINE_string("speaker_file", None, "JSON list of sessions of speaker turns: run "
+                           "unattended and batched.")
+_BATCH = F.DEFINE_integer("batch_size", 8, "Rows per generation program (speaker_file).")
+_INSTRUCTION = F.DEFINE_string("instruction", None, "GODEL's instruction (default: its own).")
+_SEED = F.DEFINE_integer("seed", 0, "Sampling seed.")
+F.DEFINE_integer("beam_width", None, "Beams (HF num_beams).")
+F.DEFINE_bool("sample", None, "Sample instead of greedy/beam search.")
+F.DEFINE_float("temperature", None, "Sampling temperature.")
+F.DEFINE_float("top_p", None, "Nucleus sampling mass.")
+F.DEFINE_integer("top_k", None, "Top-k sampling.")
+F.DEFINE_integer("max_new_tokens", None, "New tokens (default: checkpoint/HF max_length).")
+F.DEFINE_float("length_alpha", None, "Beam length penalty (HF length_penalty).")
+_CACHE = launch_flags.define_compilation_cache_flag()
+_TRUST = launch_flags.define_trust_pickle_flag()
+F.adopt_module_key_flags(launch_flags)
+
+GENERATION = ("beam_width", "sample", "temperature", "top_p", "top_k", "max_new_tokens",
+              "length_alpha")
+
+
+def _interactive(responder, scorer, out_dir, max_sessions, max_turns):
+  from empathy_jax.evaluation import multi_turn  # pylint: disable=import-outside-toplevel
+
+  results = []
+  for s in range(max_sessions):
+    print(f"\n=== session {s + 1}/{max_sessions} (empty line: end it, <quit>: stop)", flush=True)
+    session, history = {"session": s, "turns": []}, []
+    results.append(session)
+    for t in range(max_turns):
+      try:
+        text = input(f"Speaker ({t + 1}/{max_turns}): ").strip()
+      except EOFError:
+        return results
+      if text == "<quit>":
+        return results
+      if not text:
+        break
+      history.append(text)
+      reply = responder.reply([history])[0]
+      reward = float(scorer([list(history)], [reply])[0])
+      history.append(reply)
+      session["turns"].append({"speaker": text, "response": reply, "reward": reward})
+      multi_turn.save(out_dir, results)
+      print(f"Listener: {reply}\n  reward {reward:+.4f}", flush=True)
+  return results
+
+
+def main(argv):
+  del argv
+  _CACHE()
+  from empathy_jax.chat import Responder  # pylint: disable=import-outside-toplevel
+  from empathy_jax.evaluation import multi_turn  # pylint: disable=import-outside-toplevel
+  from empathy_jax.models import reward_model  # pylint: disable=import-outside-toplevel
+  from empathy_jax.models.loading import load_model  # pylint: disable=import-outside-toplevel
+
+  model, pretrained = launch_flags.model_source()
+  if not (model or pretrained):
+    launch_flags.fail("--model or --pretrained_model_dir is required")
+  if _TURNS.value < 1 or _SESSIONS.value < 1 or _BATCH.value < 1:
+    launch_flags.fail("--max_turns, --max_sessions and --batch_size must be >= 1")
+  try:  # every input checked before a model is loaded
+    speakers = (multi_turn.read_speaker_file(_SPEAKER.value, _SESSIONS.value, _TURNS.value)
+                if _SPEAKER.value else None)
+    reward_model.check_source(_RM.value)
+    loaded = load_model(model or pretrained, trust_pickle=_TRUST.value)
+    scorer = reward_model.load_scorer(_RM.value, _BATCH.value, _TRUST.value)
+  except (DatasetError, CheckpointError, ValueError) as e:
+    launch_flags.fail(str(e))
+  generation = {k: getattr(flags.FLAGS, k) for k in GENERATION}
+  responder = Responder(loaded, generation, batch_size=_BATCH.value if speakers else 1,
+                        seed=_SEED.value, instruction=_INSTRUCTION.value)
+  if speakers:
+    from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+
+    longest = max(len(s) for s in speakers)
+    with tqdm(total=longest, desc=f"turns ({len(speakers)} sessions)") as bar:
+      results = multi_turn.run_batched(speakers, responder, scorer, _OUT.value,
+                                       lambda t: bar.update(1))
+  else:
+    results = _interactive(responder, scorer, _OUT.value, _SESSIONS.value, _TURNS.value)
+  if any(s["turns"] for s in results):
+    multi_turn.save(_OUT.value, results)
+    series = multi_turn.plot(_OUT.value, results)
+    print("mean reward per turn: " + ", ".join(f"{r:+.4f}" for r in series["mean"]))
+
+
+if __name__ == "__main__":
+  app.run(main)
