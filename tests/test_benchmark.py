@@ -10,6 +10,8 @@ import sys
 import numpy as np
 import pytest
 
+import hf_fixtures as hf
+
 from empathy_jax.benchmarks import common, test_mode
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -59,9 +61,10 @@ def test_mode_test_end_to_end(tmp_path):
   """test.py and the transformers loop agree on every output, ppl, BLEU, dist-2 and BOW (the
   mode raises otherwise), and the JSON line carries both sides' times."""
   env = dict(os.environ, PYTHONPATH=ROOT)
+  hf.save_torch_model("godel", str(tmp_path / "godel"))  # 2+2 layers: quick to compile
   done = subprocess.run(
       [sys.executable, os.path.join(ROOT, "launch", "benchmark.py"), "--mode", "test",
-       "--model", "GODEL_TINY", "--max_examples", "12", "--batch_size", "8",
+       "--model", str(tmp_path / "godel"), "--max_examples", "12", "--batch_size", "8",
        "--max_new_tokens", "5", "--repeats", "1",
        "--dataset_dir", os.path.join(ROOT, "datasets", "empathetic_dialogues")],
       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)

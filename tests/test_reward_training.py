@@ -105,14 +105,14 @@ def test_shipped_dataset_trains_a_godel_reward_model(tmp_path):
 
 # -- kills --------------------------------------------------------------------------------------
 
-ARGS = ["--model", "DialoGPT_TINY", "--max_epochs", "2", "--batch_size", "4",
+ARGS = ["--max_epochs", "2", "--batch_size", "4",
         "--max_contexts", "20", "--val_fraction", "0.2", "--checkpoint_interval", "3",
         "--log_interval", "2", "--initial_lr", "1e-4", "--num_val_samples", "1"]
 
 
-def _command(out_dir):
-  return [sys.executable, LAUNCHER, *ARGS, "--dataset_dir", REWARD_DIR, "--output_dir",
-          str(out_dir)]
+def _command(out_dir, start):
+  return [sys.executable, LAUNCHER, *ARGS, "--pretrained_model_dir", str(start), "--dataset_dir",
+          REWARD_DIR, "--output_dir", str(out_dir)]
 
 
 def _env(kill_at=None):
@@ -123,8 +123,8 @@ def _env(kill_at=None):
   return env
 
 
-def _run(out_dir, kill_at=None):
-  return subprocess.run(_command(out_dir), capture_output=True, text=True, cwd=REPO,
+def _run(out_dir, start, kill_at=None):
+  return subprocess.run(_command(out_dir, start), capture_output=True, text=True, cwd=REPO,
                         env=_env(kill_at), timeout=600)
 
 
@@ -134,7 +134,9 @@ def _resumed_from(text):
 
 
 def test_sigkilled_reward_training_resumes_to_the_uninterrupted_result(tmp_path):
-  whole = _run(tmp_path / "whole")
+  start = tmp_path / "start"
+  hf.save_torch_model("dialogpt", str(start))  # a 2-layer backbone: quick to compile
+  whole = _run(tmp_path / "whole", start)
   assert whole.returncode == 0, whole.stderr[-3000:]
   epochs = [json.loads(line) for line in whole.stdout.splitlines() if line.startswith('{"epoch"')]
   assert [e["epoch"] for e in epochs] == [1, 2] and "val_accuracy" in epochs[0]
@@ -143,7 +145,8 @@ def test_sigkilled_reward_training_resumes_to_the_uninterrupted_result(tmp_path)
   # SIGKILLed at a moment nobody chose: at random within 0.5 s after its first train-state
   # checkpoint is committed (16 training contexts / 4 = 4 steps an epoch, checkpoints at
   # steps 3 and 4); the rerun must resume from a checkpoint, not start over.
-  proc = subprocess.Popen(_command(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+  proc = subprocess.Popen(_command(out, start), stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL,
                           cwd=REPO, env=_env())
   states = out / "tensorboard_logs" / "version_0" / "train_state"
   deadline = time.time() + 300
@@ -153,7 +156,7 @@ def test_sigkilled_reward_training_resumes_to_the_uninterrupted_result(tmp_path)
   time.sleep(random.uniform(0.0, 0.5))
   proc.send_signal(signal.SIGKILL)
   assert proc.wait() == -signal.SIGKILL
-  last = _run(out)
+  last = _run(out, start)
   assert last.returncode == 0, last.stderr[-3000:]
   assert _resumed_from(last.stderr) in (3, 4, 5, 6, 7), last.stderr[-2000:]
 

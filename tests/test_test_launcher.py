@@ -1,4 +1,4 @@
-"""End to end: launch/test.py on GODEL_TINY over 64 test rows writes every key."""
+"""End to end: launch/test.py on a GODEL-format model over 64 test rows writes every key."""
 
 import json
 import os
@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from empathy_jax.evaluation import random_classifiers as ef
+import hf_fixtures as hf
 from conftest import ED_DIR, REPO
 from empathy_jax.evaluation import classifiers as C
 
@@ -20,12 +21,13 @@ EXAMPLE_KEYS = (["id", "input", "context", "target", "output", "emotion_output",
 
 
 def test_test_launcher_writes_every_key(tmp_path, ed_test):
+  hf.save_torch_model("godel", str(tmp_path / "godel"))  # 2+2 layers: quick to compile
   ef.save_classifier(str(tmp_path / "emo"), "roberta", 32, [])
   ef.save_classifier(str(tmp_path / "intent"), "bert", 9, ed_test.targets[:300])
   ef.save_epitome(str(tmp_path / "epitome"))
   out_dir = tmp_path / "out"
   out = subprocess.run([sys.executable, os.path.join(REPO, "launch", "test.py"),
-                        "--dataset_dir", ED_DIR, "--model", "GODEL_TINY", "--max_examples", "64",
+                        "--dataset_dir", ED_DIR, "--pretrained_model_dir", str(tmp_path / "godel"), "--max_examples", "64",
                         "--batch_size", "32", "--max_new_tokens", "8", "--output_dir",
                         str(out_dir), "--emo_classifier_dir", str(tmp_path / "emo"),
                         "--intent_classifier_dir", str(tmp_path / "intent"), "--epitome_dir",
