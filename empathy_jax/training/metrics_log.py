@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import collections
+import os
+import struct
+
 import jax
 
 
@@ -36,3 +40,26 @@ def progress(total: int, initial: int, desc: str):
 
   return tqdm(total=total, initial=initial, desc=desc, disable=jax.process_index() != 0,
               dynamic_ncols=True)
+
+
+def read_scalars(log_dir: str) -> dict[str, list[tuple[int, float]]]:
+  """{tag: [(step, value), ...]} from the TensorBoard event files in `log_dir` (the TFRecord
+  framing of tensorboardX's Event protos), for reports and tests without TensorBoard."""
+  from tensorboardX.proto import event_pb2  # pylint: disable=import-outside-toplevel
+
+  out: dict[str, list[tuple[int, float]]] = collections.defaultdict(list)
+  for name in sorted(os.listdir(log_dir)):
+    if not name.startswith("events.out.tfevents"):
+      continue
+    with open(os.path.join(log_dir, name), "rb") as f:
+      data = f.read()
+    pos = 0
+    while pos + 12 <= len(data):
+      (length,) = struct.unpack("<Q", data[pos:pos + 8])
+      if pos + 12 + length > len(data):  # a record cut by a kill
+        break
+      event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + length])
+      pos += 12 + length + 4  # length, its crc, the record, its crc
+      for value in event.summary.value:
+        out[value.tag].append((int(event.step), float(value.simple_value)))
+  return dict(out)

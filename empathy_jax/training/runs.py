@@ -73,6 +73,18 @@ def mark_finished(run_dir: str, summary: dict) -> None:
     _write_json(os.path.join(run_dir, FINISHED), summary)
 
 
+def finished_run(output_dir: str, run_config: dict) -> str | None:
+  """The latest run folder under `output_dir` if it finished with this configuration (a
+  pipeline stage that need not run again), else None."""
+  existing = versions(output_dir)
+  if not existing:
+    return None
+  last = version_dir(output_dir, existing[-1])
+  if not os.path.exists(os.path.join(last, FINISHED)):
+    return None
+  return last if _read_config(last) == _normalise(run_config) else None
+
+
 def _normalise(cfg: dict) -> dict:
   return json.loads(json.dumps(cfg, sort_keys=True, default=str))
 

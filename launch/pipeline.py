@@ -1,0 +1,55 @@
+#!/usr/bin/env python
+"""The whole empathy-RLHF loop in one command: SFT -> reward model -> PPO -> test of both
+policies -> a report. Without --config it runs the tiny default (GODEL_TINY on slices of the
+shipped datasets; minutes on a laptop CPU, nothing downloaded).
+
+  python launch/pipeline.py --output_dir runs/pipeline
+  python launch/pipeline.py --config configs/pipeline.py --output_dir runs/pipeline_large
+
+Writes OUTPUT_DIR/{sft,reward,ppo}/tensorboard_logs/version_N (each stage's run),
+OUTPUT_DIR/test/{sft,ppo}/ (test.py's three result files, with rewards) and
+OUTPUT_DIR/report/report.md with curves.png and metrics.png. Rerunning the command skips the
+stages that finished and resumes the one that was interrupted.
+"""
+
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from empathy_jax import compilation, launch_flags
+from empathy_jax.errors import CheckpointError, DatasetError
+
+_OUT = flags.DEFINE_string("output_dir", "runs/pipeline", "Root of every stage's output.")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "configs/pipeline.py[:tiny], or a file of the same shape (sft, reward, "
+    "ppo and test field dicts, optional num_samples).")
+_SAMPLES = flags.DEFINE_integer("num_samples", 5, "Sample responses in the report.")
+_CACHE = launch_flags.define_compilation_cache_flag()
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  _CACHE()
+  from empathy_jax.pipeline import PipelineConfig, run_pipeline, tiny  # pylint: disable=import-outside-toplevel
+
+  stages = tiny()
+  num_samples = _SAMPLES.value
+  if _CONFIG.value is not None:
+    given = _CONFIG.value.to_dict()
+    unknown = sorted(set(given) - {"sft", "reward", "ppo", "test", "num_samples"})
+    if unknown:
+      launch_flags.fail(f"--config has fields the pipeline does not take: {unknown}")
+    num_samples = given.pop("num_samples", num_samples)
+    stages = {k: given.get(k, v) for k, v in stages.items()}
+  try:
+    cfg = PipelineConfig(output_dir=_OUT.value, num_samples=num_samples, **stages)
+    run_pipeline(cfg)
+  except (DatasetError, CheckpointError, ValueError, TypeError) as e:
+    launch_flags.fail(str(e))
+  print(compilation.summary(), file=sys.stderr)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,80 @@
+"""`launch/pipeline.py` end to end on a reduced size (2-layer DialoGPT-format models, a few
+contexts per stage): SFT -> reward model -> PPO -> test of both policies -> report, as one
+command on one device; the rerun skips every finished stage; the report's tables and the data
+behind its plots are the runs' own numbers."""
+
+import json
+import os
+import subprocess
+import sys
+
+import matplotlib.image
+import numpy as np
+
+import hf_fixtures as hf
+from conftest import REPO, REWARD_DIR
+from empathy_jax.training.metrics_log import read_scalars
+
+LAUNCHER = os.path.join(REPO, "launch", "pipeline.py")
+CONFIG = '''
+import ml_collections
+
+def get_config():
+  return ml_collections.ConfigDict({{
+      "sft": dict(dataset_dir={data!r}, pretrained_model_dir={start!r}, max_epochs=2,
+                  batch_size=8, max_train_examples=16, max_val_examples=8, initial_lr=4e-3,
+                  num_val_samples=1, sample_max_new_tokens=4),
+      "reward": dict(dataset_dir={rewards!r}, pretrained_model_dir={start!r}, max_epochs=1,
+                     batch_size=4, max_contexts=12, val_fraction=0.25, initial_lr=1e-4),
+      "ppo": dict(dataset_dir={data!r}, max_epochs=2, batch_size=8, max_train_examples=8,
+                  max_val_examples=8, max_new_tokens=4, kl_penalty=0.05, initial_lr=1e-4),
+      "test": dict(dataset_dir={data!r}, max_examples=8, max_new_tokens=4, batch_size=8),
+      "num_samples": 2}})
+'''
+
+
+def test_the_whole_loop_in_one_command(tmp_path, short_dialogues):
+  start = str(tmp_path / "start")
+  hf.save_torch_model("dialogpt", start)
+  config = tmp_path / "pipeline_config.py"
+  config.write_text(CONFIG.format(data=short_dialogues, start=start, rewards=REWARD_DIR))
+  out = tmp_path / "pipeline"
+  cmd = [sys.executable, LAUNCHER, "--config", str(config), "--output_dir", str(out)]
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=900)
+  assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+  for stage in ("sft", "reward", "ppo"):
+    assert f"[{stage}] training" in done.stdout
+
+  run = lambda stage: out / stage / "tensorboard_logs" / "version_0"
+  for stage in ("sft", "reward", "ppo"):
+    assert (run(stage) / "FINISHED").exists()
+  # PPO started from the SFT run's best policy and scored with the reward run's model.
+  ppo_config = json.load(open(run("ppo") / "run_config.json"))
+  assert ppo_config["pretrained_model_dir"] == str(run("sft"))
+  assert ppo_config["reward_model_dir"] == str(run("reward"))
+  metrics = {name: json.load(open(out / "test" / name / "test_metrics.json"))
+             for name in ("sft", "ppo")}
+  for m in metrics.values():
+    assert {"bleu", "dist-2", "ppl", "mean_reward_output", "mean_reward_target"} <= set(m)
+
+  report = (out / "report" / "report.md").read_text()
+  assert f"| SFT | {metrics['sft']['bleu']:.4g} |" in report
+  assert f"| SFT+PPO | {metrics['ppo']['bleu']:.4g} |" in report
+  assert "GODEL_EMPDIAL_RLHF (published)" in report and report.count("**Example ") == 2
+  plotted = json.load(open(out / "report" / "metrics.json"))
+  assert plotted["ppl"]["ours"] == {"SFT": metrics["sft"]["ppl"], "SFT+PPO": metrics["ppo"]["ppl"]}
+  curves = json.load(open(out / "report" / "curves.json"))
+  assert [list(p) for p in read_scalars(str(run("ppo")))["val_reward"]] == \
+      curves["ppo"]["val_reward"]
+  assert len(curves["sft"]["val_loss"]) == 2
+  for png in ("curves.png", "metrics.png"):
+    image = matplotlib.image.imread(out / "report" / png)
+    assert image.shape[0] > 200 and np.unique(image).size > 10
+
+  # The same command again: every stage finished, nothing is trained or tested twice.
+  again = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert "training" not in again.stdout and again.stdout.count("finished before") == 3
+  assert again.stdout.count("tested before") == 2
+  assert not (out / "sft" / "tensorboard_logs" / "version_1").exists()
