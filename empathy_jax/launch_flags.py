@@ -44,6 +44,24 @@ def define_metric_flags() -> Callable[[int], ScoreConfig]:
       value("metric_n_grams", n_grams), batch_size, value("trust_pickle", trust))
 
 
+GENERATION_FLAGS = ("beam_width", "sample", "temperature", "top_p", "top_k", "max_new_tokens",
+                    "length_alpha")
+
+
+def define_generation_flags() -> Callable[[], dict]:
+  """test.py's generation flags (HF's names in the help); the returned function gives those
+  the user set (command line or experiment config), None for the others: left out, they take
+  the checkpoint's generation_config."""
+  flags.DEFINE_integer("beam_width", None, "Beams (HF num_beams).")
+  flags.DEFINE_bool("sample", None, "Sample instead of greedy/beam search.")
+  flags.DEFINE_float("temperature", None, "Sampling temperature.")
+  flags.DEFINE_float("top_p", None, "Nucleus sampling mass.")
+  flags.DEFINE_integer("top_k", None, "Top-k sampling.")
+  flags.DEFINE_integer("max_new_tokens", None, "New tokens (default: checkpoint/HF max_length).")
+  flags.DEFINE_float("length_alpha", None, "Beam length penalty (HF length_penalty).")
+  return lambda: {k: value(k) for k in GENERATION_FLAGS}
+
+
 def define_trust_pickle_flag():
   if "trust_pickle" in FLAGS:
     return FLAGS["trust_pickle"]
@@ -92,6 +110,14 @@ def model_source() -> tuple[str | None, str | None]:
   if given:
     return FLAGS["model"].value, FLAGS["pretrained_model_dir"].value
   return value("model"), value("pretrained_model_dir")
+
+
+def required_model_source() -> str:
+  """The one model a tool launcher runs (--model or --pretrained_model_dir), or exit."""
+  model, pretrained = model_source()
+  if bool(model) == bool(pretrained):
+    fail("give exactly one of --model and --pretrained_model_dir")
+  return model or pretrained
 
 
 def check_config_fields(known: set[str]) -> None:

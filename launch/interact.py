@@ -25,19 +25,10 @@ F.DEFINE_string("pretrained_model_dir", None, "Our run/model folder, a Hugging F
                 "or hub name, or an original Lightning run.")
 _INSTRUCTION = F.DEFINE_string("instruction", None, "GODEL's instruction (default: asked).")
 _SEED = F.DEFINE_integer("seed", 0, "Sampling seed.")
-F.DEFINE_integer("beam_width", None, "Beams (HF num_beams).")
-F.DEFINE_bool("sample", None, "Sample instead of greedy/beam search.")
-F.DEFINE_float("temperature", None, "Sampling temperature.")
-F.DEFINE_float("top_p", None, "Nucleus sampling mass.")
-F.DEFINE_integer("top_k", None, "Top-k sampling.")
-F.DEFINE_integer("max_new_tokens", None, "New tokens (default: checkpoint/HF max_length).")
-F.DEFINE_float("length_alpha", None, "Beam length penalty (HF length_penalty).")
+_GENERATION = launch_flags.define_generation_flags()
 _CACHE = launch_flags.define_compilation_cache_flag()
 _TRUST = launch_flags.define_trust_pickle_flag()
 F.adopt_module_key_flags(launch_flags)
-
-GENERATION = ("beam_width", "sample", "temperature", "top_p", "top_k", "max_new_tokens",
-              "length_alpha")
 
 
 def ask(prompt: str) -> str | None:
@@ -50,14 +41,12 @@ def ask(prompt: str) -> str | None:
 def main(argv):
   del argv
   _CACHE()
-  model, pretrained = launch_flags.model_source()
-  if not (model or pretrained):
-    launch_flags.fail("--model or --pretrained_model_dir is required")
+  source = launch_flags.required_model_source()
   from empathy_jax.chat import Responder  # pylint: disable=import-outside-toplevel
   from empathy_jax.models.loading import load_model  # pylint: disable=import-outside-toplevel
 
   try:
-    loaded = load_model(model or pretrained, trust_pickle=_TRUST.value)
+    loaded = load_model(source, trust_pickle=_TRUST.value)
   except (CheckpointError, ValueError) as e:
     launch_flags.fail(str(e))
   instruction = _INSTRUCTION.value
@@ -65,7 +54,7 @@ def main(argv):
     instruction = ask("Instruction (Enter for the default): ")
     if instruction is None:
       return
-  responder = Responder(loaded, {k: getattr(flags.FLAGS, k) for k in GENERATION},
+  responder = Responder(loaded, _GENERATION(),
                         seed=_SEED.value, instruction=instruction or None)
   start = time.perf_counter()
   responder.reply([["Hello."]])  # compiles the first length bucket before the first prompt

@@ -34,19 +34,10 @@ _SPEAKER = F.DEFINE_string("speaker_file", None, "JSON list of sessions of speak
 _BATCH = F.DEFINE_integer("batch_size", 8, "Rows per generation program (speaker_file).")
 _INSTRUCTION = F.DEFINE_string("instruction", None, "GODEL's instruction (default: its own).")
 _SEED = F.DEFINE_integer("seed", 0, "Sampling seed.")
-F.DEFINE_integer("beam_width", None, "Beams (HF num_beams).")
-F.DEFINE_bool("sample", None, "Sample instead of greedy/beam search.")
-F.DEFINE_float("temperature", None, "Sampling temperature.")
-F.DEFINE_float("top_p", None, "Nucleus sampling mass.")
-F.DEFINE_integer("top_k", None, "Top-k sampling.")
-F.DEFINE_integer("max_new_tokens", None, "New tokens (default: checkpoint/HF max_length).")
-F.DEFINE_float("length_alpha", None, "Beam length penalty (HF length_penalty).")
+_GENERATION = launch_flags.define_generation_flags()
 _CACHE = launch_flags.define_compilation_cache_flag()
 _TRUST = launch_flags.define_trust_pickle_flag()
 F.adopt_module_key_flags(launch_flags)
-
-GENERATION = ("beam_width", "sample", "temperature", "top_p", "top_k", "max_new_tokens",
-              "length_alpha")
 
 
 def _interactive(responder, scorer, out_dir, max_sessions, max_turns):
@@ -84,20 +75,18 @@ def main(argv):
   from empathy_jax.models import reward_model  # pylint: disable=import-outside-toplevel
   from empathy_jax.models.loading import load_model  # pylint: disable=import-outside-toplevel
 
-  model, pretrained = launch_flags.model_source()
-  if not (model or pretrained):
-    launch_flags.fail("--model or --pretrained_model_dir is required")
+  source = launch_flags.required_model_source()
   if _TURNS.value < 1 or _SESSIONS.value < 1 or _BATCH.value < 1:
     launch_flags.fail("--max_turns, --max_sessions and --batch_size must be >= 1")
   try:  # every input checked before a model is loaded
     speakers = (multi_turn.read_speaker_file(_SPEAKER.value, _SESSIONS.value, _TURNS.value)
                 if _SPEAKER.value else None)
     reward_model.check_source(_RM.value)
-    loaded = load_model(model or pretrained, trust_pickle=_TRUST.value)
+    loaded = load_model(source, trust_pickle=_TRUST.value)
     scorer = reward_model.load_scorer(_RM.value, _BATCH.value, _TRUST.value)
   except (DatasetError, CheckpointError, ValueError) as e:
     launch_flags.fail(str(e))
-  generation = {k: getattr(flags.FLAGS, k) for k in GENERATION}
+  generation = _GENERATION()
   responder = Responder(loaded, generation, batch_size=_BATCH.value if speakers else 1,
                         seed=_SEED.value, instruction=_INSTRUCTION.value)
   if speakers:

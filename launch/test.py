@@ -35,13 +35,7 @@ F.DEFINE_float("data_erasure_level", 1.0, "Erased fraction of instructions.")
 F.DEFINE_integer("max_examples", None, "Score only the first N rows.")
 F.DEFINE_string("split", "test", "Split to evaluate.")
 F.DEFINE_integer("seed", 0, "Sampling seed.")
-F.DEFINE_integer("beam_width", None, "Beams (HF num_beams).")
-F.DEFINE_bool("sample", None, "Sample instead of greedy/beam search.")
-F.DEFINE_float("temperature", None, "Sampling temperature.")
-F.DEFINE_float("top_p", None, "Nucleus sampling mass.")
-F.DEFINE_integer("top_k", None, "Top-k sampling.")
-F.DEFINE_integer("max_new_tokens", None, "New tokens (default: checkpoint/HF max_length).")
-F.DEFINE_float("length_alpha", None, "Beam length penalty (HF length_penalty).")
+_GENERATION_FLAGS = launch_flags.define_generation_flags()
 _MESH = launch_flags.define_mesh_flags()
 F.DEFINE_bool("distributed", False, "Multi-host: jax.distributed.initialize() (arguments "
               "auto-detected, or the three flags below).")
@@ -52,8 +46,7 @@ _CACHE = launch_flags.define_compilation_cache_flag()
 launch_flags.define_config_flag()
 F.adopt_module_key_flags(launch_flags)  # list them in --help
 
-_GENERATION = ("beam_width", "sample", "temperature", "top_p", "top_k", "max_new_tokens",
-               "length_alpha")
+_GENERATION = launch_flags.GENERATION_FLAGS
 _PLAIN = ("dataset_dir", "output_dir", "batch_size", "data_erasure_level", "max_examples",
           "split", "seed")
 _METRICS = ("emo_classifier_dir", "intent_classifier_dir", "epitome_dir", "reward_model_dir",
@@ -72,7 +65,7 @@ def main(argv):
   if not v("dataset_dir"):
     raise app.UsageError("--dataset_dir is required (or a --config with it)")
   model, pretrained = launch_flags.model_source()
-  generation = {k: v(k) for k in _GENERATION}
+  generation = _GENERATION_FLAGS()
   try:
     cfg = TestConfig(
         **{k: v(k) for k in _PLAIN}, model=model, pretrained_model_dir=pretrained,

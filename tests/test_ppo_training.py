@@ -5,21 +5,18 @@ moment resumes to the uninterrupted result, bit for bit; the best policy is a di
 that loads for test.py. (GODEL policies and the text round trip ran by hand; their programs are
 the costliest to compile in this suite.)"""
 
-import dataclasses
 import json
 import os
-import random
 import re
-import signal
 import subprocess
 import sys
-import time
 
 import jax
 import numpy as np
 import pytest
 
 import hf_fixtures as hf
+from kills import kill_after_first_checkpoint
 from conftest import REPO
 from empathy_jax.models import model_dir, reward_model
 from empathy_jax.models.loading import load_model
@@ -119,16 +116,8 @@ def test_sigkilled_ppo_resumes_to_the_uninterrupted_result(models, short_dialogu
   out = tmp_path / "killed"
   # SIGKILLed at a moment nobody chose: at random within 0.5 s after its first train-state
   # checkpoint is committed; the rerun must resume from a checkpoint, not start over.
-  proc = subprocess.Popen(_command(models, short_dialogues, out), stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL, cwd=REPO, env=_env())
-  states = out / "tensorboard_logs" / "version_0" / "train_state"
-  deadline = time.time() + 300
-  while not (states.is_dir() and any(p.name.isdigit() for p in states.iterdir())):
-    assert proc.poll() is None and time.time() < deadline, "no checkpoint was written"
-    time.sleep(0.05)
-  time.sleep(random.uniform(0.0, 0.5))
-  proc.send_signal(signal.SIGKILL)
-  assert proc.wait() == -signal.SIGKILL
+  kill_after_first_checkpoint(_command(models, short_dialogues, out), out / "tensorboard_logs" / "version_0",
+                              cwd=REPO, env=_env())
   last = _run(models, short_dialogues, out)
   assert last.returncode == 0, last.stderr[-3000:]
   assert _resumed_from(last.stderr) in (1, 2, 3), last.stderr[-2000:]

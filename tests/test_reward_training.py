@@ -6,16 +6,15 @@ import json
 import os
 import random
 import re
-import signal
 import subprocess
 import sys
-import time
 
 import jax
 import numpy as np
 import pytest
 
 import hf_fixtures as hf
+from kills import kill_after_first_checkpoint
 
 from conftest import ED_DIR, REPO, REWARD_DIR
 from empathy_jax.models import model_dir, reward_model
@@ -145,17 +144,8 @@ def test_sigkilled_reward_training_resumes_to_the_uninterrupted_result(tmp_path)
   # SIGKILLed at a moment nobody chose: at random within 0.5 s after its first train-state
   # checkpoint is committed (16 training contexts / 4 = 4 steps an epoch, checkpoints at
   # steps 3 and 4); the rerun must resume from a checkpoint, not start over.
-  proc = subprocess.Popen(_command(out, start), stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL,
-                          cwd=REPO, env=_env())
-  states = out / "tensorboard_logs" / "version_0" / "train_state"
-  deadline = time.time() + 300
-  while not (states.is_dir() and any(p.name.isdigit() for p in states.iterdir())):
-    assert proc.poll() is None and time.time() < deadline, "no checkpoint was written"
-    time.sleep(0.05)
-  time.sleep(random.uniform(0.0, 0.5))
-  proc.send_signal(signal.SIGKILL)
-  assert proc.wait() == -signal.SIGKILL
+  kill_after_first_checkpoint(_command(out, start), out / "tensorboard_logs" / "version_0",
+                              cwd=REPO, env=_env())
   last = _run(out, start)
   assert last.returncode == 0, last.stderr[-3000:]
   assert _resumed_from(last.stderr) in (3, 4, 5, 6, 7), last.stderr[-2000:]
