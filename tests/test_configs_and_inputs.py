@@ -39,10 +39,18 @@ def test_one_config_per_run_of_the_original_table():
 def test_every_config_and_its_tiny_twin_parse(path, monkeypatch):
   monkeypatch.chdir(REPO)
   full, tiny = _load(path), _load(f"{path}:tiny")
-  assert os.path.isdir(full.dataset_dir)
+  if "sft" in full:  # the pipeline's: a config per stage
+    assert set(full.keys()) == set(tiny.keys()) == {"sft", "reward", "ppo", "test"}
+    for stage in ("sft", "reward", "ppo", "test"):
+      assert os.path.isdir(full[stage].dataset_dir) and os.path.isdir(tiny[stage].dataset_dir)
+    for stage in ("sft", "reward"):
+      assert not full[stage].model.endswith("_TINY") and tiny[stage].model.endswith("_TINY")
+    full, tiny = full.sft, tiny.sft  # the SFT stage: the checks of an SFT config below
+  else:
+    assert os.path.isdir(full.dataset_dir)
   if "model" in full:  # the run's real model, and a tiny one for its CPU twin
     assert not full.model.endswith("_TINY") and tiny.model.endswith("_TINY")
-  if os.path.basename(path).startswith("sft_"):
+  if os.path.basename(path).startswith(("sft_", "pipeline")):
     known = {f.name for f in dataclasses.fields(SFTConfig)}
     for cfg in (full, tiny):
       assert set(cfg.keys()) <= known, set(cfg.keys()) - known

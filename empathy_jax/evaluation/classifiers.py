@@ -15,7 +15,6 @@ import os
 from typing import Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from empathy_jax.errors import CheckpointError

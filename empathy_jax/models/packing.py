@@ -116,7 +116,6 @@ class PackedKeys:
 
   def ungroup(self, out_RxQxHxK, n: int):
     """Rx(G*J)xHxK -> NxTxHxK, each example's outputs taken from its slot."""
-    b = self.slot_B.shape[0]
     r, q = out_RxQxHxK.shape[:2]
     g = self.members_RxG.shape[1]
     per_slot = out_RxQxHxK.reshape(r * g, q // g, *out_RxQxHxK.shape[2:])

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from empathy_jax.models import layers as L
