@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pexpect
+import pytest
 
 from conftest import REPO
 
@@ -69,6 +70,7 @@ def _session(args, answers_before_kill=None):
     answered += 1
 
 
+@pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
 def test_rating_session_with_bad_keys_a_kill_and_a_resume(tmp_path):
   rows = {name: _write_model(tmp_path / name, name) for name in ("sft", "ppo")}
   out = tmp_path / "human"
