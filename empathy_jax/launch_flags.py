@@ -112,6 +112,13 @@ def model_source() -> tuple[str | None, str | None]:
   return value("model"), value("pretrained_model_dir")
 
 
+def define_model_flags() -> None:
+  """--model / --pretrained_model_dir: the two ways to name a dialogue model."""
+  flags.DEFINE_string("model", None, "Registry model name.")
+  flags.DEFINE_string("pretrained_model_dir", None, "Our run/model folder, a Hugging Face "
+                      "directory or hub name, or an original Lightning run.")
+
+
 def required_model_source() -> str:
   """The one model a tool launcher runs (--model or --pretrained_model_dir), or exit."""
   model, pretrained = model_source()

@@ -20,9 +20,7 @@ from empathy_jax import launch_flags
 from empathy_jax.errors import CheckpointError
 
 F = flags
-F.DEFINE_string("model", None, "Registry model name.")
-F.DEFINE_string("pretrained_model_dir", None, "Our run/model folder, a Hugging Face directory "
-                "or hub name, or an original Lightning run.")
+launch_flags.define_model_flags()
 _INSTRUCTION = F.DEFINE_string("instruction", None, "GODEL's instruction (default: asked).")
 _SEED = F.DEFINE_integer("seed", 0, "Sampling seed.")
 _GENERATION = launch_flags.define_generation_flags()

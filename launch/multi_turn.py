@@ -21,9 +21,7 @@ from empathy_jax import launch_flags
 from empathy_jax.errors import CheckpointError, DatasetError
 
 F = flags
-F.DEFINE_string("model", None, "Registry model name.")
-F.DEFINE_string("pretrained_model_dir", None, "Our run/model folder, a Hugging Face directory "
-                "or hub name, or an original Lightning run.")
+launch_flags.define_model_flags()
 _RM = F.DEFINE_string("reward_model_dir", None, "Reward model scoring each answer.",
                       required=True)
 _OUT = F.DEFINE_string("output_dir", None, "Where multi_turn.json and .png go.", required=True)

@@ -25,9 +25,7 @@ from empathy_jax.evaluation.testing import TestConfig, run_test
 
 F = flags
 F.DEFINE_string("dataset_dir", None, "Dialogue dataset folder.")
-F.DEFINE_string("model", None, "Registry model name.")
-F.DEFINE_string("pretrained_model_dir", None, "Our run/model folder, a Hugging Face directory "
-                "or hub name, or an original Lightning run.")
+launch_flags.define_model_flags()
 F.DEFINE_string("output_dir", None, "Where results go (default: the model folder).")
 _SCORES = launch_flags.define_metric_flags()
 F.DEFINE_integer("batch_size", 32, "Generation/scoring batch size.")

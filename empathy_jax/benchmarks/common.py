@@ -94,14 +94,17 @@ def torch_available() -> bool:
   return True
 
 
-def torch_twin(loaded):
-  """The same weights in transformers' PyTorch class (via our HF export)."""
+def torch_twin(loaded, lm_head: bool = True):
+  """The same weights in transformers' PyTorch class (via our HF export); `lm_head=False`:
+  the bare backbone (`AutoModel`, last hidden states), as value and reward heads read it."""
   import transformers  # pylint: disable=import-outside-toplevel
 
   from empathy_jax.models.loading import export_hf  # pylint: disable=import-outside-toplevel
 
   tmp = tempfile.mkdtemp(prefix="empathy_jax_bench_")
   export_hf(loaded, tmp)
+  if not lm_head:
+    return transformers.AutoModel.from_pretrained(tmp).eval()
   cls = (transformers.AutoModelForSeq2SeqLM if loaded.model.is_encoder_decoder
          else transformers.AutoModelForCausalLM)
   return cls.from_pretrained(tmp).eval()

@@ -80,20 +80,14 @@ def _torch_side(policy, reward, ppo, batch, tx_lr: float, weight_decay: float):
   """(the PyTorch iteration, its teacher-forced pieces on given response tokens, its first
   minibatch loss on given pieces) over the same weights."""
   import torch  # pylint: disable=import-outside-toplevel
-  import transformers  # pylint: disable=import-outside-toplevel
-
-  from empathy_jax.models.loading import export_hf  # pylint: disable=import-outside-toplevel
-  import tempfile  # pylint: disable=import-outside-toplevel
 
   enc_dec = policy.model.is_encoder_decoder
   g = ppo.generation
   model = torch_twin(policy)
   model.generation_config.eos_token_id = None  # no stop, as on our side
   ref = torch_twin(policy).requires_grad_(False)
-  tmp = tempfile.mkdtemp(prefix="empathy_jax_bench_")
-  export_hf(reward.backbone, tmp)
-  base = lambda: transformers.AutoModel.from_pretrained(tmp).eval()  # no LM head
-  critic, rm = base(), base().requires_grad_(False)
+  critic = torch_twin(reward.backbone, lm_head=False)
+  rm = torch_twin(reward.backbone, lm_head=False).requires_grad_(False)
   hidden = critic.config.hidden_size if hasattr(critic.config, "hidden_size") \
       else critic.config.d_model
   v_head = torch.nn.Linear(hidden, 1)
@@ -123,10 +117,6 @@ def _torch_side(policy, reward, ppo, batch, tx_lr: float, weight_decay: float):
     return (dict(input_ids=torch.cat([ctx, resp], 1), attention_mask=full_mask,
                  position_ids=pos), slice(c - 1, c - 1 + n))
 
-  def hidden_states(net, inputs):
-    out = net(**inputs)
-    return out.last_hidden_state
-
   def logprobs(net, resp):
     inputs, span = lm_inputs(resp)
     logits = net(**inputs).logits[:, span].float() / g.temperature
@@ -136,18 +126,18 @@ def _torch_side(policy, reward, ppo, batch, tx_lr: float, weight_decay: float):
 
   def values(resp):
     inputs, span = lm_inputs(resp)
-    return v_head(hidden_states(critic, inputs)[:, span])[..., 0]
+    return v_head(critic(**inputs).last_hidden_state[:, span])[..., 0]
 
   def scores(resp):
     ids = torch.cat([torch.tensor([prefix] * resp.shape[0], dtype=torch.long).reshape(
         resp.shape[0], len(prefix)), resp], 1)
     if enc_dec:
-      h = hidden_states(rm, dict(input_ids=ctx, attention_mask=cmask, decoder_input_ids=ids))
+      h = rm(input_ids=ctx, attention_mask=cmask, decoder_input_ids=ids).last_hidden_state
     else:
       full_mask = torch.cat([cmask, torch.ones_like(ids)], 1)
       pos = (full_mask.cumsum(-1) - 1).masked_fill(full_mask == 0, 1)
-      h = hidden_states(rm, dict(input_ids=torch.cat([ctx, ids], 1), attention_mask=full_mask,
-                                 position_ids=pos))[:, c:]
+      h = rm(input_ids=torch.cat([ctx, ids], 1), attention_mask=full_mask,
+             position_ids=pos).last_hidden_state[:, c:]
     pool = (ids != pad).float()
     mean = (h * pool[..., None]).sum(1) / pool.sum(1, keepdim=True)
     return rm_head(mean)[:, 0] - float(reward.mean_offset)

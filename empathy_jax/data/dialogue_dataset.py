@@ -95,6 +95,16 @@ def _read_json(path: str, problems: list[Problem]) -> Any:
   return None
 
 
+def read_json(path: str) -> Any:
+  """A JSON file's value; a missing, malformed or non-UTF-8 file raises `DatasetError`
+  naming it."""
+  problems: list[Problem] = []
+  value = _read_json(path, problems)
+  if problems:
+    raise DatasetError(problems)
+  return value
+
+
 def _check_list(path: str, value: Any, problems: list[Problem]) -> bool:
   if value is None:
     return False

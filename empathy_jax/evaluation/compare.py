@@ -45,12 +45,10 @@ def find_runs(root: str) -> dict[str, str]:
 
 
 def read_metrics(folder: str) -> dict[str, float]:
+  from empathy_jax.data.dialogue_dataset import read_json  # pylint: disable=import-outside-toplevel
+
   path = os.path.join(folder, METRICS_FILE)
-  try:
-    with open(path, encoding="utf-8") as f:
-      metrics = json.load(f)
-  except json.JSONDecodeError as e:
-    raise DatasetError([Problem(path, None, f"invalid JSON: {e}")]) from e
+  metrics = read_json(path)
   if not isinstance(metrics, dict):
     raise DatasetError([Problem(path, None, "expected an object of metric values")])
   bad = [k for k, v in metrics.items() if not isinstance(v, (int, float)) or isinstance(v, bool)]

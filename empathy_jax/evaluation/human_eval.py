@@ -96,19 +96,23 @@ def ask_rating(prompt: str, read: Callable[[str], str], write: Callable[[str], N
     write(f"  please type a whole number from 0 to 5 (q saves and quits), not {answer!r}\n")
 
 
+def _rated(sample: dict) -> bool:
+  """Whether every response of a sample has every criterion's rating."""
+  return all(len(sample["ratings"].get(n, {})) == len(CRITERIA) for n in sample["order"])
+
+
 def rate(session: dict, models: dict, out_dir: str, read=input, write=print) -> bool:
   """Asks for every missing rating, saving after each; returns True when all are done."""
   path = os.path.join(out_dir, CACHE_FILE)
   samples = session["samples"]
-  done = sum(1 for s in samples if len(s["ratings"]) == len(s["order"]) and all(
-      len(r) == len(CRITERIA) for r in s["ratings"].values()))
+  done = sum(map(_rated, samples))
   write(f"{len(samples)} samples x {len(session['models'])} responses; {done} rated already. "
         f"Ratings 0-5; q saves and quits.\n")
   try:
     for k, sample in enumerate(samples):
-      rows = {name: models[name][sample["id"]] for name in sample["order"]}
-      if all(len(sample["ratings"].get(n, {})) == len(CRITERIA) for n in sample["order"]):
+      if _rated(sample):
         continue
+      rows = {name: models[name][sample["id"]] for name in sample["order"]}
       first = next(iter(rows.values()))
       write(f"\n=== sample {k + 1}/{len(samples)}\n")
       for turn in first["context"]:

@@ -19,13 +19,9 @@ PLOT_FILE = "multi_turn.png"
 
 
 def read_speaker_file(path: str, max_sessions: int, max_turns: int) -> list[list[str]]:
-  try:
-    with open(path, encoding="utf-8") as f:
-      sessions = json.load(f)
-  except FileNotFoundError as e:
-    raise DatasetError([Problem(path, None, "file is missing")]) from e
-  except json.JSONDecodeError as e:
-    raise DatasetError([Problem(path, None, f"invalid JSON: {e}")]) from e
+  from empathy_jax.data.dialogue_dataset import read_json  # pylint: disable=import-outside-toplevel
+
+  sessions = read_json(path)
   if not isinstance(sessions, list) or not sessions:
     raise DatasetError([Problem(path, None, "expected a non-empty list of sessions")])
   problems = [Problem(path, i, "a session must be a non-empty list of non-empty strings")

@@ -282,9 +282,10 @@ class PPOTask(loop.Task):
       out = self._host_batch(split, batch)
       out["global_step"] = epoch * self.steps_per_epoch + b + 1
       if self.programs.in_graph:
-        rm = self._rm_batcher.make_batch([self._rm_contexts[i] for i in out["row_ids"]],
-                                         [[self.reward.backbone.fmt.pad_id]] * len(out["row_ids"]),
-                                         range(len(out["row_ids"])))
+        rows = out["row_ids"]
+        rm = self._rm_batcher.make_batch([self._rm_contexts[i] for i in rows],
+                                         [[self.reward.backbone.fmt.pad_id]] * len(rows),
+                                         range(len(rows)))
         out["rm_ctx"], out["rm_cmask"] = sharding.from_host(
             [rm.context_ids_BxC, rm.context_mask_BxC], self._data)
       yield out
