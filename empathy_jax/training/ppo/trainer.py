@@ -21,6 +21,7 @@ import os
 import time
 
 import flax
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -169,6 +170,25 @@ def _trl_names(stats: dict) -> dict:
   return {renamed.get(k, f"{k}_avg"): v.mean() for k, v in stats.items()}
 
 
+def finish_and_update(state: PPOState, r: S.Rollout, scores, *, model, tx, ppo: S.PPOConfig,
+                      cfg: PPORunConfig, mesh=None):
+  """The scored rollout -> rewards and advantages, `ppo_epochs` x `num_minibatches` updates,
+  the KL controller's step: (new state, metrics). `mesh`: minibatches stay split over it."""
+  r = S.finish(r, scores, state.kl_coef, cfg=ppo)
+  rng = jax.random.fold_in(state.rng, state.step)
+  split = None if mesh is None else sharding.batch_sharding(mesh, 1)
+  params, opt_state, stats = S.update(state.params, state.opt_state, r,
+                                      jax.random.fold_in(rng, 1), model=model, tx=tx, cfg=ppo,
+                                      batch_sharding=split)
+  summary = S.rollout_stats(r, ppo.generation.eos_token_id, ppo.kl_estimator)
+  kl_coef = adaptive_kl(state.kl_coef, summary["objective/kl"], cfg.batch_size,
+                        cfg.kl_target, cfg.kl_horizon)
+  metrics = {**summary, **_trl_names(stats), "loss": stats["loss/total"].mean(),
+             "kl_coef": state.kl_coef}
+  return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                       kl_coef=kl_coef), metrics
+
+
 class Programs:
   """One PPO iteration as three jitted programs -- rollout (`ppo.step.sample`), scoring,
   `finish` + `update` -- over the sharded state, dispatched without waiting (the trainer's and
@@ -185,7 +205,6 @@ class Programs:
     self.rm_params = self.scorer.params  # placed on the mesh once, for both scoring paths
     self.in_graph = same_tokens(policy.fmt, reward.backbone.fmt)
     replicated = sharding.replicated(mesh)
-    update = functools.partial(S.update, model=model, tx=tx, cfg=ppo)
 
     def sample(state, ref_params, ctx, cmask, rows):
       rng = jax.random.fold_in(state.rng, state.step)
@@ -204,24 +223,12 @@ class Programs:
       return reward_model.response_rewards(rm_model, rm_params, rm_ctx, rm_cmask, ids, mask,
                                             pad_id=rm_pad) - offset
 
-    def finish_and_update(state, r, scores):
-      r = S.finish(r, scores, state.kl_coef, cfg=ppo)
-      rng = jax.random.fold_in(state.rng, state.step)
-      params, opt_state, stats = update(state.params, state.opt_state, r,
-                                        jax.random.fold_in(rng, 1))
-      summary = S.rollout_stats(r, ppo.generation.eos_token_id, ppo.kl_estimator)
-      kl_coef = adaptive_kl(state.kl_coef, summary["objective/kl"], cfg.batch_size,
-                            cfg.kl_target, cfg.kl_horizon)
-      metrics = {**summary, **_trl_names(stats), "loss": stats["loss/total"].mean(),
-                 "kl_coef": state.kl_coef}
-      return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
-                           kl_coef=kl_coef), metrics
-
     # Weights are arguments (never constants baked into a program); the state is donated.
     self.sample = jax.jit(sample)
     self.score = jax.jit(score, out_shardings=replicated)
-    self.finish = jax.jit(finish_and_update, out_shardings=(shardings, replicated),
-                          donate_argnums=0)
+    self.finish = jax.jit(functools.partial(finish_and_update, model=model, tx=tx, ppo=ppo,
+                                            cfg=cfg, mesh=mesh),
+                          out_shardings=(shardings, replicated), donate_argnums=0)
 
   def iteration(self, state, batch: dict, timed: bool):
     """(new state, metrics): `batch` holds ctx, cmask, rows (device arrays), contexts (text)
@@ -329,6 +336,23 @@ class PPOTask(loop.Task):
                    metadata=metadata)
 
 
+def state_layout(model, tx, mesh, shared_critic: bool) -> tuple[PPOState, PPOState]:
+  """(the abstract PPO state, its shardings) of a policy architecture: policy, critic
+  (a backbone of the policy's architecture unless shared) and AdamW's state, placed by the
+  logical rules."""
+  boxed_model = model.abstract_params()
+  head_shapes = heads.abstract(R.zero_value_head(model.hidden_size))
+  boxed = {"policy": boxed_model, "critic": {"head": head_shapes} if shared_critic
+           else {"backbone": boxed_model, "head": head_shapes}}
+  abstract = abstract_state(boxed, tx)
+  base = state_shardings(abstract, mesh)
+  scalar = jax.ShapeDtypeStruct((), jnp.float32)
+  shapes = PPOState(abstract.step, nn.unbox(abstract.params), nn.unbox(abstract.opt_state),
+                    abstract.rng, scalar)
+  return shapes, PPOState(base.step, base.params, base.opt_state, base.rng,
+                          sharding.replicated(mesh))
+
+
 def initial_state(cfg: PPORunConfig, policy, reward, tx, mesh) -> tuple[PPOState, PPOState]:
   """(the sharded start state, its shardings): the policy, a critic (its own backbone -- the
   reward model's when it has the policy's architecture, TRL's practice -- or the policy's
@@ -342,13 +366,7 @@ def initial_state(cfg: PPORunConfig, policy, reward, tx, mesh) -> tuple[PPOState
   shared = cfg.critic == "shared"
   params = {"policy": policy.params,
             "critic": {"head": head} if shared else {"backbone": critic_backbone, "head": head}}
-  boxed_model = policy.model.abstract_params()
-  head_shapes = heads.abstract(head)
-  boxed = {"policy": boxed_model, "critic": {"head": head_shapes} if shared
-           else {"backbone": boxed_model, "head": head_shapes}}
-  base = state_shardings(abstract_state(boxed, tx), mesh)
-  shardings = PPOState(base.step, base.params, base.opt_state, base.rng,
-                       sharding.replicated(mesh))
+  shardings = state_layout(policy.model, tx, mesh, shared)[1]
   params = sharding.shard_tree(params, shardings.params)
   opt_state = jax.jit(tx.init, out_shardings=shardings.opt_state)(params)
   state = PPOState(jax.device_put(jnp.int32(0), shardings.step), params, opt_state,

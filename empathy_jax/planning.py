@@ -1,0 +1,301 @@
+"""Memory and layout plans: the real SFT, reward and PPO programs compiled for a mesh of any
+size, on abstract shapes (no weight is allocated), with what each device would hold.
+
+`launch/plan.py` runs this on fake CPU devices (`--devices 64`) to plan a pod from a laptop:
+XLA partitions the programs exactly as it would for the pod (the same SPMD partitioner), and
+its memory analysis gives each device's arguments, outputs and temporaries. Activation memory
+depends on the backend's fusion and scheduling, so a TPU's or GPU's temporaries differ from the
+CPU's; parameter and optimizer bytes are exact.
+
+The hub models' architectures are written out below (their published config.json fields), so a
+plan needs neither the hub nor the weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+import time
+from typing import Any, Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from empathy_jax import registry, sharding
+from empathy_jax.generation.config import resolve
+from empathy_jax.models import heads
+from empathy_jax.models.api import DialogueModel
+from empathy_jax.models.configs import RuntimeOptions, config_from_hf
+from empathy_jax.training import reward_trainer, sft
+from empathy_jax.training.optimizer import OptimizerConfig, make_optimizer
+from empathy_jax.training.ppo import step as S
+from empathy_jax.training.ppo import trainer as ppo_trainer
+from empathy_jax.training.state import abstract_state, state_shardings
+
+_T5_V11 = dict(model_type="t5", d_kv=64, feed_forward_proj="gated-gelu",
+               tie_word_embeddings=False, relative_attention_num_buckets=32,
+               relative_attention_max_distance=128, dropout_rate=0.1, layer_norm_epsilon=1e-6,
+               vocab_size=32128, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+_GPT2 = dict(model_type="gpt2", n_positions=1024, activation_function="gelu_new",
+             resid_pdrop=0.1, embd_pdrop=0.1, attn_pdrop=0.1, layer_norm_epsilon=1e-5,
+             vocab_size=50257, bos_token_id=50256, eos_token_id=50256)
+# The published config.json fields of the registry's hub checkpoints (architecture only).
+PUBLISHED_ARCHITECTURES: dict[str, dict[str, Any]] = {
+    "GODEL_SMALL": dict(_T5_V11, d_model=768, d_ff=2048, num_layers=12, num_decoder_layers=12,
+                        num_heads=12),
+    "GODEL_LARGE": dict(_T5_V11, d_model=1024, d_ff=2816, num_layers=24,
+                        num_decoder_layers=24, num_heads=16),
+    "DialoGPT_SMALL": dict(_GPT2, n_embd=768, n_layer=12, n_head=12),
+    "DialoGPT_MEDIUM": dict(_GPT2, n_embd=1024, n_layer=24, n_head=16),
+    "DialoGPT_LARGE": dict(_GPT2, n_embd=1280, n_layer=36, n_head=20),
+    "BlenderBot": dict(model_type="blenderbot", d_model=1280, encoder_layers=2,
+                       decoder_layers=12, encoder_attention_heads=32,
+                       decoder_attention_heads=32, encoder_ffn_dim=5120, decoder_ffn_dim=5120,
+                       max_position_embeddings=128, activation_function="gelu", dropout=0.1,
+                       attention_dropout=0.0, activation_dropout=0.0, scale_embedding=True,
+                       vocab_size=8008, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                       decoder_start_token_id=1, forced_eos_token_id=2),
+}
+# The registry's tiny models take their vocabulary from their tokenizer.
+_TINY_VOCAB = {"godel": 32102, "dialogpt": 50257, "blenderbot": None}
+
+STEPS = ("sft", "reward", "ppo_rollout", "ppo_update")
+COLLECTIVES = ("all-gather", "all-reduce", "reduce-scatter", "all-to-all", "collective-permute")
+
+
+def architecture(model: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+  """transformers config fields of a registry model (published ones for hub models), with
+  `overrides` (e.g. fewer layers for a quick plan)."""
+  if model in PUBLISHED_ARCHITECTURES:
+    hf = dict(PUBLISHED_ARCHITECTURES[model])
+  else:
+    spec = registry.get_model_spec(model)
+    hf = dict(spec.config or {})
+    if "vocab_size" not in hf:
+      vocab = _TINY_VOCAB.get(spec.family)
+      if vocab is None:
+        from empathy_jax.models.loaded import format_for  # pylint: disable=import-outside-toplevel
+
+        vocab = len(format_for(spec.family, spec.tokenizer, spec.max_length).tokenizer)
+      hf["vocab_size"] = vocab
+  return {**hf, **dict(overrides or {})}
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanConfig:
+  """What to plan. Lengths in tokens: contexts, SFT targets and reward responses
+  (`target_length`), PPO responses (`max_new_tokens`); `num_responses` per reward context."""
+
+  model: str
+  mesh: sharding.MeshConfig = sharding.MeshConfig()
+  steps: tuple[str, ...] = STEPS
+  batch_size: int = 8
+  context_length: int = 256
+  target_length: int = 64
+  max_new_tokens: int = 100
+  num_responses: int = 4
+  dtype: str = "float32"
+  reference_dtype: str = "float32"
+  remat: bool = False
+  scan_layers: bool = False
+  device_memory_gb: float = 16.0
+  overrides: tuple[tuple[str, Any], ...] = ()
+
+  def __post_init__(self):
+    unknown = set(self.steps) - set(STEPS)
+    if unknown:
+      raise ValueError(f"unknown steps {sorted(unknown)}; known: {', '.join(STEPS)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class StepPlan:
+  """Per-device bytes of one compiled program. `resident`: what lives on the device across
+  programs but is not this program's argument (the PPO reference and reward model during the
+  update, say); `peak` = resident + arguments + outputs - donated + temporaries."""
+
+  step: str
+  params: int
+  optimizer: int
+  arguments: int
+  outputs: int
+  aliased: int
+  temporaries: int
+  resident: int
+  collectives: dict[str, int]
+  compile_seconds: float
+
+  @property
+  def peak(self) -> int:
+    return self.resident + self.arguments + self.outputs - self.aliased + self.temporaries
+
+  def fits(self, device_memory_gb: float) -> bool:
+    return self.peak <= device_memory_gb * 2**30
+
+
+def per_device_bytes(shapes, shardings) -> int:
+  """Bytes of a tree's largest shard on one device (abstract shapes, by their shardings)."""
+  def one(x, s):
+    return int(np.prod(s.shard_shape(tuple(x.shape)))) * jnp.dtype(x.dtype).itemsize
+  return sum(jax.tree.leaves(jax.tree.map(one, shapes, shardings)))
+
+
+def count_collectives(hlo_text: str) -> dict[str, int]:
+  """Collective ops in a compiled program's text (each op once, however often a loop runs it)."""
+  return {name: len(re.findall(rf"\b{name}(?:-start)?\(", hlo_text)) for name in COLLECTIVES}
+
+
+def _abstract(shapes, shardings):
+  return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                      shapes, shardings)
+
+
+def _compiled(fn, *args):
+  start = time.perf_counter()
+  compiled = fn.lower(*args).compile()
+  return compiled, time.perf_counter() - start
+
+
+def _step_plan(step, compiled, seconds, params, optimizer, resident) -> StepPlan:
+  mem = compiled.memory_analysis()
+  return StepPlan(step, params, optimizer, int(mem.argument_size_in_bytes),
+                  int(mem.output_size_in_bytes), int(mem.alias_size_in_bytes),
+                  int(mem.temp_size_in_bytes), resident,
+                  count_collectives(compiled.as_text()), seconds)
+
+
+def _batch(mesh, **shapes) -> dict:
+  """Abstract int32 (float32 for `factor`) batch arrays split over the batch axes."""
+  return {k: jax.ShapeDtypeStruct(shape, jnp.float32 if k.startswith("factor") else jnp.int32,
+                                  sharding=sharding.batch_sharding(mesh, len(shape)))
+          for k, shape in shapes.items()}
+
+
+class _Planner:
+  def __init__(self, cfg: PlanConfig, mesh):
+    self.cfg, self.mesh = cfg, mesh
+    opts = RuntimeOptions(dtype=cfg.dtype, remat=cfg.remat, scan_layers=cfg.scan_layers)
+    self.model = DialogueModel(config_from_hf(architecture(cfg.model, dict(cfg.overrides)),
+                                              opts))
+    self.tx = make_optimizer(OptimizerConfig(), 1, 1)[0]
+    self.replicated = sharding.replicated(mesh)
+
+  def _train_state(self, boxed_params):
+    abstract = abstract_state(boxed_params, self.tx)
+    return nn.unbox(abstract), state_shardings(abstract, self.mesh)
+
+  def _sizes(self, shapes, shardings):
+    return (per_device_bytes(shapes.params, shardings.params),
+            per_device_bytes(shapes.opt_state, shardings.opt_state))
+
+  def sft(self) -> StepPlan:
+    b, c, t = self.cfg.batch_size, self.cfg.context_length, self.cfg.target_length
+    shapes, shardings = self._train_state(self.model.abstract_params())
+    batch = _batch(self.mesh, context_ids_BxC=(b, c), context_mask_BxC=(b, c),
+                   target_ids_BxT=(b, t), target_mask_BxT=(b, t), example_index_B=(b,))
+    fn = jax.jit(functools.partial(sft.train_step, model=self.model, tx=self.tx, grad_accum=1),
+                 out_shardings=(shardings, self.replicated), donate_argnums=0)
+    compiled, seconds = _compiled(fn, _abstract(shapes, shardings), batch)
+    return _step_plan("sft", compiled, seconds, *self._sizes(shapes, shardings), 0)
+
+  def reward(self) -> StepPlan:
+    b, c, t, r = (self.cfg.batch_size, self.cfg.context_length, self.cfg.target_length,
+                  self.cfg.num_responses)
+    p = r * (r - 1) // 2
+    head = heads.abstract(heads.init_scalar_head(jax.random.PRNGKey(0), self.model.hidden_size))
+    shapes, shardings = self._train_state({"backbone": self.model.abstract_params(),
+                                           "head": head})
+    batch = _batch(self.mesh, context_ids_BxC=(b, c), context_mask_BxC=(b, c),
+                   response_ids_BxRxT=(b, r, t), response_mask_BxRxT=(b, r, t),
+                   pair_a_BxP=(b, p), pair_b_BxP=(b, p), factor_BxP=(b, p),
+                   pair_mask_BxP=(b, p), context_index_B=(b,))
+    fn = jax.jit(functools.partial(reward_trainer.train_step, model=self.model, tx=self.tx,
+                                   pad_id=0, dropout=0.1, loss="original", margin=0.0,
+                                   center=0.0),
+                 out_shardings=(shardings, self.replicated), donate_argnums=0)
+    compiled, seconds = _compiled(fn, _abstract(shapes, shardings), batch)
+    return _step_plan("reward", compiled, seconds, *self._sizes(shapes, shardings), 0)
+
+  def _ppo(self):
+    cfg = self.cfg
+    run = ppo_trainer.PPORunConfig(dataset_dir=".", output_dir=".", reward_model_dir=".",
+                                   model=cfg.model, batch_size=cfg.batch_size,
+                                   max_new_tokens=cfg.max_new_tokens)
+    ppo = run.ppo(resolve({}, {}, self.model.cfg))
+    shapes, shardings = ppo_trainer.state_layout(self.model, self.tx, self.mesh, False)
+    state = _abstract(shapes, shardings)
+    ref_shapes = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, jnp.dtype(cfg.reference_dtype)),
+        shapes.params["policy"])
+    ref = _abstract(ref_shapes, shardings.params["policy"])
+    ref_bytes = per_device_bytes(ref_shapes, shardings.params["policy"])
+    # The reward model: a backbone of the policy's architecture and its head, as placed.
+    reward_bytes = per_device_bytes(shapes.params["critic"], shardings.params["critic"])
+    b, c = cfg.batch_size, cfg.context_length
+    batch = _batch(self.mesh, ctx=(b, c), cmask=(b, c))
+    rows = jax.ShapeDtypeStruct((b,), jnp.int32, sharding=self.replicated)
+    model = self.model
+
+    def sample(state, ref_params, ctx, cmask, rows):
+      return S.sample(model, state.params, ref_params, ctx, cmask,
+                      jax.random.fold_in(state.rng, 0), rows, cfg=ppo)
+
+    sizes = self._sizes(shapes, shardings)
+    return (run, ppo, state, shapes, shardings, ref, ref_bytes, reward_bytes, batch, rows,
+            sample, sizes)
+
+  def ppo_rollout(self) -> StepPlan:
+    (_, _, state, _, _, ref, _, reward_bytes, batch, rows, sample, sizes) = self._ppo()
+    compiled, seconds = _compiled(jax.jit(sample), state, ref, batch["ctx"], batch["cmask"],
+                                  rows)
+    # The optimizer state is no argument of the rollout (unused, pruned) but stays resident.
+    return _step_plan("ppo_rollout", compiled, seconds, *sizes, sizes[1] + reward_bytes)
+
+  def ppo_update(self) -> StepPlan:
+    (run, ppo, state, _, shardings, ref, ref_bytes, reward_bytes, batch, rows, sample,
+     sizes) = self._ppo()
+    rollout = jax.eval_shape(sample, state, ref, batch["ctx"], batch["cmask"], rows)
+    rollout = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
+        x.shape, x.dtype, sharding=sharding.batch_sharding(self.mesh, len(x.shape))), rollout)
+    scores = jax.ShapeDtypeStruct((self.cfg.batch_size,), jnp.float32, sharding=self.replicated)
+    fn = jax.jit(functools.partial(ppo_trainer.finish_and_update, model=self.model, tx=self.tx,
+                                   ppo=ppo, cfg=run, mesh=self.mesh),
+                 out_shardings=(shardings, self.replicated), donate_argnums=0)
+    compiled, seconds = _compiled(fn, state, rollout, scores)
+    return _step_plan("ppo_update", compiled, seconds, *sizes, ref_bytes + reward_bytes)
+
+
+def plan(cfg: PlanConfig, devices=None) -> list[StepPlan]:
+  """Compiles each of `cfg.steps` on a mesh over `devices` (all by default) and reports them."""
+  mesh = sharding.make_mesh(cfg.mesh, devices)
+  planner = _Planner(cfg, mesh)
+  return [getattr(planner, step)() for step in cfg.steps]
+
+
+def parameter_count(cfg: PlanConfig) -> int:
+  model = DialogueModel(config_from_hf(architecture(cfg.model, dict(cfg.overrides))))
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nn.unbox(model.abstract_params())))
+
+
+def gib(n: int) -> str:
+  return f"{n / 2**30:.2f}"
+
+
+def table(cfg: PlanConfig, plans: list[StepPlan]) -> str:
+  """The plans as a text table (GiB per device)."""
+  head = (f"{cfg.model}: mesh data={cfg.mesh.data} fsdp={cfg.mesh.fsdp} "
+          f"tensor={cfg.mesh.tensor}, batch {cfg.batch_size}, context {cfg.context_length}, "
+          f"target {cfg.target_length}, new tokens {cfg.max_new_tokens}, {cfg.dtype}"
+          f"{', remat' if cfg.remat else ''}{', scan_layers' if cfg.scan_layers else ''}; "
+          f"GiB per device, fits {cfg.device_memory_gb:g} GiB?")
+  rows = [f"{'step':<12}{'params':>8}{'optim':>8}{'args':>8}{'temps':>8}{'other':>8}"
+          f"{'peak':>8}  fits  collectives (ops)  compile s"]
+  for p in plans:
+    coll = " ".join(f"{k}:{v}" for k, v in p.collectives.items() if v) or "none"
+    rows.append(f"{p.step:<12}{gib(p.params):>8}{gib(p.optimizer):>8}{gib(p.arguments):>8}"
+                f"{gib(p.temporaries):>8}{gib(p.resident):>8}{gib(p.peak):>8}  "
+                f"{'yes' if p.fits(cfg.device_memory_gb) else 'NO':<4}  {coll}  "
+                f"{p.compile_seconds:.1f}")
+  return "\n".join([head, *rows])

@@ -1,0 +1,116 @@
+#!/usr/bin/env python
+"""Memory and layout plan of the SFT, reward and PPO steps for a mesh you may not have.
+
+  python launch/plan.py --model GODEL_LARGE --devices 64 --mesh_data 8 --mesh_fsdp 8 \
+      --dtype bfloat16 --scan_layers --device_memory_gb 16
+  python launch/plan.py --config configs/sft_godel_ed.py --devices 8 --mesh_fsdp 8 --steps sft
+
+Compiles the real train programs on abstract shapes (no weights are made) for a mesh of
+`--devices` fake CPU devices, and prints per device: parameter and optimizer bytes, the
+program's arguments and temporaries (XLA's memory analysis), what else stays resident (PPO's
+reference and reward model), the peak, whether it fits `--device_memory_gb` (16 for a TPU
+v5e, 32 for a v4, 80 for an A100/H100), and the collective ops in each program. Hub models'
+architectures are built in; no download. A final JSON line holds every figure.
+"""
+
+import os
+import sys
+
+
+def _simulated_devices(argv) -> None:
+  """--devices N must reach XLA before jax is imported: N fake CPU devices."""
+  for i, arg in enumerate(argv):
+    if arg.startswith("--devices"):
+      n = arg.split("=", 1)[1] if "=" in arg else argv[i + 1]
+      os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                 f" --xla_force_host_platform_device_count={n}")
+      os.environ["JAX_PLATFORMS"] = "cpu"
+
+
+_simulated_devices(sys.argv)
+
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+
+from absl import app, flags, logging  # noqa: E402
+
+from empathy_jax import launch_flags, planning  # noqa: E402
+
+F = flags
+F.DEFINE_integer("devices", None, "Simulate this many devices (fake CPU devices). Without it, "
+                 "the machine's own devices.")
+launch_flags.define_model_flags()
+_CONFIG = launch_flags.define_config_flag()
+_MESH = launch_flags.define_mesh_flags()
+F.DEFINE_list("steps", list(planning.STEPS), f"Programs to plan: {', '.join(planning.STEPS)}.")
+F.DEFINE_integer("batch_size", 8, "Global batch size (PPO: rollout contexts).")
+F.DEFINE_integer("context_length", 256, "Context tokens (the padded bucket).")
+F.DEFINE_integer("target_length", 64, "SFT target / reward response tokens.")
+F.DEFINE_integer("max_new_tokens", 100, "PPO response tokens (the original's default).")
+F.DEFINE_integer("num_responses", 4, "Reward model: responses per context.")
+F.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype (weights and the "
+              "optimizer stay float32).")
+F.DEFINE_enum("reference_dtype", "float32", ["float32", "bfloat16"], "PPO's frozen reference.")
+F.DEFINE_bool("remat", False, "Rematerialise blocks in the backward pass.")
+F.DEFINE_bool("scan_layers", False, "Scan over layers.")
+F.DEFINE_float("device_memory_gb", 16.0, "Accelerator memory per device, GiB.")
+F.DEFINE_multi_string("override", [], "Architecture field=value (e.g. num_layers=2), for a "
+                      "reduced model.")
+F.DEFINE_string("output_json", None, "Also write the figures here.")
+
+KNOWN = {"model", "mesh_data", "mesh_fsdp", "mesh_tensor", "batch_size", "max_new_tokens",
+         "dtype", "reference_dtype", "remat", "scan_layers"}
+
+
+def _override(text: str):
+  key, _, raw = text.partition("=")
+  if not key or not raw:
+    launch_flags.fail(f"--override wants field=value, got {text!r}")
+  try:
+    return key, json.loads(raw)
+  except json.JSONDecodeError:
+    return key, raw
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.ERROR)
+  # An experiment config brings its model and run settings; its data/run fields do not matter.
+  model = launch_flags.model_source()[0]
+  if not model:
+    launch_flags.fail("give --model (a registry name, e.g. GODEL_LARGE) or a --config with one")
+  value = launch_flags.value
+  try:
+    cfg = planning.PlanConfig(
+        model=model, mesh=_MESH(), steps=tuple(F.FLAGS.steps),
+        batch_size=value("batch_size"), context_length=F.FLAGS.context_length,
+        target_length=F.FLAGS.target_length, max_new_tokens=value("max_new_tokens"),
+        num_responses=F.FLAGS.num_responses, dtype=value("dtype"),
+        reference_dtype=value("reference_dtype"), remat=value("remat"),
+        scan_layers=value("scan_layers"), device_memory_gb=F.FLAGS.device_memory_gb,
+        overrides=tuple(_override(o) for o in F.FLAGS.override))
+    planning.architecture(cfg.model)
+  except (ValueError, KeyError) as e:
+    launch_flags.fail(str(e))
+  import jax  # pylint: disable=import-outside-toplevel
+
+  try:
+    cfg.mesh.shape(jax.device_count())
+  except ValueError as e:
+    launch_flags.fail(f"{e} (simulate more with --devices N)")
+  print(f"{planning.parameter_count(cfg) / 1e6:.0f}M parameters, {jax.device_count()} "
+        f"{jax.devices()[0].platform} devices", flush=True)
+  plans = planning.plan(cfg)
+  print(planning.table(cfg, plans))
+  result = {"config": {**dataclasses.asdict(cfg), "mesh": dataclasses.asdict(cfg.mesh)},
+            "devices": jax.device_count(), "parameters": planning.parameter_count(cfg),
+            "steps": [{**dataclasses.asdict(p), "peak": p.peak,
+                       "fits": p.fits(cfg.device_memory_gb)} for p in plans]}
+  if F.FLAGS.output_json:
+    with open(F.FLAGS.output_json, "w") as f:
+      json.dump(result, f, indent=1)
+  print(json.dumps(result))
+
+
+if __name__ == "__main__":
+  app.run(main)
