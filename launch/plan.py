@@ -34,7 +34,7 @@ import json  # noqa: E402
 
 from absl import app, flags, logging  # noqa: E402
 
-from empathy_jax import launch_flags, planning  # noqa: E402
+from empathy_jax import launch_flags, planning, registry  # noqa: E402
 
 F = flags
 F.DEFINE_integer("devices", None, "Simulate this many devices (fake CPU devices). Without it, "
@@ -44,7 +44,8 @@ _CONFIG = launch_flags.define_config_flag()
 _MESH = launch_flags.define_mesh_flags()
 F.DEFINE_list("steps", list(planning.STEPS), f"Programs to plan: {', '.join(planning.STEPS)}.")
 F.DEFINE_integer("batch_size", 8, "Global batch size (PPO: rollout contexts).")
-F.DEFINE_integer("context_length", 256, "Context tokens (the padded bucket).")
+F.DEFINE_integer("context_length", None, "Context tokens (the padded bucket; default 256, or "
+                 "the model's longest input when shorter: BlenderBot's 128).")
 F.DEFINE_integer("target_length", 64, "SFT target / reward response tokens.")
 F.DEFINE_integer("max_new_tokens", 100, "PPO response tokens (the original's default).")
 F.DEFINE_integer("num_responses", 4, "Reward model: responses per context.")
@@ -80,10 +81,14 @@ def main(argv):
   if not model:
     launch_flags.fail("give --model (a registry name, e.g. GODEL_LARGE) or a --config with one")
   value = launch_flags.value
+  if model not in registry.all_models():
+    launch_flags.fail(f"unknown model {model!r}; known: {', '.join(sorted(registry.all_models()))}")
   try:
     cfg = planning.PlanConfig(
         model=model, mesh=_MESH(), steps=tuple(F.FLAGS.steps),
-        batch_size=value("batch_size"), context_length=F.FLAGS.context_length,
+        batch_size=value("batch_size"),
+        context_length=F.FLAGS.context_length or min(256, registry.get_model_spec(model)
+                                                     .max_length),
         target_length=F.FLAGS.target_length, max_new_tokens=value("max_new_tokens"),
         num_responses=F.FLAGS.num_responses, dtype=value("dtype"),
         reference_dtype=value("reference_dtype"), remat=value("remat"),

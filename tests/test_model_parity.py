@@ -17,8 +17,10 @@ def _compare(ours, theirs, mask, atol=1e-4):
   np.testing.assert_allclose(np.asarray(ours)[m], theirs[m], atol=atol, rtol=0)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("scan", [False, True])
+# Scanned layers are checked against the unrolled ones on every family in
+# test_model_options.py; here against transformers on the uneven-depth T5 and on GPT-2.
+@pytest.mark.parametrize("kind, scan", [(k, False) for k in KINDS]
+                         + [("godel_v11", True), ("dialogpt", True)])
 def test_logits_and_hidden_match_pytorch(kind, scan, tmp_path, ed_test):
   model, fmt = hf.save_torch_model(kind, str(tmp_path))
   loaded = load_model(str(tmp_path), RuntimeOptions(scan_layers=scan))
