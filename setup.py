@@ -38,7 +38,8 @@ setup(
     extras_require={
         # torch is only a reference in tests (parity with transformers' PyTorch models) and the
         # reader of original .ckpt / .bin files; the CPU build is pinned exactly.
-        "test": ["torch==2.13.0", "pytest==9.0.3", "pexpect==4.8.0"],
+        # tensorflow-text: the tf.data input path's tests run in CI too.
+        "test": ["torch==2.13.0", "pytest==9.0.3", "pexpect==4.8.0", "tensorflow-text==2.21.1"],
         "torch": ["torch==2.13.0"],
         "tf": ["tensorflow-text==2.21.1"],
     },

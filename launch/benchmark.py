@@ -7,6 +7,7 @@
   python launch/benchmark.py --mode classifiers
   python launch/benchmark.py --mode reward --model GODEL_TINY --batch_size 8
   python launch/benchmark.py --mode ppo --model DialoGPT_TINY --batch_size 8
+  python launch/benchmark.py --mode tokenize --max_examples 5242 (the [tf] extra)
 
 Comparisons with PyTorch run when torch is installed: same weights, same inputs (PyTorch padded
 to each batch's longest, as its users pad), outputs asserted equal, equal repeats taken in
@@ -17,12 +18,13 @@ from absl import app, flags
 
 from empathy_jax.benchmarks.common import BenchConfig
 
-MODES = ("test", "generation", "sft", "classifiers", "reward", "ppo")
+MODES = ("test", "generation", "sft", "classifiers", "reward", "ppo", "tokenize")
 _MODE = flags.DEFINE_enum("mode", None, list(MODES), "What to measure: test = the whole "
                           "test.py process vs the original's loop; generation = tokens/s; "
                           "sft = train steps; classifiers = the metric classifiers; "
                           "reward = reward-model train steps (rated pairs/s); ppo = one PPO "
-                          "iteration (episodes/s, rollout/scoring/update split).",
+                          "iteration (episodes/s, rollout/scoring/update split); tokenize = "
+                          "the tf.data input path vs the default tokenizer (examples/s).",
                           required=True)
 _MODEL = flags.DEFINE_string("model", "GODEL_TINY", "Registry model (or checkpoint path).")
 _BATCH = flags.DEFINE_integer("batch_size", None, "Batch size (default: 32 for test and "
@@ -42,7 +44,7 @@ _DATASET = flags.DEFINE_string("dataset_dir", "datasets/empathetic_dialogues",
 def main(argv):
   del argv
   default_batch = {"test": 32, "generation": 32, "sft": 8, "classifiers": 32,
-                   "reward": 8, "ppo": 8}[_MODE.value]
+                   "reward": 8, "ppo": 8, "tokenize": 512}[_MODE.value]
   cfg = BenchConfig(mode=_MODE.value, model=_MODEL.value,
                     batch_size=_BATCH.value or default_batch, beam_width=_BEAMS.value,
                     max_new_tokens=_NEW.value, repeats=_REPEATS.value,
@@ -58,6 +60,8 @@ def main(argv):
     from empathy_jax.benchmarks import reward as bench  # pylint: disable=import-outside-toplevel
   elif cfg.mode == "ppo":
     from empathy_jax.benchmarks import ppo as bench  # pylint: disable=import-outside-toplevel
+  elif cfg.mode == "tokenize":
+    from empathy_jax.benchmarks import tokenize as bench  # pylint: disable=import-outside-toplevel
   else:
     from empathy_jax.benchmarks import classifiers as bench  # pylint: disable=import-outside-toplevel
   bench.run(cfg)

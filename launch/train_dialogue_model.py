@@ -44,6 +44,9 @@ F.DEFINE_integer("max_train_examples", None, "Use only the first N train rows.")
 F.DEFINE_integer("max_val_examples", None, "Use only the first N val rows.")
 F.DEFINE_integer("num_val_samples", 3, "Validation responses logged per epoch.")
 F.DEFINE_integer("sample_max_new_tokens", 40, "New tokens of each logged validation sample.")
+F.DEFINE_enum("input_pipeline", "python", ["python", "tfdata"], "Tokenize with transformers "
+              "(python) or with tf.data and in-graph SentencePiece (tfdata, GODEL family; "
+              "pip install 'empathy-jax[tf]'): the same ids.")
 _MESH, _CACHE = launch_flags.define_run_flags(10, 500)
 F.adopt_module_key_flags(launch_flags)  # list the shared flags in --help
 
@@ -55,7 +58,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)  # orbax is chatty at INFO; progress has its own bar
   try:
     summary = train_dialogue_model(cfg)  # checks every input before heavy work
-  except (DatasetError, CheckpointError) as e:
+  except (DatasetError, CheckpointError, ImportError) as e:
     launch_flags.fail(str(e))
   summary.pop("params")
   print(json.dumps(summary, indent=2))

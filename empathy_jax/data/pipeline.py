@@ -69,8 +69,10 @@ def _fingerprint(split: DialogueSplit, fmt: DialogueFormat, source: str) -> str:
 
 
 def tokenize_split(split: DialogueSplit, fmt: DialogueFormat, cache_dir: str | None = None,
-                   tokenizer_source: str = ""):
-  """Tokenizes a split in the family's format; returns a `datasets.Dataset`.
+                   tokenizer_source: str = "", pipeline: str = "python"):
+  """Tokenizes a split in the family's format; returns a `datasets.Dataset`. `pipeline`:
+  "python" (transformers' tokenizer) or "tfdata" (`data.tfdata`: in-graph SentencePiece, the
+  same ids; GODEL family).
 
   Columns: context_ids, target_ids (int32 lists), context_truncated, target_truncated.
   Truncation is logged with counts; nothing is dropped.
@@ -80,9 +82,17 @@ def tokenize_split(split: DialogueSplit, fmt: DialogueFormat, cache_dir: str | N
   datasets.disable_progress_bars()  # tokenizing is quick; our own bars show long work
   path = None
   if cache_dir:
-    path = os.path.join(cache_dir, f"tokenized-{_fingerprint(split, fmt, tokenizer_source)}")
+    kind = "" if pipeline == "python" else f"{pipeline}-"
+    path = os.path.join(cache_dir,
+                        f"tokenized-{kind}{_fingerprint(split, fmt, tokenizer_source)}")
     if os.path.isdir(path):
       return datasets.load_from_disk(path)
+  if pipeline == "tfdata":
+    from empathy_jax.data import tfdata  # pylint: disable=import-outside-toplevel
+
+    table = tfdata.tokenize_split(split, fmt)
+    n_ctx, n_tgt = sum(table["context_truncated"]), sum(table["target_truncated"])
+    return _finish(table, path, split, fmt, n_ctx, n_tgt)
   contexts = fmt.encode_contexts(split.contexts, split.instructions, split.knowledge)
   targets = fmt.encode_targets(split.targets)
   contexts = fmt.fit_contexts(contexts, targets)
@@ -97,8 +107,14 @@ def tokenize_split(split: DialogueSplit, fmt: DialogueFormat, cache_dir: str | N
       "context_truncated": datasets.Value("bool"),
       "target_truncated": datasets.Value("bool"),
   }))
-  n_ctx = sum(c.truncated for c in contexts)
-  n_tgt = sum(t.truncated for t in targets)
+  return _finish(table, path, split, fmt, sum(c.truncated for c in contexts),
+                 sum(t.truncated for t in targets))
+
+
+def _finish(table, path, split, fmt, n_ctx, n_tgt):
+  """Logs truncation and writes the cache (when `path`)."""
+  import datasets  # pylint: disable=import-outside-toplevel
+
   if n_ctx or n_tgt:
     logging.warning("%s: %d contexts cut from the left and %d targets cut at the end to "
                     "max_length %d", split.path or "split", n_ctx, n_tgt, fmt.max_length)

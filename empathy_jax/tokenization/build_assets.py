@@ -37,6 +37,8 @@ def build_godel(shared: str) -> None:
   out = os.path.join(ASSETS, "godel")
   shutil.rmtree(out, ignore_errors=True)
   tok.save_pretrained(out)
+  # The SentencePiece model itself, for the in-graph tokenizer of the tf.data input path.
+  shutil.copyfile(os.path.join(tmp, "spiece.model"), os.path.join(out, "spiece.model"))
   shutil.rmtree(tmp)
 
 

@@ -52,6 +52,7 @@ class SFTConfig(TrainRunConfig):
   max_val_examples: int | None = None
   num_val_samples: int = 3
   sample_max_new_tokens: int = 40
+  input_pipeline: str = "python"  # or "tfdata": in-graph SentencePiece (the [tf] extra)
 
   def __post_init__(self):
     self.check_model_choice()
@@ -66,12 +67,18 @@ class SFTConfig(TrainRunConfig):
     if not os.path.isdir(self.dataset_dir):
       raise ValueError(f"--dataset_dir {self.dataset_dir!r} does not exist")
     self.optimizer()  # validates the schedule flags
+    if self.input_pipeline not in ("python", "tfdata"):
+      raise ValueError(f"--input_pipeline must be python or tfdata, got {self.input_pipeline!r}")
 
   def check_inputs(self) -> None:
     """Every file the run will read or write, checked before any heavy work."""
     preflight.check_dialogue_dataset(self.dataset_dir, ("train", "val"))
     preflight.check_model_source(self.model or self.pretrained_model_dir)
     preflight.check_writable(self.output_dir)
+    if self.input_pipeline == "tfdata":
+      from empathy_jax.data import tfdata  # pylint: disable=import-outside-toplevel
+
+      tfdata.require_tf()  # says how to install the [tf] extra
 
   def optimizer(self) -> OptimizerConfig:
     return OptimizerConfig(initial_lr=self.initial_lr, schedule=self.lr_schedule,
@@ -129,8 +136,9 @@ class SFTData:
 
   def __init__(self, cfg: SFTConfig, fmt, tokenizer_source: str):
     cache = os.path.join(cfg.output_dir, "tokenized_cache")
-    self.train = self._load(cfg, "train", cfg.max_train_examples, fmt, cache, tokenizer_source)
-    self.val = self._load(cfg, "val", cfg.max_val_examples, fmt, cache, tokenizer_source)
+    load = functools.partial(self._load, cfg, fmt=fmt, cache=cache, source=tokenizer_source)
+    self.train = load("train", cfg.max_train_examples)
+    self.val = load("val", cfg.max_val_examples)
     self.val_split = load_dialogue_split(split_dir(cfg.dataset_dir, "val"),
                                          cfg.data_erasure_level)
     self.train_batcher = make_batcher(fmt, cfg.batch_size)
@@ -141,7 +149,8 @@ class SFTData:
     data = load_dialogue_split(split_dir(cfg.dataset_dir, split), cfg.data_erasure_level)
     if limit is not None:
       data = data.select(range(min(limit, len(data))))
-    return tokenize_split(data, fmt, cache_dir=cache, tokenizer_source=source)
+    return tokenize_split(data, fmt, cache_dir=cache, tokenizer_source=source,
+                          pipeline=cfg.input_pipeline)
 
 
 def _to_global(batch: Batch, mesh) -> dict:
