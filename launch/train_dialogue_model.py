@@ -18,6 +18,7 @@ import sys
 from absl import app, flags, logging
 
 from empathy_jax import compilation, launch_flags
+from empathy_jax.data.tfdata import InputPipelineError
 from empathy_jax.errors import CheckpointError, DatasetError
 from empathy_jax.training.sft import SFTConfig, train_dialogue_model
 
@@ -58,7 +59,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)  # orbax is chatty at INFO; progress has its own bar
   try:
     summary = train_dialogue_model(cfg)  # checks every input before heavy work
-  except (DatasetError, CheckpointError, ImportError) as e:
+  except (DatasetError, CheckpointError, ImportError, InputPipelineError) as e:
     launch_flags.fail(str(e))
   summary.pop("params")
   print(json.dumps(summary, indent=2))

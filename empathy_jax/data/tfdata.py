@@ -34,6 +34,10 @@ _PACKAGE_SPM = os.path.join(os.path.dirname(os.path.dirname(__file__)), "tokeniz
                             "godel", "spiece.model")
 
 
+class InputPipelineError(ValueError):
+  """The tf.data path cannot serve this run (another model family)."""
+
+
 def require_tf():
   """(tensorflow, tensorflow_text), or an ImportError that says how to install them."""
   try:
@@ -49,8 +53,8 @@ def spm_model_for(fmt) -> bytes:
   """The SentencePiece model of a GODEL-format tokenizer: `spiece.model` beside its files, else
   the package's (GODEL's), when the tokenizer has GODEL's vocabulary."""
   if not isinstance(fmt, GodelFormat):
-    raise ValueError(f"--input_pipeline tfdata supports the godel (T5) family; this model's "
-                     f"format is {fmt.family}")
+    raise InputPipelineError(f"--input_pipeline tfdata supports the godel (T5) family; this "
+                             f"model's format is {fmt.family}: use --input_pipeline python")
   folder = getattr(fmt.tokenizer, "name_or_path", "") or ""
   path = os.path.join(folder, "spiece.model")
   if not os.path.isfile(path):
