@@ -218,53 +218,73 @@ class _Planner:
     compiled, seconds = _compiled(fn, _abstract(shapes, shardings), batch)
     return _step_plan("reward", compiled, seconds, *self._sizes(shapes, shardings), 0)
 
-  def _ppo(self):
+  def _ppo(self) -> "_PPOParts":
     cfg = self.cfg
     run = ppo_trainer.PPORunConfig(dataset_dir=".", output_dir=".", reward_model_dir=".",
                                    model=cfg.model, batch_size=cfg.batch_size,
                                    max_new_tokens=cfg.max_new_tokens)
     ppo = run.ppo(resolve({}, {}, self.model.cfg))
     shapes, shardings = ppo_trainer.state_layout(self.model, self.tx, self.mesh, False)
-    state = _abstract(shapes, shardings)
+    policy_shardings = shardings.params["policy"]
     ref_shapes = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, jnp.dtype(cfg.reference_dtype)),
         shapes.params["policy"])
-    ref = _abstract(ref_shapes, shardings.params["policy"])
-    ref_bytes = per_device_bytes(ref_shapes, shardings.params["policy"])
-    # The reward model: a backbone of the policy's architecture and its head, as placed.
-    reward_bytes = per_device_bytes(shapes.params["critic"], shardings.params["critic"])
     b, c = cfg.batch_size, cfg.context_length
     batch = _batch(self.mesh, ctx=(b, c), cmask=(b, c))
-    rows = jax.ShapeDtypeStruct((b,), jnp.int32, sharding=self.replicated)
     model = self.model
 
     def sample(state, ref_params, ctx, cmask, rows):
       return S.sample(model, state.params, ref_params, ctx, cmask,
                       jax.random.fold_in(state.rng, 0), rows, cfg=ppo)
 
-    sizes = self._sizes(shapes, shardings)
-    return (run, ppo, state, shapes, shardings, ref, ref_bytes, reward_bytes, batch, rows,
-            sample, sizes)
+    params, optimizer = self._sizes(shapes, shardings)
+    return _PPOParts(
+        run=run, ppo=ppo, state=_abstract(shapes, shardings), shardings=shardings,
+        reference=_abstract(ref_shapes, policy_shardings),
+        reference_bytes=per_device_bytes(ref_shapes, policy_shardings),
+        # The reward model: a backbone of the policy's architecture and its head, as placed.
+        reward_bytes=per_device_bytes(shapes.params["critic"], shardings.params["critic"]),
+        rollout_args=(batch["ctx"], batch["cmask"],
+                      jax.ShapeDtypeStruct((b,), jnp.int32, sharding=self.replicated)),
+        sample=sample, params_bytes=params, optimizer_bytes=optimizer)
 
   def ppo_rollout(self) -> StepPlan:
-    (_, _, state, _, _, ref, _, reward_bytes, batch, rows, sample, sizes) = self._ppo()
-    compiled, seconds = _compiled(jax.jit(sample), state, ref, batch["ctx"], batch["cmask"],
-                                  rows)
+    p = self._ppo()
+    compiled, seconds = _compiled(jax.jit(p.sample), p.state, p.reference, *p.rollout_args)
     # The optimizer state is no argument of the rollout (unused, pruned) but stays resident.
-    return _step_plan("ppo_rollout", compiled, seconds, *sizes, sizes[1] + reward_bytes)
+    return _step_plan("ppo_rollout", compiled, seconds, p.params_bytes, p.optimizer_bytes,
+                      p.optimizer_bytes + p.reward_bytes)
 
   def ppo_update(self) -> StepPlan:
-    (run, ppo, state, _, shardings, ref, ref_bytes, reward_bytes, batch, rows, sample,
-     sizes) = self._ppo()
-    rollout = jax.eval_shape(sample, state, ref, batch["ctx"], batch["cmask"], rows)
+    p = self._ppo()
+    rollout = jax.eval_shape(p.sample, p.state, p.reference, *p.rollout_args)
     rollout = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
         x.shape, x.dtype, sharding=sharding.batch_sharding(self.mesh, len(x.shape))), rollout)
     scores = jax.ShapeDtypeStruct((self.cfg.batch_size,), jnp.float32, sharding=self.replicated)
     fn = jax.jit(functools.partial(ppo_trainer.finish_and_update, model=self.model, tx=self.tx,
-                                   ppo=ppo, cfg=run, mesh=self.mesh),
-                 out_shardings=(shardings, self.replicated), donate_argnums=0)
-    compiled, seconds = _compiled(fn, state, rollout, scores)
-    return _step_plan("ppo_update", compiled, seconds, *sizes, ref_bytes + reward_bytes)
+                                   ppo=p.ppo, cfg=p.run, mesh=self.mesh),
+                 out_shardings=(p.shardings, self.replicated), donate_argnums=0)
+    compiled, seconds = _compiled(fn, p.state, rollout, scores)
+    return _step_plan("ppo_update", compiled, seconds, p.params_bytes, p.optimizer_bytes,
+                      p.reference_bytes + p.reward_bytes)
+
+
+@dataclasses.dataclass(frozen=True)
+class _PPOParts:
+  """What both PPO plans start from: the abstract state and reference, their bytes, the
+  rollout's other arguments and its program."""
+
+  run: Any
+  ppo: Any
+  state: Any
+  shardings: Any
+  reference: Any
+  reference_bytes: int
+  reward_bytes: int
+  rollout_args: tuple
+  sample: Any
+  params_bytes: int
+  optimizer_bytes: int
 
 
 def plan(cfg: PlanConfig, devices=None) -> list[StepPlan]:

@@ -85,19 +85,24 @@ def saved(tmp_path_factory):
   return out
 
 
+def _losses_of_both(reference, other, ed_test):
+  """(`_losses` of `reference`, of `other`, the batch): the same batch, rollout and head."""
+  batch = hf.real_batch(reference.fmt, ed_test, n=4, offset=8)
+  rollout = _rollout(reference.model, batch, reference.fmt.pad_id)
+  head = heads.init_scalar_head(jax.random.PRNGKey(1), reference.model.hidden_size)
+  run = lambda loaded: jax.jit(functools.partial(
+      _losses, loaded.model, batch=batch, rollout=rollout, pad_id=reference.fmt.pad_id,
+      head=head))(loaded.params)
+  return run(reference), run(other), batch
+
+
 @pytest.mark.parametrize("kind", ["godel", "dialogpt", "blenderbot"])
 def test_remat_and_scan_layers_give_the_unrolled_models_losses_gradients_and_tokens(
     saved, kind, ed_test):
   plain = load_model(saved[kind], RuntimeOptions(dropout_rate=0.0))
   both = load_model(saved[kind], RuntimeOptions(dropout_rate=0.0, remat=True, scan_layers=True))
   assert both.model.cfg.scan_layers and both.model.cfg.remat
-  batch = hf.real_batch(plain.fmt, ed_test, n=4, offset=8)
-  rollout = _rollout(plain.model, batch, plain.fmt.pad_id)
-  head = heads.init_scalar_head(jax.random.PRNGKey(1), plain.model.hidden_size)
-  run = lambda loaded: jax.jit(functools.partial(
-      _losses, loaded.model, batch=batch, rollout=rollout, pad_id=plain.fmt.pad_id,
-      head=head))(loaded.params)
-  want, got = run(plain), run(both)
+  want, got, batch = _losses_of_both(plain, both, ed_test)
   for name in ("sft", "reward", "ppo"):
     np.testing.assert_allclose(float(got[name][0]), float(want[name][0]), rtol=1e-5)
     # The scanned gradients, unstacked to one tree per layer, equal the unrolled ones.
@@ -114,13 +119,7 @@ def test_bfloat16_computes_in_bf16_with_float32_weights_loss_and_gradients(saved
   f32 = load_model(saved["godel"], RuntimeOptions(dropout_rate=0.0))
   bf16 = load_model(saved["godel"], RuntimeOptions(dropout_rate=0.0, dtype="bfloat16"))
   assert {x.dtype for x in jax.tree.leaves(bf16.params)} == {jnp.dtype(jnp.float32)}
-  batch = hf.real_batch(f32.fmt, ed_test, n=4, offset=8)
-  rollout = _rollout(f32.model, batch, f32.fmt.pad_id)
-  head = heads.init_scalar_head(jax.random.PRNGKey(1), f32.model.hidden_size)
-  run = lambda loaded: jax.jit(functools.partial(
-      _losses, loaded.model, batch=batch, rollout=rollout, pad_id=f32.fmt.pad_id,
-      head=head))(loaded.params)
-  want, got = run(f32), run(bf16)
+  want, got, batch = _losses_of_both(f32, bf16, ed_test)
   logits = lambda loaded: np.asarray(loaded.model.forward(
       loaded.params, batch.context_ids_BxC, batch.context_mask_BxC, batch.target_ids_BxT,
       batch.target_mask_BxT).logits_BxTxV, np.float32)
