@@ -112,3 +112,37 @@ def test_a_bfloat16_reference_gives_the_float32_log_probs_to_bf16_precision(ed_t
   err = np.abs(np.asarray(half) - np.asarray(full))[m]
   # bf16 keeps 8 significand bits: weights move by up to 2**-9 relative, log-probs by ~1e-2.
   assert 0 < err.max() < 0.05, err.max()
+
+
+def test_packed_contexts_give_the_unpacked_rollout_loss_and_gradients(ed_test, tmp_path):
+  """A GODEL policy's teacher-forced passes on packed contexts (the trainer's `context_plan`,
+  fixed shapes): the same log-probs and values, the same loss and gradients, and the update's
+  first step sees that loss."""
+  from empathy_jax import sharding
+  from empathy_jax.training.ppo import trainer as T
+
+  hf.save_torch_model("godel", str(tmp_path / "godel"))
+  loaded, batch, cfg, params, _ = _setup(str(tmp_path / "godel"), ed_test, n=16, new_tokens=6,
+                                         ppo_epochs=2)
+  mesh = sharding.make_mesh(sharding.MeshConfig(), [jax.devices()[0]])
+  plan = T.context_plan(loaded.model, batch.context_mask_BxC, mesh, cfg)
+  assert plan is not None and plan.rows == 12  # 3/4 of the rows: the contexts fit in them
+  sample = jax.jit(functools.partial(S.sample, loaded.model, cfg=cfg))
+  args = (params, loaded.params, batch.context_ids_BxC, batch.context_mask_BxC,
+          jax.random.PRNGKey(3), jnp.arange(16))
+  r, r_packed = sample(*args), sample(*args, plan=plan)
+  np.testing.assert_array_equal(np.asarray(r_packed.response_ids), np.asarray(r.response_ids))
+  for name in ("old_logprobs", "ref_logprobs", "values"):
+    np.testing.assert_allclose(np.asarray(getattr(r_packed, name)), np.asarray(getattr(r, name)),
+                               atol=2e-5, err_msg=name)
+  r = S.finish(r, jnp.linspace(-1.0, 1.0, 16), jnp.float32(0.1), cfg=cfg)
+  grad = jax.jit(jax.value_and_grad(
+      lambda p, pl: S.minibatch_loss(p, r, loaded.model, cfg, pl)[0]))
+  (loss, g), (loss_packed, g_packed) = grad(params, None), grad(params, plan)
+  np.testing.assert_allclose(float(loss_packed), float(loss), rtol=1e-5)
+  flat = lambda tree: np.concatenate([np.ravel(x) for x in jax.tree.leaves(tree)])
+  np.testing.assert_allclose(flat(g_packed), flat(g), atol=1e-5 * np.abs(flat(g)).max())
+  tx = optax.adamw(1e-3)
+  _, _, stats = jax.jit(functools.partial(S.update, model=loaded.model, tx=tx, cfg=cfg))(
+      params, tx.init(params), r, jax.random.PRNGKey(0), plan=plan)
+  np.testing.assert_allclose(float(np.asarray(stats["loss/total"])[0]), float(loss), rtol=1e-5)

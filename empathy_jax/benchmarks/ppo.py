@@ -65,6 +65,7 @@ def _our_side(policy, reward, run, ppo, split, batch):
   rows = np.maximum(batch.example_index_B, 0)
   ctx, cmask = sharding.from_host([batch.context_ids_BxC, batch.context_mask_BxC], data)
   inputs = {"ctx": ctx, "cmask": cmask, "rows": sharding.replicate(rows, mesh),
+            "plan": T.context_plan(policy.model, batch.context_mask_BxC, mesh, ppo),
             "rm_ctx": ctx, "rm_cmask": cmask,
             "contexts": [split.contexts[i] for i in rows]}
   holder = {"state": state, "splits": []}
@@ -225,7 +226,7 @@ def _same_work(programs, inputs, holder, check):
   """Our rollout's pieces against PyTorch's on the same tokens; the first update's loss."""
   state = holder["state"]
   r = programs.sample(state, programs.ref_params, inputs["ctx"], inputs["cmask"],
-                      inputs["rows"])
+                      inputs["rows"], inputs["plan"])
   ours_scores = programs.score(programs.rm_params, r, inputs["rm_ctx"], inputs["rm_cmask"])
   assert int(np.asarray(r.response_mask).min()) == 1, "EOS must be off: every row full length"
   theirs = check(np.asarray(r.response_ids))
@@ -236,7 +237,8 @@ def _same_work(programs, inputs, holder, check):
   # The first update minibatch's loss (the whole rollout when num_minibatches is 1): under
   # the rollout's own parameters, from the finished rollout.
   finished = S.finish(r, ours_scores, jnp.float32(KL_COEF), cfg=programs.ppo)
-  loss, _ = S.minibatch_loss(state.params, finished, programs.policy.model, programs.ppo)
+  loss, _ = S.minibatch_loss(state.params, finished, programs.policy.model, programs.ppo,
+                             inputs["plan"])
   np.testing.assert_allclose(float(loss), float(theirs["loss"]), rtol=1e-3, atol=1e-4,
                              err_msg="the first minibatch's loss differs from PyTorch's")
   return theirs

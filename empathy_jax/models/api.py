@@ -90,10 +90,12 @@ class DialogueModel:
   # -- training / scoring --------------------------------------------------------------------
 
   def forward(self, params, context_ids_BxC, context_mask_BxC, target_ids_BxT, target_mask_BxT,
-              deterministic: bool = True, dropout_rng=None) -> ModelOutput:
+              deterministic: bool = True, dropout_rng=None, plan=None) -> ModelOutput:
+    """`plan`: a `packing.PackingPlan` of the contexts (encoder-decoder models encode them
+    packed; ignored by decoder-only ones)."""
     states, hidden, loss_mask = self._prediction_states(
         params, context_ids_BxC, context_mask_BxC, target_ids_BxT, target_mask_BxT,
-        deterministic, dropout_rng)
+        deterministic, dropout_rng, plan)
     logits = self.logits(params, states)
     if self.is_encoder_decoder:  # row 0 predicts nothing: zeros, as documented
       logits = logits.at[:, 0].set(0.0)
@@ -137,12 +139,14 @@ class DialogueModel:
     return hidden
 
   def prediction_states(self, params, context_ids_BxC, context_mask_BxC, target_ids_BxT,
-                        target_mask_BxT, deterministic: bool = True, dropout_rng=None):
+                        target_mask_BxT, deterministic: bool = True, dropout_rng=None,
+                        plan=None):
     """(states_BxTxD whose row t is the state that predicts target t, loss_mask_BxT): where
-    value heads sit (the LM head of these states gives `forward`'s logits)."""
+    value heads sit (the LM head of these states gives `forward`'s logits). `plan`: as in
+    `forward`."""
     states, _, loss_mask = self._prediction_states(
         params, context_ids_BxC, context_mask_BxC, target_ids_BxT, target_mask_BxT,
-        deterministic, dropout_rng)
+        deterministic, dropout_rng, plan)
     return states, loss_mask
 
   def logits(self, params, states_BxTxD):
@@ -150,13 +154,13 @@ class DialogueModel:
     return self.module.apply({"params": params}, states_BxTxD, method="logits")
 
   def _prediction_states(self, params, context_ids_BxC, context_mask_BxC, target_ids_BxT,
-                         target_mask_BxT, deterministic, dropout_rng):
+                         target_mask_BxT, deterministic, dropout_rng, plan=None):
     """(states_BxTxD whose row t predicts target t, hidden_BxTxD at target t, loss_mask_BxT)."""
     rngs = None if deterministic else {"dropout": dropout_rng}
     variables = {"params": params}
     if self.is_encoder_decoder:
       hidden = self.module.apply(variables, context_ids_BxC, context_mask_BxC, target_ids_BxT,
-                                 target_mask_BxT, deterministic, method="decoder_hidden",
+                                 target_mask_BxT, deterministic, plan, method="decoder_hidden",
                                  rngs=rngs)
       # Decoder position t predicts target t+1: shift so row t predicts target t.
       states = jnp.pad(hidden[:, :-1], ((0, 0), (1, 0), (0, 0)))

@@ -94,9 +94,16 @@ class Embed(nn.Module):
 class EncoderDecoderCalls:
   """The calls T5 and BlenderBot share on top of their `encode`, `decode` and `logits`."""
 
-  def decoder_hidden(self, ids_BxS, mask_BxS, dec_ids_BxT, dec_mask_BxT, deterministic=True):
-    """Last decoder hidden states of a teacher-forced (context, target) batch."""
-    enc = self.encode(ids_BxS, mask_BxS, deterministic)
+  def decoder_hidden(self, ids_BxS, mask_BxS, dec_ids_BxT, dec_mask_BxT, deterministic=True,
+                     plan=None):
+    """Last decoder hidden states of a teacher-forced (context, target) batch; with a
+    `packing.PackingPlan` the contexts are encoded packed (the same states, less work)."""
+    if plan is None:
+      enc = self.encode(ids_BxS, mask_BxS, deterministic)
+    else:
+      ids, mask, positions, segments = plan.encoder_inputs(ids_BxS, mask_BxS)
+      enc = plan.unpack(plan.constrain(self.encode(ids, mask, deterministic, positions,
+                                                   segments)), mask_BxS)
     hidden, _ = self.decode(dec_ids_BxT, dec_mask_BxT, enc, mask_BxS,
                             deterministic=deterministic)
     return hidden

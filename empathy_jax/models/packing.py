@@ -205,14 +205,17 @@ def _plan_rows(mask):
   return _first_fit_decreasing(mask.sum(1), mask.shape[1])
 
 
-def plan(mask_BxC, shards: int = 1) -> PackingPlan | None:
+def plan(mask_BxC, shards: int = 1, rows_per_shard: int | None = None,
+         group: int | None = None) -> PackingPlan | None:
   """The packing of a concrete (host) mask, or None when it would save nothing (as many rows
   as examples) or when some example's tokens are not contiguous (packing keeps each example's
   token distances, which relative position biases depend on, only for contiguous examples).
 
   `shards`: how many ways the batch is split over devices (`sharding.batch_shards(mesh)`);
   each shard's B/S examples are packed into R/S rows of their own, every shard the same count.
-  Rows per shard are rounded up to a multiple of max(1, B / S // 8), the group to a power of 2."""
+  Rows per shard are rounded up to a multiple of max(1, B / S // 8), the group to a power of 2;
+  `rows_per_shard` / `group` fix them instead (None when the batch needs more), so that every
+  batch of a run gives the same shapes: one program."""
   mask = np.asarray(mask_BxC)
   b, _ = mask.shape
   if b % shards:
@@ -223,13 +226,16 @@ def plan(mask_BxC, shards: int = 1) -> PackingPlan | None:
   if any(p is None for p in placed):
     return None
   used = max(p[2] for p in placed)
-  rows = -(-used // step) * step
-  if rows >= per_shard:
+  rows = -(-used // step) * step if rows_per_shard is None else rows_per_shard
+  if rows >= per_shard or used > rows:
     return None
   row = np.concatenate([p[0] for p in placed])
   start = np.concatenate([p[1] for p in placed])
   counts = max(np.bincount(p[0], minlength=rows).max() for p in placed)
-  group = 1 << int(counts - 1).bit_length()
+  if group is None:
+    group = 1 << int(counts - 1).bit_length()
+  elif counts > group:
+    return None
   members = np.full((shards, rows, group), -1, np.int32)
   slot = np.zeros(b, np.int32)
   for b_, r in enumerate(row):
@@ -257,7 +263,8 @@ def place(p: PackingPlan | None, mesh):
   return dataclasses.replace(placed, mesh=mesh)
 
 
-def encoder_plan(model, mask_BxC, shards: int = 1) -> PackingPlan | None:
+def encoder_plan(model, mask_BxC, shards: int = 1, **sizes) -> PackingPlan | None:
   """The packing generation uses for a batch: a plan for encoder-decoder models, None for
-  decoder-only ones (their prompt is decoded, not encoded). `shards`: as in `plan`."""
-  return plan(mask_BxC, shards) if model.is_encoder_decoder else None
+  decoder-only ones (their prompt is decoded, not encoded). `shards`, `sizes`
+  (rows_per_shard, group): as in `plan`."""
+  return plan(mask_BxC, shards, **sizes) if model.is_encoder_decoder else None

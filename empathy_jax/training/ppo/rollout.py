@@ -39,11 +39,11 @@ def response_view(model, x_BxT):
 
 
 def policy_outputs(model, params, ctx_BxC, ctx_mask_BxC, tgt_BxT, tgt_mask_BxT,
-                   temperature: float = 1.0):
+                   temperature: float = 1.0, plan=None):
   """(log-probs [B, N] of the response tokens under the policy at `temperature` — the
   distribution the rollout sampled from —, entropy [B, N] of that distribution). Dropout off:
   the rollout and the update see the same function."""
-  out = model.forward(params, ctx_BxC, ctx_mask_BxC, tgt_BxT, tgt_mask_BxT)
+  out = model.forward(params, ctx_BxC, ctx_mask_BxC, tgt_BxT, tgt_mask_BxT, plan=plan)
   logits = response_view(model, out.logits_BxTxV).astype(jnp.float32) / temperature
   logp_all = jax.nn.log_softmax(logits, axis=-1)
   targets = response_view(model, jnp.asarray(tgt_BxT))
@@ -52,11 +52,11 @@ def policy_outputs(model, params, ctx_BxC, ctx_mask_BxC, tgt_BxT, tgt_mask_BxT,
   return logp, entropy
 
 
-def values(model, critic, ctx_BxC, ctx_mask_BxC, tgt_BxT, tgt_mask_BxT):
+def values(model, critic, ctx_BxC, ctx_mask_BxC, tgt_BxT, tgt_mask_BxT, plan=None):
   """V(state before response token j) [B, N]: a scalar head on the state that predicts token j
   (`critic` = {"backbone": params of `model`'s architecture, "head": scalar head})."""
   states, _ = model.prediction_states(critic["backbone"], ctx_BxC, ctx_mask_BxC, tgt_BxT,
-                                      tgt_mask_BxT)
+                                      tgt_mask_BxT, plan=plan)
   states = response_view(model, states).astype(jnp.float32)
   return jnp.einsum("bnd,d->bn", states, critic["head"]["kernel"]) + critic["head"]["bias"]
 

@@ -98,10 +98,11 @@ ScoreFn = Callable[[jax.Array, jax.Array, jax.Array, jax.Array], jax.Array]
 
 
 def sample(model, params, ref_params, context_ids, context_mask, rng, row_ids, *,
-           cfg: PPOConfig) -> Rollout:
+           cfg: PPOConfig, plan=None) -> Rollout:
   """The rollout's policy side: responses sampled from `params["policy"]`, their teacher-forced
   replay, old and reference log-probs and the critic's values (scores, rewards and advantages
-  still zero: `finish` fills them once the responses are scored)."""
+  still zero: `finish` fills them once the responses are scored). `plan`: a packing of the
+  contexts for the teacher-forced passes (encoder-decoder models; the same values)."""
   g = cfg.generation
   gen = generate(model, params["policy"], context_ids, context_mask, g, rng, row_ids)
   # A row without a context is a batch's filler: its response takes no part.
@@ -111,11 +112,11 @@ def sample(model, params, ref_params, context_ids, context_mask, rng, row_ids, *
   tgt, tgt_mask = R.teacher_forced(model, gen.tokens_BxN, response_mask,
                                    g.decoder_start_token_id)
   old_logp, _ = R.policy_outputs(model, params["policy"], context_ids, context_mask, tgt,
-                                 tgt_mask, g.temperature)
+                                 tgt_mask, g.temperature, plan)
   ref_logp, _ = R.policy_outputs(model, ref_params, context_ids, context_mask, tgt, tgt_mask,
-                                 g.temperature)
+                                 g.temperature, plan)
   values = R.values(model, critic_params(params, cfg), context_ids, context_mask, tgt,
-                    tgt_mask) * mask
+                    tgt_mask, plan) * mask
   zeros = jnp.zeros_like(mask)
   return Rollout(context_ids, context_mask, tgt, tgt_mask, gen.tokens_BxN, response_mask,
                  old_logp * mask, ref_logp * mask, values, jnp.zeros(mask.shape[0]), zeros,
@@ -151,15 +152,17 @@ def make_rollout(model, params, ref_params, context_ids, context_mask, rng, row_
   return finish(r, scores, kl_coef, cfg=cfg)
 
 
-def minibatch_loss(params, mb: Rollout, model, cfg: PPOConfig):
-  """(the clipped PPO loss of a minibatch under `params`, its stats)."""
+def minibatch_loss(params, mb: Rollout, model, cfg: PPOConfig, plan=None):
+  """(the clipped PPO loss of a minibatch under `params`, its stats); `plan`: a packing of
+  the minibatch's contexts, as in `sample`."""
   mask = mb.response_mask.astype(jnp.float32)
   logp, entropy = R.policy_outputs(model, params["policy"], mb.context_ids, mb.context_mask,
-                                   mb.target_ids, mb.target_mask, cfg.generation.temperature)
+                                   mb.target_ids, mb.target_mask, cfg.generation.temperature,
+                                   plan)
   anchor = mb.old_logprobs if cfg.ratio_against == "rollout" else mb.ref_logprobs
   pg, stats = policy_loss(logp, anchor, mb.advantages, mask, cfg.clip_epsilon)
   v = R.values(model, critic_params(params, cfg), mb.context_ids, mb.context_mask, mb.target_ids,
-               mb.target_mask)
+               mb.target_mask, plan)
   vl, vclip = value_loss(v, mb.values, mb.returns, mask, cfg.value_clip)
   ent = masked_mean(entropy, mask)
   loss = pg + cfg.vf_coeff * vl - cfg.entropy_coeff * ent
@@ -171,7 +174,7 @@ def minibatch_loss(params, mb: Rollout, model, cfg: PPOConfig):
 
 
 def update(params, opt_state, rollout: Rollout, rng, *, model, tx, cfg: PPOConfig,
-           batch_sharding=None):
+           batch_sharding=None, plan=None):
   """`ppo_epochs` passes over the rollout in `num_minibatches` shuffled minibatches, one
   optimizer step each, in one `lax.scan`. Returns (params, opt_state, stats stacked per
   minibatch step, in order: [ppo_epochs * num_minibatches]).
@@ -179,9 +182,15 @@ def update(params, opt_state, rollout: Rollout, rng, *, model, tx, cfg: PPOConfi
   `batch_sharding` (the mesh's batch split, `sharding.batch_sharding(mesh, 1)`): each shuffled
   minibatch is split over the devices again. Without it XLA gathers the shuffled rows onto
   every device and runs the minibatch's forward and backward replicated (seen in the
-  compiled program: 4x the temporaries of the split minibatch, a tiny T5 on 64 devices)."""
+  compiled program: 4x the temporaries of the split minibatch, a tiny T5 on 64 devices).
+
+  `plan` (one minibatch only): a packing of the rollout's contexts; each epoch then takes the
+  rollout in its own order -- the loss is a mean over all its tokens, so the order changes only
+  how floats are summed -- and the encoders run on the packed rows."""
   b = rollout.response_ids.shape[0]
   m = cfg.num_minibatches
+  if plan is not None and m != 1:
+    raise ValueError("a packing plan needs the rollout as one minibatch (num_minibatches=1)")
   if b % m:
     raise ValueError(f"{b} rollout rows cannot be split into {m} minibatches")
   orders = jnp.stack([jax.random.permutation(jax.random.fold_in(rng, e), b)
@@ -189,10 +198,14 @@ def update(params, opt_state, rollout: Rollout, rng, *, model, tx, cfg: PPOConfi
 
   def one(carry, rows):
     params, opt_state = carry
-    mb = jax.tree.map(lambda x: jnp.take(x, rows, axis=0), rollout)
-    if batch_sharding is not None and rows.shape[0] % batch_sharding.num_devices == 0:
-      mb = jax.lax.with_sharding_constraint(mb, batch_sharding)
-    (_, stats), grads = jax.value_and_grad(minibatch_loss, has_aux=True)(params, mb, model, cfg)
+    if plan is None:
+      mb = jax.tree.map(lambda x: jnp.take(x, rows, axis=0), rollout)
+      if batch_sharding is not None and rows.shape[0] % batch_sharding.num_devices == 0:
+        mb = jax.lax.with_sharding_constraint(mb, batch_sharding)
+    else:
+      mb = rollout
+    (_, stats), grads = jax.value_and_grad(minibatch_loss, has_aux=True)(params, mb, model, cfg,
+                                                                         plan)
     updates, opt_state = tx.update(grads, opt_state, params)
     params = jax.tree.map(jnp.add, params, updates)
     return (params, opt_state), stats

@@ -31,7 +31,7 @@ from empathy_jax.data.dialogue_dataset import load_dialogue_split, split_dir
 from empathy_jax.data.pipeline import make_batcher, tokenize_split
 from empathy_jax.generation.config import GenerationConfig, resolve
 from empathy_jax.generation.search import generate_ids
-from empathy_jax.models import heads, model_dir, reward_model
+from empathy_jax.models import heads, model_dir, packing, reward_model
 from empathy_jax.models.loading import load_model
 from empathy_jax.training import loop, runs
 from empathy_jax.training.optimizer import OptimizerConfig, make_optimizer
@@ -170,16 +170,31 @@ def _trl_names(stats: dict) -> dict:
   return {renamed.get(k, f"{k}_avg"): v.mean() for k, v in stats.items()}
 
 
-def finish_and_update(state: PPOState, r: S.Rollout, scores, *, model, tx, ppo: S.PPOConfig,
-                      cfg: PPORunConfig, mesh=None):
+def context_plan(model, context_mask_BxC, mesh, ppo: S.PPOConfig):
+  """The packing of a rollout batch's contexts for its teacher-forced passes and its update
+  (encoder-decoder policies, one minibatch), placed on `mesh`; None otherwise or when the
+  batch does not fit. Its shapes are fixed -- 3/4 of each shard's rows, a slot per example --
+  so every batch of a run uses the same two programs (packed, and unpacked for the rare
+  batch that does not fit)."""
+  if not model.is_encoder_decoder or ppo.num_minibatches != 1:
+    return None
+  per_shard = context_mask_BxC.shape[0] // sharding.batch_shards(mesh)
+  plan = packing.encoder_plan(model, context_mask_BxC, sharding.batch_shards(mesh),
+                              rows_per_shard=max(1, -(-3 * per_shard // 4)), group=per_shard)
+  return packing.place(plan, mesh)
+
+
+def finish_and_update(state: PPOState, r: S.Rollout, scores, plan=None, *, model, tx,
+                      ppo: S.PPOConfig, cfg: PPORunConfig, mesh=None):
   """The scored rollout -> rewards and advantages, `ppo_epochs` x `num_minibatches` updates,
-  the KL controller's step: (new state, metrics). `mesh`: minibatches stay split over it."""
+  the KL controller's step: (new state, metrics). `mesh`: minibatches stay split over it;
+  `plan`: `context_plan` of the rollout's contexts."""
   r = S.finish(r, scores, state.kl_coef, cfg=ppo)
   rng = jax.random.fold_in(state.rng, state.step)
   split = None if mesh is None else sharding.batch_sharding(mesh, 1)
   params, opt_state, stats = S.update(state.params, state.opt_state, r,
                                       jax.random.fold_in(rng, 1), model=model, tx=tx, cfg=ppo,
-                                      batch_sharding=split)
+                                      batch_sharding=split, plan=plan)
   summary = S.rollout_stats(r, ppo.generation.eos_token_id, ppo.kl_estimator)
   kl_coef = adaptive_kl(state.kl_coef, summary["objective/kl"], cfg.batch_size,
                         cfg.kl_target, cfg.kl_horizon)
@@ -206,10 +221,10 @@ class Programs:
     self.in_graph = same_tokens(policy.fmt, reward.backbone.fmt)
     replicated = sharding.replicated(mesh)
 
-    def sample(state, ref_params, ctx, cmask, rows):
+    def sample(state, ref_params, ctx, cmask, rows, plan):
       rng = jax.random.fold_in(state.rng, state.step)
       return S.sample(model, state.params, ref_params, ctx, cmask, jax.random.fold_in(rng, 0),
-                      rows, cfg=ppo)
+                      rows, cfg=ppo, plan=plan)
 
     prefix = jnp.asarray(response_prefix(reward.backbone.fmt), jnp.int32)
     rm_model, rm_pad = reward.backbone.model, reward.backbone.fmt.pad_id
@@ -233,7 +248,8 @@ class Programs:
   def iteration(self, state, batch: dict, timed: bool):
     """(new state, metrics): `batch` holds ctx, cmask, rows (device arrays), contexts (text)
     and, for in-graph scoring, rm_ctx and rm_cmask. `timed` waits for each phase and adds the
-    split (time/rollout, time/scoring, time/update, seconds) to the metrics."""
+    split (time/rollout, time/scoring, time/update, seconds) to the metrics. `plan` (optional):
+    `context_plan` of the contexts."""
     if timed:  # earlier steps' work still queued would count as this rollout's
       jax.block_until_ready(state)
     clock = [time.perf_counter()]
@@ -244,7 +260,9 @@ class Programs:
         clock.append(time.perf_counter())
       return tree
 
-    r = lap(self.sample(state, self.ref_params, batch["ctx"], batch["cmask"], batch["rows"]))
+    plan = batch.get("plan")
+    r = lap(self.sample(state, self.ref_params, batch["ctx"], batch["cmask"], batch["rows"],
+                        plan))
     if self.in_graph:
       scores = self.score(self.rm_params, r, batch["rm_ctx"], batch["rm_cmask"])
     else:  # another tokenizer: the responses as text, in the reward model's format
@@ -252,7 +270,7 @@ class Programs:
       texts = [self.policy.fmt.decode(row[m == 1]) for row, m in zip(ids, mask)]
       scores = sharding.replicate(self.scorer(batch["contexts"], texts), self.mesh)
     lap(scores)
-    state, metrics = lap(self.finish(state, r, scores))
+    state, metrics = lap(self.finish(state, r, scores, plan))
     if timed:
       metrics = {**metrics, **{f"time/{k}": b - a for k, a, b in zip(
           ("rollout", "scoring", "update"), clock, clock[1:])}}
@@ -301,6 +319,8 @@ class PPOTask(loop.Task):
     rows = np.maximum(batch.example_index_B, 0)
     ctx, cmask = sharding.from_host([batch.context_ids_BxC, batch.context_mask_BxC], self._data)
     return {"ctx": ctx, "cmask": cmask, "rows": sharding.replicate(rows, self.mesh),
+            "plan": context_plan(self.policy.model, batch.context_mask_BxC, self.mesh,
+                                 self.ppo),
             "row_ids": rows, "contexts": [split.contexts[i] for i in rows],
             "real": batch.example_index_B >= 0, "tokens": int(batch.context_mask_BxC.sum())}
 
