@@ -2,7 +2,7 @@
 """Memory and layout plan of the SFT, reward and PPO steps for a mesh you may not have.
 
   python launch/plan.py --model GODEL_LARGE --devices 64 --mesh_data 8 --mesh_fsdp 8 \
-      --dtype bfloat16 --scan_layers --device_memory_gb 16
+      --batch_size 64 --dtype bfloat16 --scan_layers --remat --device_memory_gb 16
   python launch/plan.py --config configs/sft_godel_ed.py --devices 8 --mesh_fsdp 8 --steps sft
 
 Compiles the real train programs on abstract shapes (no weights are made) for a mesh of
