@@ -29,9 +29,9 @@ from empathy_jax.generation.config import resolve
 from empathy_jax.models import heads
 from empathy_jax.models.api import DialogueModel
 from empathy_jax.models.configs import RuntimeOptions, config_from_hf
+from empathy_jax.models.loaded import format_for
 from empathy_jax.training import reward_trainer, sft
 from empathy_jax.training.optimizer import OptimizerConfig, make_optimizer
-from empathy_jax.training.ppo import step as S
 from empathy_jax.training.ppo import trainer as ppo_trainer
 from empathy_jax.training.state import abstract_state, state_shardings
 
@@ -59,9 +59,6 @@ PUBLISHED_ARCHITECTURES: dict[str, dict[str, Any]] = {
                        vocab_size=8008, pad_token_id=0, bos_token_id=1, eos_token_id=2,
                        decoder_start_token_id=1, forced_eos_token_id=2),
 }
-# The registry's tiny models take their vocabulary from their tokenizer.
-_TINY_VOCAB = {"godel": 32102, "dialogpt": 50257, "blenderbot": None}
-
 STEPS = ("sft", "reward", "ppo_rollout", "ppo_update")
 COLLECTIVES = ("all-gather", "all-reduce", "reduce-scatter", "all-to-all", "collective-permute")
 
@@ -74,13 +71,8 @@ def architecture(model: str, overrides: Mapping[str, Any] | None = None) -> dict
   else:
     spec = registry.get_model_spec(model)
     hf = dict(spec.config or {})
-    if "vocab_size" not in hf:
-      vocab = _TINY_VOCAB.get(spec.family)
-      if vocab is None:
-        from empathy_jax.models.loaded import format_for  # pylint: disable=import-outside-toplevel
-
-        vocab = len(format_for(spec.family, spec.tokenizer, spec.max_length).tokenizer)
-      hf["vocab_size"] = vocab
+    if "vocab_size" not in hf:  # as `loading.from_spec`: the tokenizer's vocabulary
+      hf["vocab_size"] = format_for(spec.family, spec.tokenizer, spec.max_length).vocab_size
   return {**hf, **dict(overrides or {})}
 
 
@@ -218,7 +210,9 @@ class _Planner:
     compiled, seconds = _compiled(fn, _abstract(shapes, shardings), batch)
     return _step_plan("reward", compiled, seconds, *self._sizes(shapes, shardings), 0)
 
+  @functools.cached_property
   def _ppo(self) -> "_PPOParts":
+    """Shared by both PPO plans (built once when both are planned)."""
     cfg = self.cfg
     run = ppo_trainer.PPORunConfig(dataset_dir=".", output_dir=".", reward_model_dir=".",
                                    model=cfg.model, batch_size=cfg.batch_size,
@@ -231,12 +225,7 @@ class _Planner:
         shapes.params["policy"])
     b, c = cfg.batch_size, cfg.context_length
     batch = _batch(self.mesh, ctx=(b, c), cmask=(b, c))
-    model = self.model
-
-    def sample(state, ref_params, ctx, cmask, rows):
-      return S.sample(model, state.params, ref_params, ctx, cmask,
-                      jax.random.fold_in(state.rng, 0), rows, cfg=ppo)
-
+    sample = functools.partial(ppo_trainer.sample_rollout, model=self.model, ppo=ppo)
     params, optimizer = self._sizes(shapes, shardings)
     return _PPOParts(
         run=run, ppo=ppo, state=_abstract(shapes, shardings), shardings=shardings,
@@ -249,14 +238,14 @@ class _Planner:
         sample=sample, params_bytes=params, optimizer_bytes=optimizer)
 
   def ppo_rollout(self) -> StepPlan:
-    p = self._ppo()
+    p = self._ppo
     compiled, seconds = _compiled(jax.jit(p.sample), p.state, p.reference, *p.rollout_args)
     # The optimizer state is no argument of the rollout (unused, pruned) but stays resident.
     return _step_plan("ppo_rollout", compiled, seconds, p.params_bytes, p.optimizer_bytes,
                       p.optimizer_bytes + p.reward_bytes)
 
   def ppo_update(self) -> StepPlan:
-    p = self._ppo()
+    p = self._ppo
     rollout = jax.eval_shape(p.sample, p.state, p.reference, *p.rollout_args)
     rollout = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
         x.shape, x.dtype, sharding=sharding.batch_sharding(self.mesh, len(x.shape))), rollout)

@@ -59,10 +59,6 @@ F.DEFINE_multi_string("override", [], "Architecture field=value (e.g. num_layers
                       "reduced model.")
 F.DEFINE_string("output_json", None, "Also write the figures here.")
 
-KNOWN = {"model", "mesh_data", "mesh_fsdp", "mesh_tensor", "batch_size", "max_new_tokens",
-         "dtype", "reference_dtype", "remat", "scan_layers"}
-
-
 def _override(text: str):
   key, _, raw = text.partition("=")
   if not key or not raw:
@@ -103,12 +99,13 @@ def main(argv):
     cfg.mesh.shape(jax.device_count())
   except ValueError as e:
     launch_flags.fail(f"{e} (simulate more with --devices N)")
-  print(f"{planning.parameter_count(cfg) / 1e6:.0f}M parameters, {jax.device_count()} "
+  parameters = planning.parameter_count(cfg)
+  print(f"{parameters / 1e6:.0f}M parameters, {jax.device_count()} "
         f"{jax.devices()[0].platform} devices", flush=True)
   plans = planning.plan(cfg)
   print(planning.table(cfg, plans))
   result = {"config": {**dataclasses.asdict(cfg), "mesh": dataclasses.asdict(cfg.mesh)},
-            "devices": jax.device_count(), "parameters": planning.parameter_count(cfg),
+            "devices": jax.device_count(), "parameters": parameters,
             "steps": [{**dataclasses.asdict(p), "peak": p.peak,
                        "fits": p.fits(cfg.device_memory_gb)} for p in plans]}
   if F.FLAGS.output_json:

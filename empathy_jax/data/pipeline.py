@@ -90,11 +90,10 @@ def tokenize_split(split: DialogueSplit, fmt: DialogueFormat, cache_dir: str | N
   if pipeline == "tfdata":
     from empathy_jax.data import tfdata  # pylint: disable=import-outside-toplevel
 
-    table = tfdata.tokenize_split(split, fmt)
-    n_ctx, n_tgt = sum(table["context_truncated"]), sum(table["target_truncated"])
-    return _finish(table, path, split, fmt, n_ctx, n_tgt)
-  contexts = fmt.encode_contexts(split.contexts, split.instructions, split.knowledge)
-  targets = fmt.encode_targets(split.targets)
+    contexts, targets = tfdata.encode_split(split, fmt)
+  else:
+    contexts = fmt.encode_contexts(split.contexts, split.instructions, split.knowledge)
+    targets = fmt.encode_targets(split.targets)
   contexts = fmt.fit_contexts(contexts, targets)
   table = datasets.Dataset.from_dict({
       "context_ids": [c.ids for c in contexts],
@@ -107,14 +106,8 @@ def tokenize_split(split: DialogueSplit, fmt: DialogueFormat, cache_dir: str | N
       "context_truncated": datasets.Value("bool"),
       "target_truncated": datasets.Value("bool"),
   }))
-  return _finish(table, path, split, fmt, sum(c.truncated for c in contexts),
-                 sum(t.truncated for t in targets))
-
-
-def _finish(table, path, split, fmt, n_ctx, n_tgt):
-  """Logs truncation and writes the cache (when `path`)."""
-  import datasets  # pylint: disable=import-outside-toplevel
-
+  n_ctx = sum(c.truncated for c in contexts)
+  n_tgt = sum(t.truncated for t in targets)
   if n_ctx or n_tgt:
     logging.warning("%s: %d contexts cut from the left and %d targets cut at the end to "
                     "max_length %d", split.path or "split", n_ctx, n_tgt, fmt.max_length)

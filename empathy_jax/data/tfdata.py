@@ -12,24 +12,24 @@ validation splits (`python -m empathy_jax.data.tfdata --check DATASET_DIR`):
   last tokens, as `GodelFormat` does; targets are `<PAD> {text}` cut at `max_length`.
 
 `examples(split, ...)` is the tf.data pipeline (`shard(num_shards, index)` per host, `skip`
-to resume from a position, order fixed); `tokenize_split` returns the same table as
-`data.pipeline.tokenize_split`, so SFT's batching, bucketing and resumable data position are the
+to resume from a position, order fixed); `encode_split` gives what `GodelFormat` gives, so
+`data.pipeline.tokenize_split` builds the same table from it and SFT's batching, bucketing and resumable data position are the
 same on both paths (`--input_pipeline tfdata`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from typing import Iterator
 
 import numpy as np
 
 from empathy_jax.data.dialogue_dataset import DialogueSplit
-from empathy_jax.tokenization.families import GODEL_DEFAULT_INSTRUCTION, GodelFormat
+from empathy_jax.tokenization.families import GODEL_DEFAULT_INSTRUCTION, Encoded, GodelFormat
 
 INSTALL_HINT = ("--input_pipeline tfdata needs tensorflow-text: pip install 'empathy-jax[tf]' "
                 "(or pip install -e '.[tf]' in a checkout)")
-PIPELINES = ("python", "tfdata")
 _PACKAGE_SPM = os.path.join(os.path.dirname(os.path.dirname(__file__)), "tokenization", "assets",
                             "godel", "spiece.model")
 
@@ -49,12 +49,18 @@ def require_tf():
   return tf, tf_text
 
 
-def spm_model_for(fmt) -> bytes:
-  """The SentencePiece model of a GODEL-format tokenizer: `spiece.model` beside its files, else
-  the package's (GODEL's), when the tokenizer has GODEL's vocabulary."""
+def check_format(fmt) -> None:
+  """The tf.data path serves GODEL's format only."""
   if not isinstance(fmt, GodelFormat):
     raise InputPipelineError(f"--input_pipeline tfdata supports the godel (T5) family; this "
                              f"model's format is {fmt.family}: use --input_pipeline python")
+
+
+def spm_model_for(fmt) -> bytes:
+  """The SentencePiece model of a GODEL-format tokenizer: `spiece.model` beside its files, else
+  the package's (GODEL's: a tokenizer folder without its `spiece.model` is taken to have
+  GODEL's vocabulary, as every GODEL checkpoint has)."""
+  check_format(fmt)
   folder = getattr(fmt.tokenizer, "name_or_path", "") or ""
   path = os.path.join(folder, "spiece.model")
   if not os.path.isfile(path):
@@ -76,7 +82,7 @@ class GodelGraphTokenizer:
     self.added = {token: vocab[token] for token in ("EOS", "<PAD>") if token in vocab}
     self.eos, self.pad_token = fmt.eos_id, fmt.tokenizer.pad_token
     self.max_length = fmt.max_length
-    self._split = "|".join(_escape(t) for t in self.added) or None
+    self._split = "|".join(re.escape(t) for t in self.added) or None
     root, power = _repetition_table(vocab, len(vocab) + 1)
     self._root, self._power = tf.constant(root), tf.constant(power)
 
@@ -93,10 +99,7 @@ class GodelGraphTokenizer:
         special = tf.where(flat == token, token_id, special)
       is_special = special >= 0
       tokens = self.spm.tokenize(flat).with_row_splits_dtype(tf.int64)  # [K, None]
-      keep = tf.logical_not(tf.gather(is_special, tokens.value_rowids()))
-      normal = tf.RaggedTensor.from_value_rowids(
-          tf.boolean_mask(tokens.flat_values, keep), tf.boolean_mask(tokens.value_rowids(), keep),
-          nrows=tf.shape(flat, out_type=tf.int64)[0])
+      normal = _rows_where(tf, tokens, tf.logical_not(is_special))
       specials = tf.RaggedTensor.from_row_lengths(tf.boolean_mask(special, is_special),
                                                   tf.cast(is_special, tf.int64))
       per_piece = tf.concat([normal, specials], axis=1)  # a piece is one or the other
@@ -160,26 +163,24 @@ def _repetition_table(vocab: dict[str, int], size: int) -> tuple[np.ndarray, np.
   return root, power
 
 
-def _escape(token: str) -> str:
-  return "".join(f"\\{c}" if not c.isalnum() else c for c in token)
+def _kept(tf, ragged, keep_values):
+  """`ragged` with only the values where `keep_values` (one per value) is True; rows stay."""
+  return tf.RaggedTensor.from_value_rowids(tf.boolean_mask(ragged.flat_values, keep_values),
+                                           tf.boolean_mask(ragged.value_rowids(), keep_values),
+                                           nrows=ragged.nrows())
 
 
 def _rows_where(tf, ragged, keep_rows):
   """`ragged` with the rows where `keep_rows` is False emptied."""
-  keep = tf.gather(keep_rows, ragged.value_rowids())
-  return tf.RaggedTensor.from_value_rowids(tf.boolean_mask(ragged.flat_values, keep),
-                                           tf.boolean_mask(ragged.value_rowids(), keep),
-                                           nrows=ragged.nrows())
+  return _kept(tf, ragged, tf.gather(keep_rows, ragged.value_rowids()))
 
 
 def _drop_first(tf, ragged, counts):
   """Each row without its first `counts[row]` values."""
   position = tf.range(tf.shape(ragged.flat_values, out_type=tf.int64)[0]) - tf.gather(
       ragged.row_starts(), ragged.value_rowids())
-  keep = position >= tf.gather(tf.cast(counts, tf.int64), ragged.value_rowids())
-  return tf.RaggedTensor.from_value_rowids(tf.boolean_mask(ragged.flat_values, keep),
-                                           tf.boolean_mask(ragged.value_rowids(), keep),
-                                           nrows=ragged.nrows())
+  return _kept(tf, ragged, position >= tf.gather(tf.cast(counts, tf.int64),
+                                                 ragged.value_rowids()))
 
 
 def examples(split: DialogueSplit, fmt, num_shards: int = 1, shard_index: int = 0,
@@ -218,23 +219,13 @@ def iterate(split: DialogueSplit, fmt, **kwargs) -> Iterator[dict]:
     yield row
 
 
-def tokenize_split(split: DialogueSplit, fmt):
-  """The whole split through the tf.data path, as the `datasets.Dataset` that
-  `data.pipeline.tokenize_split` returns."""
-  import datasets  # pylint: disable=import-outside-toplevel
-
+def encode_split(split: DialogueSplit, fmt) -> tuple[list[Encoded], list[Encoded]]:
+  """(contexts, targets) of the whole split through the tf.data path, as
+  `GodelFormat.encode_contexts` / `encode_targets` return them."""
   rows = list(iterate(split, fmt))
-  return datasets.Dataset.from_dict({
-      "context_ids": [r["context_ids"].astype(np.int32).tolist() for r in rows],
-      "target_ids": [r["target_ids"].astype(np.int32).tolist() for r in rows],
-      "context_truncated": [bool(r["context_truncated"]) for r in rows],
-      "target_truncated": [bool(r["target_truncated"]) for r in rows],
-  }, features=datasets.Features({
-      "context_ids": datasets.Sequence(datasets.Value("int32")),
-      "target_ids": datasets.Sequence(datasets.Value("int32")),
-      "context_truncated": datasets.Value("bool"),
-      "target_truncated": datasets.Value("bool"),
-  }))
+  encoded = lambda name: [Encoded(r[f"{name}_ids"].tolist(), bool(r[f"{name}_truncated"]))
+                          for r in rows]
+  return encoded("context"), encoded("target")
 
 
 def compare(split: DialogueSplit, fmt, rows: list[dict] | None = None) -> list[str]:

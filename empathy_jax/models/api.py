@@ -247,7 +247,7 @@ class DialogueModel:
     call = self._encode_call(params)
     if plan is None:
       return call(ids_BxS, mask_BxS, None, None)
-    return plan.unpack(plan.constrain(call(*plan.encoder_inputs(ids_BxS, mask_BxS))), mask_BxS)
+    return plan.unpack(call(*plan.encoder_inputs(ids_BxS, mask_BxS)), mask_BxS)
 
   def prefill(self, params, ids_BxS, mask_BxS, start_ids_BxT, key_mask_BxL, cache,
               plan: packing.PackingPlan | None = None, vocab_major: bool = False,
@@ -267,7 +267,7 @@ class DialogueModel:
     elif plan is None:
       states, cross = call(ids_BxS, mask_BxS, None, None), mask_BxS
     else:
-      states = plan.constrain(call(*plan.encoder_inputs(ids_BxS, mask_BxS)))
+      states = call(*plan.encoder_inputs(ids_BxS, mask_BxS))
       cross = plan.cross_keys(mask_BxS)
     logits, _, cache = self.decode_step(params, start_ids_BxT, key_mask_BxL, cache, 0,
                                         encoder_states=states, encoder_mask_BxSe=cross,

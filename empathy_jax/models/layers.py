@@ -102,8 +102,7 @@ class EncoderDecoderCalls:
       enc = self.encode(ids_BxS, mask_BxS, deterministic)
     else:
       ids, mask, positions, segments = plan.encoder_inputs(ids_BxS, mask_BxS)
-      enc = plan.unpack(plan.constrain(self.encode(ids, mask, deterministic, positions,
-                                                   segments)), mask_BxS)
+      enc = plan.unpack(self.encode(ids, mask, deterministic, positions, segments), mask_BxS)
     hidden, _ = self.decode(dec_ids_BxT, dec_mask_BxT, enc, mask_BxS,
                             deterministic=deterministic)
     return hidden

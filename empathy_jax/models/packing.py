@@ -18,7 +18,7 @@ ordinary jit arguments.
 On a mesh that splits the batch S ways (`sharding.batch_shards`), a plan for S shards packs each
 shard's B/S examples into its own R/S rows: indices are local to the shard, and every gather and
 scatter runs over a leading shard axis, so a device's packed rows hold only its own examples and
-packing moves no activations between devices. Each host can plan its rows alone.
+packing moves no activations between devices (on a data axis; see `place`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh
 
 from empathy_jax import sharding
 
@@ -41,15 +40,6 @@ def _by_shard(x, shards: int):
 
 def _merged(x):
   return x.reshape(-1, *x.shape[2:])
-
-
-def _on_batch_axes(x, mesh):
-  """Pins a packed array's rows to the batch axes, as the batch's own rows are: without it,
-  XLA may lay the packed rows out another way and move them between devices (seen with an
-  fsdp axis in the batch axes)."""
-  if mesh is None:
-    return x
-  return jax.lax.with_sharding_constraint(x, sharding.batch_sharding(mesh, x.ndim))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +56,9 @@ class PackingPlan:
   rows: int
   group: int
   shards: int = 1
-  mesh: Mesh | None = None  # set by `place`: packed rows stay on their shard's devices
+
+  def _split(self, x):
+    return _by_shard(x, self.shards)
 
   def _columns(self, mask_BxC):
     """Packed column of every context token (the width, i.e. dropped, on padding)."""
@@ -84,9 +76,9 @@ class PackingPlan:
       return jnp.zeros((rows_per_shard, width), jnp.int32).at[rows, cols].set(
           values.astype(jnp.int32), mode="drop")
 
-    split = lambda x: _by_shard(x, self.shards)
-    return _on_batch_axes(_merged(jax.vmap(one_shard)(
-        split(values_BxC), split(cols_BxC), split(jnp.asarray(self.row_B)))), self.mesh)
+    split = self._split
+    return _merged(jax.vmap(one_shard)(split(values_BxC), split(cols_BxC),
+                                       split(jnp.asarray(self.row_B))))
 
   def _segments(self, cols_BxC):
     """RxW: example number (within its shard) + 1 of every packed token, 0 on padding."""
@@ -104,18 +96,13 @@ class PackingPlan:
     return (self._pack(ids_BxC, cols), (segments > 0).astype(jnp.int32),
             self._pack(positions, cols), segments)
 
-  def constrain(self, x_RxD):
-    """Packed rows (leading axis R) kept on their shard's devices (with a placed plan)."""
-    return _on_batch_axes(x_RxD, self.mesh)
-
   def unpack(self, x_RxWxD, mask_BxC):
     """BxCxD per-token values gathered back to the batch layout, zeros on padding."""
     cols = self._columns(mask_BxC)
     width = cols.shape[1]
     take = lambda x, row, col: x[row[:, None], jnp.minimum(col, width - 1)]
-    split = lambda x: _by_shard(x, self.shards)
+    split = self._split
     x = _merged(jax.vmap(take)(split(x_RxWxD), split(jnp.asarray(self.row_B)), split(cols)))
-    x = _on_batch_axes(x, self.mesh)
     return jnp.where(mask_BxC[..., None] == 1, x, jnp.zeros_like(x))
 
   def cross_keys(self, mask_BxC) -> "PackedKeys":
@@ -124,15 +111,14 @@ class PackingPlan:
     members = jnp.asarray(self.members_RxG)
     allowed = segments[:, None, :] == (members + 1)[:, :, None]  # RxGxW
     bias = jnp.where(allowed, 0.0, NEG_INF).astype(jnp.float32)
-    return PackedKeys(bias, jnp.maximum(members, 0), jnp.asarray(self.slot_B), self.shards,
-                      self.mesh)
+    return PackedKeys(bias, jnp.maximum(members, 0), jnp.asarray(self.slot_B), self.shards)
 
 
 NEG_INF = -1e30  # as layers.NEG_INF: finite, so an empty slot's softmax stays finite
 
 jax.tree_util.register_dataclass(PackingPlan,
                                  data_fields=["row_B", "start_B", "slot_B", "members_RxG"],
-                                 meta_fields=["rows", "group", "shards", "mesh"])
+                                 meta_fields=["rows", "group", "shards"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,16 +133,17 @@ class PackedKeys:
   members_RxG: jax.Array
   slot_B: jax.Array
   shards: int = 1
-  mesh: Mesh | None = None
+
+  def _split(self, x):
+    return _by_shard(x, self.shards)
 
   def group_queries(self, q_NxTxHxK):
     """NxTxHxK -> Rx(G*J)xHxK with J = (N / B) * T queries per example."""
     b = self.slot_B.shape[0]
     n, t = q_NxTxHxK.shape[:2]
     per_example = q_NxTxHxK.reshape(b, (n // b) * t, *q_NxTxHxK.shape[2:])
-    split = lambda x: _by_shard(x, self.shards)
-    grouped = _on_batch_axes(_merged(jax.vmap(lambda q, m: q[m])(
-        split(per_example), split(self.members_RxG))), self.mesh)  # RxGxJxHxK
+    grouped = _merged(jax.vmap(lambda q, m: q[m])(
+        self._split(per_example), self._split(self.members_RxG)))  # RxGxJxHxK
     r, g, j = grouped.shape[:3]
     return grouped.reshape(r, g * j, *grouped.shape[3:])
 
@@ -171,14 +158,13 @@ class PackedKeys:
     r, q = out_RxQxHxK.shape[:2]
     g = self.members_RxG.shape[1]
     per_slot = out_RxQxHxK.reshape(r * g, q // g, *out_RxQxHxK.shape[2:])
-    split = lambda x: _by_shard(x, self.shards)
-    per_example = _on_batch_axes(_merged(jax.vmap(lambda o, s: o[s])(
-        split(per_slot), split(self.slot_B))), self.mesh)  # BxJxHxK
+    per_example = _merged(jax.vmap(lambda o, s: o[s])(
+        self._split(per_slot), self._split(self.slot_B)))  # BxJxHxK
     return per_example.reshape(n, -1, *per_example.shape[2:])
 
 
 jax.tree_util.register_dataclass(PackedKeys, data_fields=["bias_RxGxW", "members_RxG", "slot_B"],
-                                 meta_fields=["shards", "mesh"])
+                                 meta_fields=["shards"])
 
 
 def _first_fit_decreasing(lengths_B, width: int):
@@ -251,7 +237,9 @@ def place(p: PackingPlan | None, mesh):
   """A host plan as jit arguments on `mesh`: a per-shard plan's arrays split over the batch axes
   like the batch (each device gets its own shard's plan), a one-shard plan replicated. Every
   process plans the whole global batch, so the static row and group counts agree everywhere,
-  and places only its own devices' parts."""
+  and places only its own devices' parts. On a data axis the packed program then moves nothing
+  between devices; with an fsdp axis in the batch split, XLA still re-lays out the packed
+  embedding lookup (a few all-gathers; measured, not solved)."""
   if p is None:
     return None
   if p.shards == 1:
@@ -259,8 +247,7 @@ def place(p: PackingPlan | None, mesh):
   if p.shards != sharding.batch_shards(mesh):
     raise ValueError(f"a plan for {p.shards} shards on a mesh that splits the batch "
                      f"{sharding.batch_shards(mesh)} ways")
-  placed = jax.tree.map(lambda x: sharding.from_host(x, sharding.batch_sharding(mesh, x.ndim)), p)
-  return dataclasses.replace(placed, mesh=mesh)
+  return jax.tree.map(lambda x: sharding.from_host(x, sharding.batch_sharding(mesh, x.ndim)), p)
 
 
 def encoder_plan(model, mask_BxC, shards: int = 1, **sizes) -> PackingPlan | None:

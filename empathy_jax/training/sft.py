@@ -253,7 +253,7 @@ def train_dialogue_model(cfg: SFTConfig) -> dict:
   if cfg.input_pipeline == "tfdata":
     from empathy_jax.data import tfdata  # pylint: disable=import-outside-toplevel
 
-    tfdata.spm_model_for(loaded.fmt)  # another family: a clear error before any data work
+    tfdata.check_format(loaded.fmt)  # another family: a clear error before any data work
   data = SFTData(cfg, loaded.fmt, loaded.tokenizer_source)
   steps_per_epoch = data.train_batcher.num_batches(len(data.train))
   tx, lr_fn = make_optimizer(cfg.optimizer(), steps_per_epoch, cfg.max_epochs)

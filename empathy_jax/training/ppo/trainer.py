@@ -178,10 +178,20 @@ def context_plan(model, context_mask_BxC, mesh, ppo: S.PPOConfig):
   batch that does not fit)."""
   if not model.is_encoder_decoder or ppo.num_minibatches != 1:
     return None
-  per_shard = context_mask_BxC.shape[0] // sharding.batch_shards(mesh)
-  plan = packing.encoder_plan(model, context_mask_BxC, sharding.batch_shards(mesh),
+  shards = sharding.batch_shards(mesh)
+  per_shard = context_mask_BxC.shape[0] // shards
+  plan = packing.encoder_plan(model, context_mask_BxC, shards,
                               rows_per_shard=max(1, -(-3 * per_shard // 4)), group=per_shard)
   return packing.place(plan, mesh)
+
+
+def sample_rollout(state: PPOState, ref_params, ctx, cmask, rows, plan=None, *, model,
+                   ppo: S.PPOConfig) -> S.Rollout:
+  """This step's rollout (`ppo.step.sample`) from the state's policy, its key derived from
+  the state's PRNG and step."""
+  rng = jax.random.fold_in(state.rng, state.step)
+  return S.sample(model, state.params, ref_params, ctx, cmask, jax.random.fold_in(rng, 0),
+                  rows, cfg=ppo, plan=plan)
 
 
 def finish_and_update(state: PPOState, r: S.Rollout, scores, plan=None, *, model, tx,
@@ -221,11 +231,6 @@ class Programs:
     self.in_graph = same_tokens(policy.fmt, reward.backbone.fmt)
     replicated = sharding.replicated(mesh)
 
-    def sample(state, ref_params, ctx, cmask, rows, plan):
-      rng = jax.random.fold_in(state.rng, state.step)
-      return S.sample(model, state.params, ref_params, ctx, cmask, jax.random.fold_in(rng, 0),
-                      rows, cfg=ppo, plan=plan)
-
     prefix = jnp.asarray(response_prefix(reward.backbone.fmt), jnp.int32)
     rm_model, rm_pad = reward.backbone.model, reward.backbone.fmt.pad_id
     offset = reward.mean_offset
@@ -239,7 +244,7 @@ class Programs:
                                             pad_id=rm_pad) - offset
 
     # Weights are arguments (never constants baked into a program); the state is donated.
-    self.sample = jax.jit(sample)
+    self.sample = jax.jit(functools.partial(sample_rollout, model=model, ppo=ppo))
     self.score = jax.jit(score, out_shardings=replicated)
     self.finish = jax.jit(functools.partial(finish_and_update, model=model, tx=tx, ppo=ppo,
                                             cfg=cfg, mesh=mesh),
