@@ -292,10 +292,10 @@ def gib(n: int) -> str:
   return f"{n / 2**30:.2f}"
 
 
-def table(cfg: PlanConfig, plans: list[StepPlan]) -> str:
-  """The plans as a text table (GiB per device)."""
-  head = (f"{cfg.model}: mesh data={cfg.mesh.data} fsdp={cfg.mesh.fsdp} "
-          f"tensor={cfg.mesh.tensor}, batch {cfg.batch_size}, context {cfg.context_length}, "
+def table(cfg: PlanConfig, plans: list[StepPlan], devices: int) -> str:
+  """The plans as a text table (GiB per device) for a mesh over `devices`."""
+  data, fsdp, tensor = cfg.mesh.shape(devices)
+  head = (f"{cfg.model}: mesh data={data} fsdp={fsdp} tensor={tensor}, batch {cfg.batch_size}, context {cfg.context_length}, "
           f"target {cfg.target_length}, new tokens {cfg.max_new_tokens}, {cfg.dtype}"
           f"{', remat' if cfg.remat else ''}{', scan_layers' if cfg.scan_layers else ''}; "
           f"GiB per device, fits {cfg.device_memory_gb:g} GiB?")

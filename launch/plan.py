@@ -103,7 +103,7 @@ def main(argv):
   print(f"{parameters / 1e6:.0f}M parameters, {jax.device_count()} "
         f"{jax.devices()[0].platform} devices", flush=True)
   plans = planning.plan(cfg)
-  print(planning.table(cfg, plans))
+  print(planning.table(cfg, plans, jax.device_count()))
   result = {"config": {**dataclasses.asdict(cfg), "mesh": dataclasses.asdict(cfg.mesh)},
             "devices": jax.device_count(), "parameters": parameters,
             "steps": [{**dataclasses.asdict(p), "peak": p.peak,
