@@ -87,3 +87,57 @@ def test_unknown_family_is_rejected():
   tok = load_hf_tokenizer("package:godel", "godel")
   with pytest.raises(ValueError, match="unknown model family"):
     make_format("llama", tok)
+
+
+TEXTS = ("Hello there, friend! <extra_id_3> x", "I'm sad.  My dog died\nyesterday", "ünïcödé 123")
+
+
+def _auto(path, family):
+  """What the loader gave before its direct-class path: AutoTokenizer plus our set-up."""
+  from transformers import AutoTokenizer
+
+  from empathy_jax.tokenization import loading
+  tok = AutoTokenizer.from_pretrained(path)
+  tok.add_special_tokens({"pad_token": loading.PAD_TOKEN})
+  if family == "blenderbot":
+    loading._ensure_eos_appended(tok)
+  return tok
+
+
+@pytest.mark.parametrize("name", ["GODEL_TINY", "DialoGPT_TINY", "BlenderBot_TINY"])
+def test_direct_tokenizer_class_is_autotokenizers_choice(name, tmp_path):
+  """The loader imports the family's tokenizer class itself (no torch import); on the shipped
+  folder and on a saved model folder it must give AutoTokenizer's class and encodings."""
+  import json
+
+  from empathy_jax.tokenization import loading
+  spec = get_model_spec(name)
+  shipped = loading.resolve_source(spec.tokenizer)
+  saved = tmp_path / "model"
+  load_hf_tokenizer(spec.tokenizer, spec.family).save_pretrained(saved)
+  model_type = {"godel": "t5", "dialogpt": "gpt2", "blenderbot": "blenderbot"}[spec.family]
+  (saved / "config.json").write_text(json.dumps({"model_type": model_type}))
+  for path in (shipped, str(saved)):
+    assert loading._direct_class(path) is not None
+    ours = loading._load_cached.__wrapped__(path, spec.family)
+    theirs = _auto(path, spec.family)
+    assert type(ours) is type(theirs)
+    assert len(ours) == len(theirs) and ours.pad_token_id == theirs.pad_token_id
+    for text in TEXTS:
+      ids = ours(text).input_ids
+      assert ids == theirs(text).input_ids
+      assert ours.decode(ids) == theirs.decode(ids)
+  # A folder whose model type names another family is left to AutoTokenizer.
+  (saved / "config.json").write_text(json.dumps({"model_type": "bert"}))
+  assert loading._direct_class(str(saved)) is None
+
+
+def test_loading_a_packaged_tokenizer_does_not_import_torch():
+  import subprocess
+  import sys
+  code = ("import sys; from empathy_jax.tokenization.loading import load_hf_tokenizer; "
+          "[load_hf_tokenizer(s, f) for s, f in (('package:godel', 'godel'), "
+          "('package:dialogpt', 'dialogpt'), ('package:blenderbot_tiny', 'blenderbot'))]; "
+          "print('torch' in sys.modules)")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+  assert out.stdout.strip() == "False", out.stderr[-2000:]

@@ -42,13 +42,56 @@ def _ensure_eos_appended(tok) -> None:
       special_tokens=[(tok.eos_token, tok.eos_token_id)])
 
 
+# The tokenizer classes of the three families, by the names a saved folder declares, with the
+# model type each belongs to. Importing one directly takes ~1 s; `AutoTokenizer` imports
+# transformers' configuration code, which imports torch: ~3 s at every launcher's start.
+_DIRECT_CLASSES = {
+    "T5Tokenizer": ("transformers.models.t5.tokenization_t5", "t5"),
+    "GPT2Tokenizer": ("transformers.models.gpt2.tokenization_gpt2", "gpt2"),
+    "BlenderbotTokenizer": ("transformers.models.blenderbot.tokenization_blenderbot",
+                            "blenderbot"),
+}
+
+
+def _read_json(path: str) -> dict:
+  import json  # pylint: disable=import-outside-toplevel
+
+  try:
+    with open(path, encoding="utf-8") as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return {}
+
+
+def _direct_class(path: str):
+  """The tokenizer class `AutoTokenizer` would pick for a local folder that declares one of the
+  families' classes (and no custom code), imported without `AutoTokenizer`; None otherwise
+  (hub names, other classes), where `AutoTokenizer` decides."""
+  if not os.path.isdir(path):
+    return None
+  declared = _read_json(os.path.join(path, "tokenizer_config.json"))
+  name = str(declared.get("tokenizer_class", "")).removesuffix("Fast")
+  if name not in _DIRECT_CLASSES or "auto_map" in declared:
+    return None
+  module, model_type = _DIRECT_CLASSES[name]
+  config_type = _read_json(os.path.join(path, "config.json")).get("model_type")
+  if config_type not in (None, model_type):  # AutoTokenizer weighs the two: let it
+    return None
+  import importlib  # pylint: disable=import-outside-toplevel
+
+  return getattr(importlib.import_module(module), name)
+
+
 @functools.lru_cache(maxsize=16)
 def _load_cached(source: str, family: str):
-  from transformers import AutoTokenizer
-
   path = resolve_source(source)
+  cls = _direct_class(path)
+  if cls is None:
+    from transformers import AutoTokenizer  # pylint: disable=import-outside-toplevel
+
+    cls = AutoTokenizer
   try:
-    tok = AutoTokenizer.from_pretrained(path)
+    tok = cls.from_pretrained(path)
   except OSError as e:
     raise OSError(f"could not load a tokenizer from {source!r} (a local directory with "
                   f"tokenizer files, a hub name, or package:<name>): {e}") from e
