@@ -16,15 +16,17 @@ minibatch's loss computed from them, must equal ours before anything is timed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from empathy_jax import sharding
-from empathy_jax.benchmarks.common import (BenchConfig, describe, interleaved, pin_threads,
-                                           report, spread, torch_available, torch_twin,
-                                           trim_padding)
+from empathy_jax.benchmarks.common import (BenchConfig, describe, interleaved, matmul_rates,
+                                           pin_threads, report, spread, torch_available,
+                                           torch_twin, trim_padding)
 from empathy_jax.data.dialogue_dataset import load_dialogue_split
 from empathy_jax.data.pipeline import make_batcher, tokenize_split
 from empathy_jax.generation.config import resolve
@@ -68,7 +70,7 @@ def _our_side(policy, reward, run, ppo, split, batch):
             "plan": T.context_plan(policy.model, batch.context_mask_BxC, mesh, ppo),
             "rm_ctx": ctx, "rm_cmask": cmask,
             "contexts": [split.contexts[i] for i in rows]}
-  holder = {"state": state, "splits": []}
+  holder = {"state": state, "splits": [], "tx": tx}
 
   def iteration():
     holder["state"], metrics = programs.iteration(holder["state"], inputs, timed=True)
@@ -244,6 +246,25 @@ def _same_work(programs, inputs, holder, check):
   return theirs
 
 
+def _update_flops(programs, inputs, holder) -> float:
+  """XLA's FLOP count of one iteration's update program. Its cost analysis counts a loop body
+  once, so the program is compiled with one PPO epoch of one minibatch and the count scaled by
+  `ppo_epochs` x `num_minibatches` (the rewards and advantages before the loop, a small part,
+  are counted that many times too)."""
+  ppo = programs.ppo
+  once = dataclasses.replace(ppo, ppo_epochs=1, num_minibatches=1)
+  state = holder["state"]
+  r = programs.sample(state, programs.ref_params, inputs["ctx"], inputs["cmask"],
+                      inputs["rows"], inputs["plan"])
+  scores = programs.score(programs.rm_params, r, inputs["rm_ctx"], inputs["rm_cmask"])
+  update = jax.jit(functools.partial(T.finish_and_update, model=programs.policy.model,
+                                     tx=holder["tx"], ppo=once, cfg=programs.cfg,
+                                     mesh=programs.mesh))
+  cost = update.lower(state, r, scores, inputs["plan"]).compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, list) else cost
+  return float(cost["flops"]) * ppo.ppo_epochs * ppo.num_minibatches
+
+
 def run(cfg: BenchConfig) -> dict:
   pin_threads()
   policy, reward, run_cfg, ppo, split, batch = _setup(cfg)
@@ -274,6 +295,23 @@ def run(cfg: BenchConfig) -> dict:
     print(f"{side:>5}: {describe(seconds)}, {cfg.batch_size / median:.2f} episodes/s; median "
           f"split " + ", ".join(f"{p} {v:.3f} s" for p, v in zip(PHASES, parts)))
     result[side] = cfg.batch_size / median
+  # Where the update stands against this machine's matmul rate: how much faster it could get.
+  peak, _ = matmul_rates()
+  flops = _update_flops(programs, inputs, holder)
+  ours_update = split_out["jax"]["update"]
+  floor = flops / peak
+  print(f"our update: {flops / 1e9:.0f} GFLOP (XLA's count), {flops / ours_update / 1e9:.0f} "
+        f"GFLOP/s = {flops / ours_update / peak:.0%} of XLA's 1024^3 matmul rate; at that rate "
+        f"it would take {floor:.2f} s")
+  roofline = {"update_gflop": round(flops / 1e9, 1),
+              "update_fraction_of_matmul_rate": round(flops / ours_update / peak, 3),
+              "xla_matmul_gflops": round(peak / 1e9, 1)}
+  if "torch" in sides:
+    torch_median = spread(times["torch"])["median"]
+    best = sum(split_out["jax"][p] for p in PHASES if p != "update") + floor
+    print(f"with the update at the matmul rate and the rest as measured, an iteration would take "
+          f"{best:.2f} s: at most {torch_median / best:.2f}x PyTorch's")
+    roofline["ratio_bound_update_at_matmul_rate"] = round(torch_median / best, 3)
   return report(cfg, "episodes/s", result["jax"], result.get("torch"),
                 {"repeats": cfg.repeats, "max_new_tokens": cfg.max_new_tokens,
-                 "ppo_epochs": ppo.ppo_epochs, "split_seconds": split_out})
+                 "ppo_epochs": ppo.ppo_epochs, "split_seconds": split_out, **roofline})
