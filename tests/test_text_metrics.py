@@ -64,7 +64,11 @@ def test_bow_similarity_matches_formulas():
   emb = rng.normal(size=(50, 16)).astype(np.float32)
   outs = [list(rng.integers(0, 50, size=n)) for n in (1, 3, 7, 12, 5)]
   tgts = [list(rng.integers(0, 50, size=n)) for n in (4, 9, 2, 6, 1)]
+  compiled = T._bow_batch_fn()._cache_size()  # pylint: disable=protected-access
   ours = T.bow_similarity(emb, outs, tgts, batch_size=2)
+  # Batches of other lengths and a short last batch share one program.
+  assert T._bow_batch_fn()._cache_size() == compiled + 1  # pylint: disable=protected-access
+  assert all(len(v) == len(outs) for v in ours.values())
   for i, (o, t) in enumerate(zip(outs, tgts)):
     ref = _reference_bow(emb, o, t)
     for k, v in ref.items():

@@ -67,11 +67,18 @@ def distinct(outputs: Sequence[str], n: int = 4) -> dict[str, float]:
   return out
 
 
-def _pad(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+def _padded_length(rows: Sequence[Sequence[int]]) -> int:
   length = max(1, max((len(r) for r in rows), default=1))
-  length = 1 << (length - 1).bit_length()  # power-of-two buckets: few compiles
-  ids = np.zeros((len(rows), length), np.int32)
-  mask = np.zeros((len(rows), length), bool)
+  return 1 << (length - 1).bit_length()  # power-of-two buckets: few compiles
+
+
+def _pad(rows: Sequence[Sequence[int]], length: int | None = None,
+         num_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+  """Ids and mask of `rows`, padded to `length` columns (default: the longest, to a power of
+  two) and `num_rows` rows (default: as many as given; the extra rows are all padding)."""
+  length = length or _padded_length(rows)
+  ids = np.zeros((num_rows or len(rows), length), np.int32)
+  mask = np.zeros((num_rows or len(rows), length), bool)
   for i, r in enumerate(rows):
     ids[i, :len(r)] = r
     mask[i, :len(r)] = True
@@ -120,17 +127,21 @@ def _bow_batch_fn():
 def bow_similarity(embeddings_VxD, output_ids: Sequence[Sequence[int]],
                    target_ids: Sequence[Sequence[int]], batch_size: int = 256
                    ) -> dict[str, np.ndarray]:
-  """Per-example BOW cosines; an empty output or target scores 0."""
+  """Per-example BOW cosines; an empty output or target scores 0. Every batch has the same
+  shape (the longest output and target of the run, `batch_size` rows): one program a run."""
   import jax  # pylint: disable=import-outside-toplevel
 
   keys = ("avg_bow", "extrema_bow", "greedy_bow", "greedy_bow_symmetric")
   parts = {k: [] for k in keys}
   bow_batch = _bow_batch_fn()
   emb = jax.numpy.asarray(embeddings_VxD, jax.numpy.float32)
-  for s in range(0, len(output_ids), batch_size):
-    o_ids, o_mask = _pad(output_ids[s:s + batch_size])
-    t_ids, t_mask = _pad(target_ids[s:s + batch_size])
+  n = len(output_ids)
+  rows = min(batch_size, max(n, 1))
+  o_len, t_len = _padded_length(output_ids), _padded_length(target_ids)
+  for s in range(0, n, rows):
+    o_ids, o_mask = _pad(output_ids[s:s + rows], o_len, rows)
+    t_ids, t_mask = _pad(target_ids[s:s + rows], t_len, rows)
     for k, v in zip(keys, bow_batch(emb, o_ids, o_mask, t_ids, t_mask)):
       parts[k].append(v)
   parts = jax.device_get(parts)  # one wait, after every batch is dispatched
-  return {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
+  return {k: np.concatenate(v)[:n] if v else np.zeros(0) for k, v in parts.items()}
