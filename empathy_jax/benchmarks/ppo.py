@@ -70,7 +70,7 @@ def _our_side(policy, reward, run, ppo, split, batch):
             "plan": T.context_plan(policy.model, batch.context_mask_BxC, mesh, ppo),
             "rm_ctx": ctx, "rm_cmask": cmask,
             "contexts": [split.contexts[i] for i in rows]}
-  holder = {"state": state, "splits": [], "tx": tx}
+  holder = {"state": state, "splits": []}
 
   def iteration():
     holder["state"], metrics = programs.iteration(holder["state"], inputs, timed=True)
@@ -254,11 +254,12 @@ def _update_flops(programs, inputs, holder) -> float:
   ppo = programs.ppo
   once = dataclasses.replace(ppo, ppo_epochs=1, num_minibatches=1)
   state = holder["state"]
-  r = programs.sample(state, programs.ref_params, inputs["ctx"], inputs["cmask"],
-                      inputs["rows"], inputs["plan"])
-  scores = programs.score(programs.rm_params, r, inputs["rm_ctx"], inputs["rm_cmask"])
+  r = jax.eval_shape(programs.sample, state, programs.ref_params, inputs["ctx"],
+                     inputs["cmask"], inputs["rows"], inputs["plan"])
+  scores = jax.eval_shape(programs.score, programs.rm_params, r, inputs["rm_ctx"],
+                          inputs["rm_cmask"])
   update = jax.jit(functools.partial(T.finish_and_update, model=programs.policy.model,
-                                     tx=holder["tx"], ppo=once, cfg=programs.cfg,
+                                     tx=programs.tx, ppo=once, cfg=programs.cfg,
                                      mesh=programs.mesh))
   cost = update.lower(state, r, scores, inputs["plan"]).compile().cost_analysis()
   cost = cost[0] if isinstance(cost, list) else cost

@@ -72,13 +72,12 @@ def _padded_length(rows: Sequence[Sequence[int]]) -> int:
   return 1 << (length - 1).bit_length()  # power-of-two buckets: few compiles
 
 
-def _pad(rows: Sequence[Sequence[int]], length: int | None = None,
-         num_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-  """Ids and mask of `rows`, padded to `length` columns (default: the longest, to a power of
-  two) and `num_rows` rows (default: as many as given; the extra rows are all padding)."""
-  length = length or _padded_length(rows)
-  ids = np.zeros((num_rows or len(rows), length), np.int32)
-  mask = np.zeros((num_rows or len(rows), length), bool)
+def _pad(rows: Sequence[Sequence[int]], length: int,
+         num_rows: int) -> tuple[np.ndarray, np.ndarray]:
+  """Ids and mask of `rows`, padded to `length` columns and `num_rows` rows (the extra rows
+  are all padding)."""
+  ids = np.zeros((num_rows, length), np.int32)
+  mask = np.zeros((num_rows, length), bool)
   for i, r in enumerate(rows):
     ids[i, :len(r)] = r
     mask[i, :len(r)] = True

@@ -10,6 +10,8 @@ stays 32102; GPT-2 and BlenderBot gain one token, which is why the original's ch
 from __future__ import annotations
 
 import functools
+import importlib
+import json
 import os
 
 PAD_TOKEN = "<PAD>"
@@ -54,8 +56,6 @@ _DIRECT_CLASSES = {
 
 
 def _read_json(path: str) -> dict:
-  import json  # pylint: disable=import-outside-toplevel
-
   try:
     with open(path, encoding="utf-8") as f:
       return json.load(f)
@@ -77,8 +77,6 @@ def _direct_class(path: str):
   config_type = _read_json(os.path.join(path, "config.json")).get("model_type")
   if config_type not in (None, model_type):  # AutoTokenizer weighs the two: let it
     return None
-  import importlib  # pylint: disable=import-outside-toplevel
-
   return getattr(importlib.import_module(module), name)
 
 

@@ -222,7 +222,7 @@ class Programs:
   path)."""
 
   def __init__(self, cfg: PPORunConfig, ppo: S.PPOConfig, policy, reward, mesh, shardings, tx):
-    self.cfg, self.ppo, self.policy, self.mesh = cfg, ppo, policy, mesh
+    self.cfg, self.ppo, self.policy, self.mesh, self.tx = cfg, ppo, policy, mesh, tx
     model = policy.model
     self.ref_params = sharding.shard_tree(R.stored_as(policy.params, cfg.reference_dtype),
                                           shardings.params["policy"])
