@@ -112,8 +112,11 @@ def batch_shards(mesh: Mesh) -> int:
   return int(np.prod([mesh.shape[a] for a in BATCH_AXES]))
 
 
-def batch_sharding(mesh: Mesh, ndim: int = 2) -> NamedSharding:
-  return NamedSharding(mesh, P(BATCH_AXES, *([None] * (ndim - 1))))
+def batch_sharding(mesh: Mesh, ndim: int = 2, rows_axis: int = 0) -> NamedSharding:
+  """Rows (axis `rows_axis`, e.g. 1 for a layer-stacked cache) split over the batch axes."""
+  spec = [None] * ndim
+  spec[rows_axis] = BATCH_AXES
+  return NamedSharding(mesh, P(*spec))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

@@ -1,14 +1,17 @@
-"""test.py's per-batch program: chunked teacher-forced target log-likelihood against
-transformers' PyTorch model, generation inside the fused program against `generate_ids`, and
-perplexity grouped as the original's dataset-order batches."""
+"""test.py's per-batch programs: chunked teacher-forced target log-likelihood against
+transformers' PyTorch model, generation inside the fused program against `generate_ids`, the
+encoder-decoder split (contexts encoded, keys padded to a wider width, then decoded and
+scored) against transformers' greedy tokens and log-likelihoods, and perplexity grouped as the
+original's dataset-order batches."""
 
 import hf_fixtures as hf
 import jax
 import numpy as np
 import pytest
 
-from empathy_jax.evaluation.batch_program import generate_and_score, target_nll
-from empathy_jax.evaluation.testing import original_perplexity
+from empathy_jax.evaluation.batch_program import (encode_for_decoding, generate_and_score,
+                                                  target_nll)
+from empathy_jax.evaluation.testing import decode_width, original_perplexity
 from empathy_jax.generation.config import resolve
 from empathy_jax.generation.search import generate_ids
 from empathy_jax.models.loading import load_model
@@ -67,6 +70,49 @@ def test_fused_program_generates_as_generate_ids(tmp_path, ed_test):
   np.testing.assert_array_equal(np.asarray(out.tokens_BxN), np.asarray(want.tokens_BxN))
   np.testing.assert_allclose(np.asarray(out.logprobs_BxN), np.asarray(want.logprobs_BxN),
                              rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["godel", "blenderbot"])
+def test_contexts_padded_to_a_decoding_width_give_transformers_tokens_and_nll(
+    kind, tmp_path, ed_test):
+  """What test.py runs for encoder-decoder models: `encode_for_decoding` pads the contexts'
+  cross-attention keys to a width shared with longer buckets, and `generate_and_score` decodes
+  and scores from them: transformers' greedy tokens and target log-likelihoods, unpadded."""
+  import torch
+
+  torch_model, fmt = hf.save_torch_model(kind, str(tmp_path))
+  loaded = load_model(str(tmp_path))
+  params = jax.device_put(loaded.params)
+  batch = hf.real_batch(fmt, ed_test, n=4, offset=11)
+  logp = hf.torch_target_logprobs(hf.torch_logits(torch_model, batch, True)[0], batch)
+  scored = batch.target_mask_BxT.copy()
+  scored[:, 0] = 0  # the decoder start token is not predicted
+  t = lambda x: torch.from_numpy(np.asarray(x)).long()
+  with torch.no_grad():
+    want_tokens = torch_model.generate(
+        input_ids=t(batch.context_ids_BxC), attention_mask=t(batch.context_mask_BxC),
+        max_new_tokens=7, num_beams=1, do_sample=False).numpy()[:, 1:]
+  gen = resolve({"max_new_tokens": 7, "beam_width": 1, "sample": False}, {},
+                loaded.model.cfg)
+  c = batch.context_ids_BxC.shape[1]
+  for width in (c, c + 13):
+    cross, ids, mask = encode_for_decoding(loaded.model, params, batch.context_ids_BxC,
+                                           batch.context_mask_BxC, width, gen.pad_token_id)
+    assert ids.shape == mask.shape == (4, width) and int(mask[:, c:].sum()) == 0
+    out, nll, count = generate_and_score(
+        loaded.model, params, ids, mask, batch.target_ids_BxT, batch.target_mask_BxT, gen,
+        jax.random.PRNGKey(0), np.arange(4), cross)
+    tokens = np.asarray(out.tokens_BxN)
+    np.testing.assert_array_equal(tokens[:, :want_tokens.shape[1]], want_tokens)
+    np.testing.assert_allclose(np.asarray(count), scored.sum(1))
+    np.testing.assert_allclose(np.asarray(nll), -(logp * scored).sum(1), rtol=2e-5)
+
+
+def test_decode_widths_hold_their_bucket_and_stop_at_the_runs_longest():
+  assert decode_width(48, 384) == 128 and decode_width(128, 384) == 128
+  assert decode_width(192, 384) == 256 and decode_width(384, 384) == 384
+  assert decode_width(48, 64) == 64  # a run of short contexts pads no further than it needs
+  assert decode_width(2048, 2048) == 2048  # past the widths: the bucket itself
 
 
 def test_original_perplexity_groups_examples_as_dataset_order_batches():

@@ -59,6 +59,33 @@ def _assert_same(ours, theirs, fill):
   assert (ours.tokens_BxN[:, n:] == fill).all()
 
 
+@pytest.mark.parametrize("kind", ["godel", "blenderbot"])
+def test_cross_cache_holds_transformers_cross_attention_keys_and_values(models, kind, ed_test):
+  """`model.cross_cache` (computed without running the decoder on a token, what decoding starts
+  from) against the cross-attention cache transformers fills on its first decoder step."""
+  import torch
+
+  torch_model, loaded, _ = models[kind]
+  batch = hf.real_batch(loaded.fmt, ed_test, n=3, offset=7)
+  t = lambda x: torch.from_numpy(np.asarray(x)).long()
+  start = torch.full((3, 1), torch_model.config.decoder_start_token_id, dtype=torch.long)
+  with torch.no_grad():
+    out = torch_model(input_ids=t(batch.context_ids_BxC),
+                      attention_mask=t(batch.context_mask_BxC), decoder_input_ids=start,
+                      use_cache=True)
+  theirs = out.past_key_values.cross_attention_cache.layers
+  model = loaded.model
+  states = model.encode(loaded.params, jnp.asarray(batch.context_ids_BxC),
+                        jnp.asarray(batch.context_mask_BxC))
+  ours = model.cross_cache(loaded.params, states)
+  assert len(ours) == len(theirs) == model.num_cache_layers()
+  for mine, hf_layer in zip(ours, theirs):
+    np.testing.assert_allclose(np.asarray(mine.k), hf_layer.keys.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(mine.v), hf_layer.values.numpy(), rtol=1e-4,
+                               atol=1e-5)
+  assert np.abs(np.asarray(ours[0].k)).max() > 0.1
+
+
 @pytest.mark.parametrize("kind", ["godel", "dialogpt", "blenderbot"])
 @pytest.mark.parametrize("beams, alpha", [(1, 1.0), (4, 1.0), (4, 0.65), (4, 2.0)])
 def test_greedy_and_beam_match_transformers(models, kind, beams, alpha, ed_test):

@@ -19,7 +19,7 @@ from empathy_jax.data.dialogue_dataset import load_dialogue_split, split_dir
 from empathy_jax.data.pipeline import DEFAULT_BUCKETS, bucket_length, make_batcher, tokenize_split
 from empathy_jax.evaluation import suite
 from empathy_jax.evaluation import text_metrics as T
-from empathy_jax.evaluation.batch_program import generate_and_score
+from empathy_jax.evaluation import batch_program
 from empathy_jax.generation.config import resolve
 from empathy_jax.models.loading import load_model
 from empathy_jax.training.metrics_log import progress
@@ -29,6 +29,17 @@ from empathy_jax.training.metrics_log import progress
 # to 329 tokens pads to 384, not 512), since an evaluation compiles each once and the persistent
 # cache keeps them; the programs compile ahead in the background.
 EVAL_BUCKETS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+# Encoder-decoder batches decode at the smallest of these widths that holds their bucket
+# (capped at the run's longest bucket; `batch_program.encode_for_decoding`): one decoding program
+# per width instead of per bucket. Each decoding step reads every padded cross-attention key,
+# so the widths stay close where most batches are.
+DECODE_WIDTHS = (128, 256, 512, 1024)
+
+
+def decode_width(bucket: int, longest_bucket: int) -> int:
+  """The context width an encoder-decoder batch of this bucket decodes at."""
+  width = next((w for w in DECODE_WIDTHS if w >= bucket), bucket)
+  return min(width, longest_bucket)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,16 +125,39 @@ def run_test(cfg: TestConfig) -> dict:
   data_sharding, rows_sharding = sharding.batch_sharding(mesh, 2), sharding.replicated(mesh)
   gen_cfg = lambda width: resolve(cfg.generation, loaded.generation_config, model.cfg,
                                   prompt_length=width)
+  spec = lambda shape, sh, dtype=jnp.int32: jax.ShapeDtypeStruct(shape, dtype, sharding=sh)
+  # Encoder-decoder: the contexts' encoding (per bucket) and the decoding (per width) are two
+  # programs; padded contexts would change encoder-side n-gram bans, so those runs keep one.
+  split_programs = (model.is_encoder_decoder
+                    and gen_cfg(0).encoder_no_repeat_ngram_size == 0)
+  longest_bucket = max((batch.shape_key[1] for batch in batches), default=0)
+
+  def keys(batch):
+    """The programs a batch runs, in order: ("encode", b, c, width), ("decode", b, c, t)."""
+    b, c, t = batch.shape_key
+    if not split_programs:
+      return [("decode", b, c, t)]
+    width = decode_width(c, longest_bucket)
+    return [("encode", b, c, width), ("decode", b, width, t)]
+
+  def cross_spec(b, c):
+    states = jax.ShapeDtypeStruct((b, c, model.hidden_size), jnp.float32)
+    cross = jax.eval_shape(model.cross_cache, params, states)
+    return jax.tree.map(lambda x, sh: spec(x.shape, sh, x.dtype), cross,
+                        batch_program.cross_cache_shardings(cross, mesh))
 
   def lower(key):
-    b, c, t = key
-    spec = lambda shape, sh: jax.ShapeDtypeStruct(shape, jnp.int32, sharding=sh)
-    return generate_and_score.lower(
+    kind, b, c, t = key
+    if kind == "encode":
+      return batch_program.encode_for_decoding.lower(
+          model, params, spec((b, c), data_sharding), spec((b, c), data_sharding), t,
+          gen_cfg(c).pad_token_id, mesh)
+    return batch_program.generate_and_score.lower(
         model, params, spec((b, c), data_sharding), spec((b, c), data_sharding),
         spec((b, t), data_sharding), spec((b, t), data_sharding), gen_cfg(c), rng,
-        spec((b,), rows_sharding))
+        spec((b,), rows_sharding), cross_spec(b, c) if split_programs else None)
 
-  programs = compilation.CompileAhead(lower, [batch.shape_key for batch in batches])
+  programs = compilation.CompileAhead(lower, [key for batch in batches for key in keys(batch)])
   outputs: list[str | None] = [None] * n
   output_ids: list[list[int]] = [[] for _ in range(n)]
   inputs: list[str] = [""] * n
@@ -153,7 +187,10 @@ def run_test(cfg: TestConfig) -> dict:
           [batch.context_ids_BxC, batch.context_mask_BxC, batch.target_ids_BxT,
            batch.target_mask_BxT], data_sharding)
       rows = sharding.replicate(np.maximum(batch.example_index_B, 0), mesh)
-      out = programs.get(batch.shape_key)(params, *arrays, rng, rows)
+      contexts, targets, cross = arrays[:2], arrays[2:], None
+      if split_programs:
+        cross, *contexts = programs.get(keys(batch)[0])(params, *contexts)
+      out = programs.get(keys(batch)[-1])(params, *contexts, *targets, rng, rows, cross)
       if pending is not None:
         collect(*pending)
       pending = (batch, out)

@@ -45,18 +45,19 @@ def _repeat(x, k: int):
 
 @dataclasses.dataclass
 class _Session:
-  """Model-kind-specific glue: the prefilled cache and a one-token step function."""
+  """Model-kind-specific glue: the prefilled cache and a one-token step function. The first
+  step feeds the last prompt token (decoder-only) or the start token (encoder-decoder), so
+  every token comes from the search loop's one decoder program."""
 
   seq: jax.Array         # RxL buffer: prompt/start token, then generated tokens
   prompt_len: int
-  logits: jax.Array      # logits for the next token: RxV, or VxR (`vocab_major`)
   cache: object
-  step: object           # (tokens_R, slot, cache) -> (logits, cache)
+  step: object           # (tokens_R, slot, cache) -> (logits, cache): RxV, or VxR (`vocab_major`)
   encoder_ids: jax.Array | None
 
 
 def _start(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, k: int, fill: int,
-           packing: PackingPlan | None, vocab_major: bool = False, encoder_states=None):
+           packing: PackingPlan | None, vocab_major: bool = False, cross_cache=None):
   n = cfg.max_new_tokens
   last = (lambda logits: logits) if vocab_major else (lambda logits: logits[:, -1])
   ids, mask = _repeat(ids_BxC, k), _repeat(mask_BxC, k)
@@ -68,34 +69,36 @@ def _start(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, k: int, fill
     length = 1 + n
     seq = jnp.full((rows, length), fill, jnp.int32).at[:, 0].set(cfg.decoder_start_token_id)
     key_mask = jnp.ones((rows, length), jnp.int32)
-    cache = model.init_cache(rows, length, ids.shape[1], encoder_batch=(
-        ids_BxC.shape[0] if packing is None else packing.rows))
-    logits, cache, cross = model.prefill(params, ids_BxC, mask_BxC, seq[:, :1], key_mask, cache,
-                                         packing, vocab_major, encoder_states)
+    if cross_cache is None:
+      cross_cache, cross = model.prefill(params, ids_BxC, mask_BxC, packing)
+    else:
+      cross = mask_BxC
+    cache = model.init_cache(rows, length, cross=cross_cache)
 
     def step(tokens, slot, cache):
       out, _, cache = model.decode_step(params, tokens[:, None], key_mask, cache, slot,
                                         encoder_mask_BxSe=cross, vocab_major=vocab_major)
       return last(out), cache
 
-    return _Session(seq, 1, last(logits), cache, step, ids)
+    return _Session(seq, 1, cache, step, ids)
   c = ids.shape[1]
   length = c + n
   seq = jnp.full((rows, length), fill, jnp.int32).at[:, :c].set(ids)
   key_mask = jnp.concatenate([mask, jnp.ones((rows, n), mask.dtype)], axis=1)
   cache = model.init_cache(rows, length)
-  logits, _, cache = model.decode_step(params, ids, key_mask, cache, 0,
-                                       positions_BxT=positions_from_mask(mask),
-                                       vocab_major=vocab_major)
+  prompt_pos = positions_from_mask(mask)
+  if c > 1:  # the prompt but its last token, which the first step feeds
+    _, _, cache = model.decode_step(params, ids[:, :-1], key_mask, cache, 0,
+                                    positions_BxT=prompt_pos[:, :-1])
   next_pos = jnp.sum(mask, axis=-1).astype(jnp.int32)
 
   def step(tokens, slot, cache):
-    pos = (next_pos + slot - c)[:, None]
+    pos = jnp.where(slot < c, prompt_pos[:, -1], next_pos + slot - c)[:, None]
     out, _, cache = model.decode_step(params, tokens[:, None], key_mask, cache, slot,
                                       positions_BxT=pos, vocab_major=vocab_major)
     return last(out), cache
 
-  return _Session(seq, c, last(logits), cache, step, None)
+  return _Session(seq, c, cache, step, None)
 
 
 def _argmax(scores, axis: int = -1, top=None):
@@ -133,13 +136,13 @@ def _greedy_vocab_major(logits_VxR):
 
 
 def greedy_or_sample(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, keys_B,
-                     packing: PackingPlan | None = None, encoder_states=None):
+                     packing: PackingPlan | None = None, cross_cache=None):
   """HF `_sample`: argmax (or a draw from the warped distribution) until EOS or max length."""
   eos = cfg.eos_token_id
   # Plain greedy (nothing to sample, no constraint to apply) reads the logits vocab-major.
   plain = not cfg.sample and not P.constrains(cfg, model.is_encoder_decoder)
   s = _start(model, params, ids_BxC, mask_BxC, cfg, 1, cfg.pad_token_id, packing, plain,
-             encoder_states)
+             cross_cache=cross_cache)
   b, n = ids_BxC.shape[0], cfg.max_new_tokens
   max_length = s.prompt_len + n
 
@@ -178,9 +181,8 @@ def greedy_or_sample(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, ke
     cur, unfinished = state[0], state[3]
     return (cur < max_length) & jnp.any(unfinished)
 
-  seq, unfinished, logprobs = choose(s.prompt_len, s.seq, s.logits, jnp.ones((b,), bool),
-                                     jnp.zeros((b, n), jnp.float32))
-  init = (jnp.int32(s.prompt_len + 1), seq, s.cache, unfinished, logprobs)
+  init = (jnp.int32(s.prompt_len), s.seq, s.cache, jnp.ones((b,), bool),
+          jnp.zeros((b, n), jnp.float32))
   _, seq, _, _, logprobs = jax.lax.while_loop(cond, body, init)
   tokens = seq[:, s.prompt_len:]
   return GenerationOutput(tokens, logprobs, _mask_through_eos(tokens, eos, logprobs))
@@ -201,14 +203,13 @@ def _gather(x_BxKx, idx_BxJ):
 
 
 def beam_search(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, keys_B,
-                packing: PackingPlan | None = None, encoder_states=None):
+                packing: PackingPlan | None = None, cross_cache=None):
   """Port of transformers' `_beam_search` (and beam sampling with Gumbel top-k)."""
   eos = cfg.eos_token_id
   k = cfg.beam_width
   b, n = ids_BxC.shape[0], cfg.max_new_tokens
   fill = cfg.pad_token_id or (eos if eos is not None else -1)  # HF: `pad or eos`
-  s = _start(model, params, ids_BxC, mask_BxC, cfg, k, fill, packing,
-             encoder_states=encoder_states)
+  s = _start(model, params, ids_BxC, mask_BxC, cfg, k, fill, packing, cross_cache=cross_cache)
   prompt = s.prompt_len
   max_length = prompt + n
   length = s.seq.shape[1]
@@ -297,7 +298,9 @@ def beam_search(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, keys_B,
   init = (jnp.int32(prompt), run_seq, run_scores, jnp.zeros((b, k, n), jnp.float32), run_seq,
           jnp.full((b, k), BIG_NEG, jnp.float32), jnp.zeros((b, k, n), jnp.float32),
           jnp.zeros((b, k), bool), jnp.ones((b, 1), bool), jnp.zeros((b, n_keep), bool))
-  final = jax.lax.while_loop(cond, body, (*select(init, s.logits), s.cache))[0]
+  # The first iteration decodes the prompt's last token (or the start token) for every beam
+  # row: beam 0 alone is live (the others score BIG_NEG), as in transformers.
+  final = jax.lax.while_loop(cond, body, (init, jnp.arange(b * k), s.cache))[0]
   seq, lps = final[4][:, 0], final[6][:, 0]
   tokens = seq[:, prompt:]
   mask = _mask_through_eos(tokens, eos)
@@ -305,13 +308,14 @@ def beam_search(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, keys_B,
 
 
 def generate(model, params, context_ids_BxC, context_mask_BxC, cfg: GenerationConfig, rng,
-             row_ids_B, packing: PackingPlan | None = None, encoder_states=None):
+             row_ids_B, packing: PackingPlan | None = None, cross_cache=None):
   """`generate_ids` without its jit, for programs that generate as one of their parts;
-  `encoder_states`: the contexts' encoder states when the caller computed them already."""
+  `cross_cache`: the contexts' cross-attention keys/values (`model.cross_cache`, unpacked)
+  when the caller computed them already (the contexts are then not encoded)."""
   keys = jax.vmap(lambda r: jax.random.fold_in(rng, r))(row_ids_B)
   search = beam_search if cfg.beam_width > 1 else greedy_or_sample
   return search(model, params, context_ids_BxC, context_mask_BxC, cfg, keys, packing,
-                encoder_states)
+                cross_cache)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "cfg"))

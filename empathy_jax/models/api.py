@@ -201,29 +201,43 @@ class DialogueModel:
     return cfg.decoder_attention_heads, cfg.d_model // cfg.decoder_attention_heads
 
   def init_cache(self, batch: int, length: int, encoder_length: int = 0, dtype=jnp.float32,
-                 encoder_batch: int | None = None):
+                 encoder_batch: int | None = None, cross=None):
     """Zero caches for the decoder: per layer (a tuple) or stacked on a layer axis (scan).
 
-    Each layer holds its self-attention keys/values (and, for encoder-decoder models, the
-    cross-attention keys/values, filled once by the prefill step). `encoder_batch` < `batch`
+    Each layer holds its self-attention keys/values and, for encoder-decoder models, the
+    cross-attention keys/values: `cross` (from `cross_cache`) when given, else zeros of
+    `encoder_length` for a first step with encoder states to fill. `encoder_batch` < `batch`
     when `batch / encoder_batch` consecutive rows (beams) share one encoder output: their
     cross-attention keys/values are then stored once (see `layers.attention`).
     """
     n = self.num_cache_layers()
     h, k = self.cache_heads()
 
-    def layer(lead):
+    def layer(lead, cross_part):
       zeros = lambda rows, s: jnp.zeros((*lead, rows, h, s, k), dtype)
       self_cache = KVCache(zeros(batch, length), zeros(batch, length))
       if not self.is_encoder_decoder:
         return self_cache
-      rows = encoder_batch or batch
-      return {"self": self_cache,
-              "cross": KVCache(zeros(rows, encoder_length), zeros(rows, encoder_length))}
+      if cross_part is None:
+        rows = encoder_batch or batch
+        cross_part = KVCache(zeros(rows, encoder_length), zeros(rows, encoder_length))
+      return {"self": self_cache, "cross": cross_part}
 
     if self.cfg.scan_layers:
-      return layer((n,))
-    return tuple(layer(()) for _ in range(n))
+      return layer((n,), cross)
+    return tuple(layer((), None if cross is None else cross[i]) for i in range(n))
+
+  def cross_cache(self, params, encoder_states_BxSxD):
+    """Every decoder layer's cross-attention keys/values of the encoder states, as a first
+    decoding step would cache them (a `KVCache` per layer, or one stacked under scan), for
+    `init_cache(cross=...)`: decoding steps after it all run the same decoder program."""
+    b, s = encoder_states_BxSxD.shape[:2]
+    cache = self.module.apply({"params": params}, encoder_states_BxSxD,
+                              self.init_cache(b, 1, s),
+                              method="fill_cross_cache")
+    if self.cfg.scan_layers:
+      return cache["cross"]
+    return tuple(layer["cross"] for layer in cache)
 
   def reorder_cache(self, cache, rows_R):
     """Gathers cache rows (beam search). Cross-attention caches are left alone: beams only move
@@ -249,30 +263,19 @@ class DialogueModel:
       return call(ids_BxS, mask_BxS, None, None)
     return plan.unpack(call(*plan.encoder_inputs(ids_BxS, mask_BxS)), mask_BxS)
 
-  def prefill(self, params, ids_BxS, mask_BxS, start_ids_BxT, key_mask_BxL, cache,
-              plan: packing.PackingPlan | None = None, vocab_major: bool = False,
-              encoder_states=None):
-    """Encoder-decoder: encodes the contexts and runs the decoder's first tokens, filling the
-    cache (cross-attention keys/values included). Returns (logits, cache, cross): logits as
-    `decode_step` returns them; `cross` is what later steps take as `encoder_mask_BxSe`.
+  def prefill(self, params, ids_BxS, mask_BxS, plan: packing.PackingPlan | None = None):
+    """Encoder-decoder: encodes the contexts for decoding. Returns (cross, cross_mask): the
+    cross-attention keys/values (`cross_cache`, for `init_cache`) and what decoding steps take
+    as `encoder_mask_BxSe`.
 
     With a `plan` the encoder runs on its packed rows and the cross-attention keys/values are
-    cached on them (`init_cache(..., encoder_batch=plan.rows)`): the same results, at a
-    fraction of the encoder's cost and of every step's cross-attention reads.
-    `encoder_states`: this batch's (unpacked) encoder states when the caller has them already
-    (batch evaluation scores the targets with the same encoder pass)."""
+    kept on them: the same results, at a fraction of the encoder's cost and of every step's
+    cross-attention reads."""
     call = self._encode_call(params)
-    if encoder_states is not None:
-      states, cross = encoder_states, mask_BxS
-    elif plan is None:
-      states, cross = call(ids_BxS, mask_BxS, None, None), mask_BxS
-    else:
-      states = call(*plan.encoder_inputs(ids_BxS, mask_BxS))
-      cross = plan.cross_keys(mask_BxS)
-    logits, _, cache = self.decode_step(params, start_ids_BxT, key_mask_BxL, cache, 0,
-                                        encoder_states=states, encoder_mask_BxSe=cross,
-                                        vocab_major=vocab_major)
-    return logits, cache, cross
+    if plan is None:
+      return self.cross_cache(params, call(ids_BxS, mask_BxS, None, None)), mask_BxS
+    states = call(*plan.encoder_inputs(ids_BxS, mask_BxS))
+    return self.cross_cache(params, states), plan.cross_keys(mask_BxS)
 
   def decode_step(self, params, ids_BxT, key_mask_BxS, cache, cache_index, *,
                   encoder_states=None, encoder_mask_BxSe=None, positions_BxT=None,

@@ -17,7 +17,8 @@ from empathy_jax.models.configs import BlenderbotConfig
 
 class BartAttention(nn.Module):
   """As `T5Attention`: self-attention when `kv_BxSxD` is None, cross-attention on it, or on
-  cached encoder keys/values with `precomputed`. Returns (output, self cache, (k, v))."""
+  cached encoder keys/values with `precomputed`. Returns (output, self cache, (k, v)), or with
+  `kv_only` (None, None, (k, v)) of `kv_BxSxD` alone."""
 
   cfg: BlenderbotConfig
   num_heads: int
@@ -25,15 +26,17 @@ class BartAttention(nn.Module):
 
   @nn.compact
   def __call__(self, x_BxTxD, kv_BxSxD, bias, cache=None, cache_index=0,
-               precomputed: bool = False):
+               precomputed: bool = False, kv_only: bool = False):
     cfg = self.cfg
     head_dim = cfg.d_model // self.num_heads
     proj = lambda name: L.DenseGeneral((self.num_heads, head_dim), ("embed", "heads", "kv"),
                                        use_bias=True, init_std=cfg.init_std, dtype=cfg.dtype,
                                        name=name)
-    q = proj("q_proj")(x_BxTxD)
     k, v, new_cache = L.keys_values(proj("k_proj"), proj("v_proj"), x_BxTxD, kv_BxSxD, cache,
                                     cache_index, precomputed)
+    if kv_only:
+      return None, None, (k, v)
+    q = proj("q_proj")(x_BxTxD)
     dropout = None
     if not self.deterministic and cfg.attention_dropout > 0:
       dropout = L.Dropout(cfg.attention_dropout, deterministic=False)
@@ -52,6 +55,10 @@ class BlenderbotLayer(nn.Module):
   def __call__(self, x, shared, cache):
     cfg = self.cfg
     heads = cfg.decoder_attention_heads if self.is_decoder else cfg.encoder_attention_heads
+    if L.CROSS_CACHE_ONLY in shared:  # `fill_cross_cache`
+      _, _, (ck, cv) = BartAttention(cfg, heads, self.deterministic, name="encoder_attn")(
+          None, shared["encoder_states"], None, kv_only=True)
+      return x, L.cross_cache_entry(cache, ck, cv)
     ffn = cfg.decoder_ffn_dim if self.is_decoder else cfg.encoder_ffn_dim
     drop = lambda y, r=cfg.dropout_rate: L.Dropout(r)(y, deterministic=self.deterministic)
     norm = lambda name: L.LayerNorm(1e-5, cfg.dtype, name=name)
@@ -68,10 +75,10 @@ class BlenderbotLayer(nn.Module):
           norm("encoder_attn_layer_norm")(x), states, shared["cross_bias"],
           cache["cross"] if precomputed else None, precomputed=precomputed)
       x = x + drop(h)
-      if cache is not None:
-        cross = cache["cross"] if precomputed else L.KVCache(
-            ck.astype(cache["cross"].k.dtype), cv.astype(cache["cross"].v.dtype))
-        new_cache = {"self": self_cache, "cross": cross}
+      if cache is not None:  # a first step with encoder states stores their keys/values
+        new_cache = {"self": self_cache, "cross": cache["cross"]}
+        if not precomputed:
+          new_cache = L.cross_cache_entry(new_cache, ck, cv)
     h = norm("final_layer_norm")(x)
     h = L.DenseGeneral((ffn,), ("embed", "mlp"), use_bias=True, init_std=cfg.init_std,
                        dtype=cfg.dtype, name="fc1")(h)
@@ -112,6 +119,9 @@ class BlenderbotModel(L.EncoderDecoderCalls, nn.Module):
       return self.decoder_layer_norm(x), cache
     x, _ = self.encoder_layers(x, shared, None, deterministic)
     return self.encoder_layer_norm(x), None
+
+  def decoder_stack(self, x, shared, cache):
+    return self._stack(x, shared, cache, True, True)
 
   def encode(self, ids_BxS, mask_BxS, deterministic: bool = True, positions_BxS=None,
              segments_BxS=None):

@@ -91,8 +91,30 @@ class Embed(nn.Module):
     return logits.astype(jnp.float32).reshape(*x.shape[:-1], -1)
 
 
+# A decoder call whose `shared` holds this key (its value is None) only stores each layer's
+# cross-attention keys/values of `shared["encoder_states"]` in the cache. A key, not a flag
+# value: dict keys are pytree structure, so the mode stays static under nn.scan and nn.remat.
+CROSS_CACHE_ONLY = "cross_cache_only"
+
+
+def cross_cache_entry(cache, k_BxHxSxK, v_BxHxSxK):
+  """A decoder layer's cache with its cross-attention part replaced (dtype kept)."""
+  cross = KVCache(k_BxHxSxK.astype(cache["cross"].k.dtype),
+                  v_BxHxSxK.astype(cache["cross"].v.dtype))
+  return {"self": cache["self"], "cross": cross}
+
+
 class EncoderDecoderCalls:
   """The calls T5 and BlenderBot share on top of their `encode`, `decode` and `logits`."""
+
+  def fill_cross_cache(self, encoder_states_BxSxD, cache):
+    """`cache` with every decoder layer's cross-attention keys/values of the encoder states:
+    what the first decoding step would store, without running the decoder on a token."""
+    x = jnp.zeros((encoder_states_BxSxD.shape[0], 1, encoder_states_BxSxD.shape[-1]),
+                  encoder_states_BxSxD.dtype)
+    _, cache = self.decoder_stack(x, {"encoder_states": encoder_states_BxSxD,
+                                      CROSS_CACHE_ONLY: None}, cache)
+    return cache
 
   def decoder_hidden(self, ids_BxS, mask_BxS, dec_ids_BxT, dec_mask_BxT, deterministic=True,
                      plan=None):

@@ -55,21 +55,24 @@ class T5Attention(nn.Module):
   """Self-attention (`kv_BxSxD=None`), cross-attention on `kv_BxSxD`,
   or with `precomputed` cross-attention on keys/values cached from the encoder.
 
-  Returns (output, updated self-attention cache or None, (k, v) as used)."""
+  Returns (output, updated self-attention cache or None, (k, v) as used); `kv_only` returns
+  (None, None, (k, v)) of `kv_BxSxD` alone (no query: `x_BxTxD` is not read)."""
 
   cfg: T5Config
   deterministic: bool
 
   @nn.compact
   def __call__(self, x_BxTxD, kv_BxSxD, bias, cache: L.KVCache | None = None, cache_index=0,
-               precomputed: bool = False):
+               precomputed: bool = False, kv_only: bool = False):
     cfg = self.cfg
     inner = cfg.num_heads * cfg.d_kv
     proj = lambda name, std: L.DenseGeneral((cfg.num_heads, cfg.d_kv), ("embed", "heads", "kv"),
                                             init_std=std, dtype=cfg.dtype, name=name)
-    q = proj("q", (cfg.d_model * cfg.d_kv) ** -0.5)(x_BxTxD)
     k, v, new_cache = L.keys_values(proj("k", cfg.d_model ** -0.5), proj("v", cfg.d_model ** -0.5),
                                     x_BxTxD, kv_BxSxD, cache, cache_index, precomputed)
+    if kv_only:
+      return None, None, (k, v)
+    q = proj("q", (cfg.d_model * cfg.d_kv) ** -0.5)(x_BxTxD)
     dropout = None
     if not self.deterministic and cfg.dropout_rate > 0:
       dropout = L.Dropout(cfg.dropout_rate, deterministic=False)
@@ -109,6 +112,10 @@ class T5Block(nn.Module):
   @nn.compact
   def __call__(self, x, shared, cache):
     cfg = self.cfg
+    if L.CROSS_CACHE_ONLY in shared:  # `fill_cross_cache`
+      _, _, (ck, cv) = T5Attention(cfg, self.deterministic, name="cross_attention")(
+          None, shared["encoder_states"], None, kv_only=True)
+      return x, L.cross_cache_entry(cache, ck, cv)
     drop = lambda y: L.Dropout(cfg.dropout_rate)(y, deterministic=self.deterministic)
     norm = lambda name: L.RMSNorm(cfg.layer_norm_epsilon, cfg.dtype, name=name)
     h = norm("self_attention_norm")(x)
@@ -124,10 +131,10 @@ class T5Block(nn.Module):
           norm("cross_attention_norm")(x), states, shared["cross_bias"],
           cache["cross"] if precomputed else None, precomputed=precomputed)
       x = x + drop(h)
-      if cache is not None:  # prefill stores the encoder's keys/values for later steps
-        cross = cache["cross"] if precomputed else L.KVCache(
-            ck.astype(cache["cross"].k.dtype), cv.astype(cache["cross"].v.dtype))
-        new_cache = {"self": self_cache, "cross": cross}
+      if cache is not None:  # a first step with encoder states stores their keys/values
+        new_cache = {"self": self_cache, "cross": cache["cross"]}
+        if not precomputed:
+          new_cache = L.cross_cache_entry(new_cache, ck, cv)
     h = T5FeedForward(cfg, self.deterministic, name="mlp")(norm("mlp_norm")(x))
     x = x + drop(h)
     return x, new_cache
@@ -198,6 +205,9 @@ class T5Model(L.EncoderDecoderCalls, nn.Module):
               "encoder_states": encoder_states, "cache_index": cache_index}
     x = self.shared(ids_BxT)
     return self.decoder(x, shared, cache, deterministic)
+
+  def decoder_stack(self, x, shared, cache):
+    return self.decoder(x, shared, cache)
 
   def logits(self, hidden_BxTxD, vocab_major: bool = False):
     """BxTxV logits, or Vx(B*T) with `vocab_major` (see `layers.Embed.attend`)."""
