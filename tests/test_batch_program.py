@@ -11,7 +11,7 @@ import pytest
 
 from empathy_jax.evaluation.batch_program import (encode_for_decoding, generate_and_score,
                                                   target_nll)
-from empathy_jax.evaluation.testing import decode_width, original_perplexity
+from empathy_jax.evaluation.testing import decode_width, decode_widths, original_perplexity
 from empathy_jax.generation.config import resolve
 from empathy_jax.generation.search import generate_ids
 from empathy_jax.models.loading import load_model
@@ -108,11 +108,19 @@ def test_contexts_padded_to_a_decoding_width_give_transformers_tokens_and_nll(
     np.testing.assert_allclose(np.asarray(nll), -(logp * scored).sum(1), rtol=2e-5)
 
 
-def test_decode_widths_hold_their_bucket_and_stop_at_the_runs_longest():
-  assert decode_width(48, 384) == 128 and decode_width(128, 384) == 128
-  assert decode_width(192, 384) == 256 and decode_width(384, 384) == 384
-  assert decode_width(48, 64) == 64  # a run of short contexts pads no further than it needs
-  assert decode_width(2048, 2048) == 2048  # past the widths: the bucket itself
+def test_decode_widths_share_rare_buckets_and_keep_frequent_ones():
+  # test.py's first 1,024 test rows: no bucket has 24 batches; widths capped at the longest.
+  run = [48] * 3 + [64] * 5 + [96] * 12 + [128] * 8 + [192] * 3 + [384]
+  widths = decode_widths(run)
+  assert widths == (128, 256, 384)
+  assert [decode_width(c, widths) for c in (48, 96, 128, 192, 384)] == [128, 128, 128, 256, 384]
+  # The whole split: buckets used by 24 batches or more decode at their own width.
+  run = [48] * 15 + [64] * 35 + [96] * 57 + [128] * 37 + [192] * 17 + [256] * 2 + [384]
+  widths = decode_widths(run)
+  assert widths == (64, 96, 128, 256, 384)
+  assert [decode_width(c, widths) for c in (48, 64, 96, 192)] == [64, 64, 96, 256]
+  assert decode_widths([48, 64]) == (64,)  # short runs pad no further than their longest
+  assert decode_width(2048, decode_widths([2048])) == 2048  # past the widths: its own
 
 
 def test_original_perplexity_groups_examples_as_dataset_order_batches():

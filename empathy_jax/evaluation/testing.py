@@ -7,8 +7,10 @@ for a local checkpoint, else outputs/<model>), and returns the metrics.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -29,17 +31,28 @@ from empathy_jax.training.metrics_log import progress
 # to 329 tokens pads to 384, not 512), since an evaluation compiles each once and the persistent
 # cache keeps them; the programs compile ahead in the background.
 EVAL_BUCKETS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
-# Encoder-decoder batches decode at the smallest of these widths that holds their bucket
-# (capped at the run's longest bucket; `batch_program.encode_for_decoding`): one decoding program
-# per width instead of per bucket. Each decoding step reads every padded cross-attention key,
-# so the widths stay close where most batches are.
+# Encoder-decoder batches decode at a width that holds their bucket, shared by several buckets
+# (`batch_program.encode_for_decoding`): one decoding program per width instead of per bucket.
+# Each decoding step reads every padded cross-attention key, so padding a batch to the next
+# width costs ~0.1-0.15 s (GODEL_TINY, 32 rows, 32 tokens), about what compiling a decoding
+# program costs (~3 s) once 24 batches pay it: a bucket that many batches use keeps its own.
 DECODE_WIDTHS = (128, 256, 512, 1024)
+OWN_WIDTH_BATCHES = 24
 
 
-def decode_width(bucket: int, longest_bucket: int) -> int:
-  """The context width an encoder-decoder batch of this bucket decodes at."""
-  width = next((w for w in DECODE_WIDTHS if w >= bucket), bucket)
-  return min(width, longest_bucket)
+def decode_widths(batch_buckets: Sequence[int]) -> tuple[int, ...]:
+  """The widths a run's encoder-decoder batches decode at, from each batch's context bucket:
+  DECODE_WIDTHS capped at the run's longest bucket, and every bucket that at least
+  OWN_WIDTH_BATCHES batches use."""
+  counts = collections.Counter(batch_buckets)
+  longest = max(counts)
+  widths = {min(w, longest) for w in DECODE_WIDTHS} | {longest}
+  return tuple(sorted(widths | {c for c, n in counts.items() if n >= OWN_WIDTH_BATCHES}))
+
+
+def decode_width(bucket: int, widths: Sequence[int]) -> int:
+  """The smallest of `widths` (`decode_widths`) that holds the bucket."""
+  return next(w for w in widths if w >= bucket)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,14 +143,14 @@ def run_test(cfg: TestConfig) -> dict:
   # programs; padded contexts would change encoder-side n-gram bans, so those runs keep one.
   split_programs = (model.is_encoder_decoder
                     and gen_cfg(0).encoder_no_repeat_ngram_size == 0)
-  longest_bucket = max((batch.shape_key[1] for batch in batches), default=0)
+  widths = decode_widths([batch.shape_key[1] for batch in batches]) if batches else ()
 
   def keys(batch):
     """The programs a batch runs, in order: ("encode", b, c, width), ("decode", b, c, t)."""
     b, c, t = batch.shape_key
     if not split_programs:
       return [("decode", b, c, t)]
-    width = decode_width(c, longest_bucket)
+    width = decode_width(c, widths)
     return [("encode", b, c, width), ("decode", b, width, t)]
 
   def cross_spec(b, c):
