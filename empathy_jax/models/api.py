@@ -284,9 +284,10 @@ class DialogueModel:
 
     Returns (logits for the last token only: Bx1xV, or VxB with `vocab_major`, the faster
     layout for a decoding step; hidden_BxTxD, new_cache): a prefill over a long prompt never
-    materialises TxV logits. Encoder-decoder: pass `encoder_states` on the
-    first call (it fills the cross-attention cache) and None afterwards; `encoder_mask_BxSe`
-    may be the `packing.PackedKeys` of packed encoder states (see `prefill`).
+    materialises TxV logits. Encoder-decoder: the cache's cross-attention keys/values come from
+    `init_cache(cross=cross_cache(...))`, or from `encoder_states` passed on the first call;
+    `encoder_mask_BxSe` may be the `packing.PackedKeys` of packed encoder states (see
+    `prefill`).
     """
     def run(module):
       if self.is_encoder_decoder:

@@ -191,7 +191,7 @@ class T5Model(L.EncoderDecoderCalls, nn.Module):
 
     Keys are the cache slots (S = cache length) or the T inputs themselves; a query at slot
     `cache_index + t` sees key slots <= its own whose `self_key_mask` is set. With a cache and
-    `encoder_states=None`, cross-attention uses the encoder keys/values stored at prefill.
+    `encoder_states=None`, cross-attention uses the encoder keys/values already in the cache.
     """
     t = ids_BxT.shape[1]
     s = self_key_mask_BxS.shape[1]
