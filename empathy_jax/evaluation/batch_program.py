@@ -54,7 +54,7 @@ def target_nll(model, params, context_ids_BxC, context_mask_BxC, target_ids_BxT,
 
   if model.is_encoder_decoder:
     if cross_cache is None:
-      cross_cache = _encoded(model, params, context_ids_BxC, context_mask_BxC)
+      cross_cache, _ = model.prefill(params, context_ids_BxC, context_mask_BxC)
     cache = model.init_cache(b, width, cross=cross_cache)
     key_mask = mask[:, :width]
     offset, positions = 0, None
@@ -110,10 +110,6 @@ def target_nll(model, params, context_ids_BxC, context_mask_BxC, target_ids_BxT,
   return total, jnp.sum(scored, axis=1).astype(jnp.float32)
 
 
-def _encoded(model, params, context_ids_BxC, context_mask_BxC):
-  return model.cross_cache(params, model.encode(params, context_ids_BxC, context_mask_BxC))
-
-
 def cross_cache_shardings(cross_cache, mesh):
   """Shardings of a cross cache's keys/values ([..., rows, heads, S, head_dim]): rows split
   over the mesh's batch axes, as the batch they come from."""
@@ -121,8 +117,8 @@ def cross_cache_shardings(cross_cache, mesh):
 
 
 @functools.partial(jax.jit, static_argnames=("model", "width", "pad_id", "mesh"))
-def encode_for_decoding(model, params, context_ids_BxC, context_mask_BxC, width: int, pad_id: int,
-                    mesh=None):
+def encode_for_decoding(model, params, context_ids_BxC, context_mask_BxC, width: int,
+                        pad_id: int, mesh=None):
   """Encoder-decoder: (cross_cache, context_ids_BxW, context_mask_BxW): the contexts'
   cross-attention keys/values and the contexts themselves, padded with masked keys (and
   `pad_id`) to `width` >= C, the context length `generate_and_score` is compiled for. With a
@@ -131,7 +127,7 @@ def encode_for_decoding(model, params, context_ids_BxC, context_mask_BxC, width:
   pad = width - context_ids_BxC.shape[1]
   if pad < 0:
     raise ValueError(f"width {width} is shorter than the contexts ({context_ids_BxC.shape[1]})")
-  cross = _encoded(model, params, context_ids_BxC, context_mask_BxC)
+  cross, _ = model.prefill(params, context_ids_BxC, context_mask_BxC)
   cross = jax.tree.map(lambda x: jnp.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, pad), (0, 0)]), cross)
   if mesh is not None:
     cross = jax.lax.with_sharding_constraint(cross, cross_cache_shardings(cross, mesh))
@@ -149,7 +145,7 @@ def generate_and_score(model, params, context_ids_BxC, context_mask_BxC, target_
   `search.generate_ids` (row r's randomness is `fold_in(rng, row_ids_B[r])`). Encoder-decoder
   models encode the contexts once for both, or take `cross_cache` from `encode_for_decoding`."""
   if model.is_encoder_decoder and cross_cache is None:
-    cross_cache = _encoded(model, params, context_ids_BxC, context_mask_BxC)
+    cross_cache, _ = model.prefill(params, context_ids_BxC, context_mask_BxC)
   out = generate(model, params, context_ids_BxC, context_mask_BxC, cfg, rng, row_ids_B,
                  cross_cache=cross_cache)
   nll, count = target_nll(model, params, context_ids_BxC, context_mask_BxC, target_ids_BxT,

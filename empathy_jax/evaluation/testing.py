@@ -146,7 +146,8 @@ def run_test(cfg: TestConfig) -> dict:
   widths = decode_widths([batch.shape_key[1] for batch in batches]) if batches else ()
 
   def keys(batch):
-    """The programs a batch runs, in order: ("encode", b, c, width), ("decode", b, c, t)."""
+    """The programs a batch runs, in order: ("encode", b, c, width), then ("decode", b,
+    width, t), or ("decode", b, c, t) alone."""
     b, c, t = batch.shape_key
     if not split_programs:
       return [("decode", b, c, t)]

@@ -201,14 +201,14 @@ class DialogueModel:
     return cfg.decoder_attention_heads, cfg.d_model // cfg.decoder_attention_heads
 
   def init_cache(self, batch: int, length: int, encoder_length: int = 0, dtype=jnp.float32,
-                 encoder_batch: int | None = None, cross=None):
+                 cross=None):
     """Zero caches for the decoder: per layer (a tuple) or stacked on a layer axis (scan).
 
     Each layer holds its self-attention keys/values and, for encoder-decoder models, the
     cross-attention keys/values: `cross` (from `cross_cache`) when given, else zeros of
-    `encoder_length` for a first step with encoder states to fill. `encoder_batch` < `batch`
-    when `batch / encoder_batch` consecutive rows (beams) share one encoder output: their
-    cross-attention keys/values are then stored once (see `layers.attention`).
+    `encoder_length` (what `cross_cache` fills). `cross` may hold fewer rows than `batch`:
+    `batch / rows` consecutive rows (beams) then share one example's keys/values, stored once
+    (see `layers.attention`).
     """
     n = self.num_cache_layers()
     h, k = self.cache_heads()
@@ -219,8 +219,7 @@ class DialogueModel:
       if not self.is_encoder_decoder:
         return self_cache
       if cross_part is None:
-        rows = encoder_batch or batch
-        cross_part = KVCache(zeros(rows, encoder_length), zeros(rows, encoder_length))
+        cross_part = KVCache(zeros(batch, encoder_length), zeros(batch, encoder_length))
       return {"self": self_cache, "cross": cross_part}
 
     if self.cfg.scan_layers:
@@ -278,21 +277,19 @@ class DialogueModel:
     return self.cross_cache(params, states), plan.cross_keys(mask_BxS)
 
   def decode_step(self, params, ids_BxT, key_mask_BxS, cache, cache_index, *,
-                  encoder_states=None, encoder_mask_BxSe=None, positions_BxT=None,
-                  vocab_major: bool = False):
+                  encoder_mask_BxSe=None, positions_BxT=None, vocab_major: bool = False):
     """Runs T tokens through the decoder at cache slot `cache_index`.
 
     Returns (logits for the last token only: Bx1xV, or VxB with `vocab_major`, the faster
     layout for a decoding step; hidden_BxTxD, new_cache): a prefill over a long prompt never
-    materialises TxV logits. Encoder-decoder: the cache's cross-attention keys/values come from
-    `init_cache(cross=cross_cache(...))`, or from `encoder_states` passed on the first call;
-    `encoder_mask_BxSe` may be the `packing.PackedKeys` of packed encoder states (see
-    `prefill`).
+    materialises TxV logits. Encoder-decoder: the cross-attention keys/values are the cache's
+    (`init_cache(cross=cross_cache(...))`); `encoder_mask_BxSe` may be the
+    `packing.PackedKeys` of packed encoder states (see `prefill`).
     """
     def run(module):
       if self.is_encoder_decoder:
-        hidden, new_cache = module.decode(ids_BxT, key_mask_BxS, encoder_states,
-                                          encoder_mask_BxSe, cache=cache,
+        hidden, new_cache = module.decode(ids_BxT, key_mask_BxS, None, encoder_mask_BxSe,
+                                          cache=cache,
                                           cache_index=cache_index)
       else:
         hidden, new_cache = module.decode(ids_BxT, positions_BxT, key_mask_BxS, cache=cache,

@@ -71,14 +71,12 @@ class BlenderbotLayer(nn.Module):
     if self.is_decoder:
       states = shared.get("encoder_states")
       precomputed = states is None
-      h, _, (ck, cv) = BartAttention(cfg, heads, self.deterministic, name="encoder_attn")(
+      h, _, _ = BartAttention(cfg, heads, self.deterministic, name="encoder_attn")(
           norm("encoder_attn_layer_norm")(x), states, shared["cross_bias"],
           cache["cross"] if precomputed else None, precomputed=precomputed)
       x = x + drop(h)
-      if cache is not None:  # a first step with encoder states stores their keys/values
+      if cache is not None:  # the cross part stays as `fill_cross_cache` stored it
         new_cache = {"self": self_cache, "cross": cache["cross"]}
-        if not precomputed:
-          new_cache = L.cross_cache_entry(new_cache, ck, cv)
     h = norm("final_layer_norm")(x)
     h = L.DenseGeneral((ffn,), ("embed", "mlp"), use_bias=True, init_std=cfg.init_std,
                        dtype=cfg.dtype, name="fc1")(h)

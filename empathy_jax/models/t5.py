@@ -127,14 +127,12 @@ class T5Block(nn.Module):
     if self.is_decoder:
       states = shared.get("encoder_states")
       precomputed = states is None
-      h, _, (ck, cv) = T5Attention(cfg, self.deterministic, name="cross_attention")(
+      h, _, _ = T5Attention(cfg, self.deterministic, name="cross_attention")(
           norm("cross_attention_norm")(x), states, shared["cross_bias"],
           cache["cross"] if precomputed else None, precomputed=precomputed)
       x = x + drop(h)
-      if cache is not None:  # a first step with encoder states stores their keys/values
+      if cache is not None:  # the cross part stays as `fill_cross_cache` stored it
         new_cache = {"self": self_cache, "cross": cache["cross"]}
-        if not precomputed:
-          new_cache = L.cross_cache_entry(new_cache, ck, cv)
     h = T5FeedForward(cfg, self.deterministic, name="mlp")(norm("mlp_norm")(x))
     x = x + drop(h)
     return x, new_cache
