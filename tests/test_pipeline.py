@@ -3,6 +3,7 @@ import collections
 import numpy as np
 
 from empathy_jax.data.pipeline import Batcher, bucket_length, make_batcher, tokenize_split
+from empathy_jax.evaluation.testing import EVAL_BUCKETS, eval_batcher
 from test_tokenization import fmt_for
 
 
@@ -64,3 +65,30 @@ def test_bucket_length():
   assert bucket_length(40, (16, 32), 100) == 100
   assert bucket_length(40, (16, 32, 64, 128), 50) == 50
   assert Batcher(4, 0, False, 10, 10).num_batches(9) == 3
+
+
+
+def test_test_py_batches_share_a_context_bucket_and_similar_targets(ed_test):
+  """test.py's order (context bucket, then target length) pads less on both sides than
+  sorting by context + target length: what each batch pads to, from the lengths here."""
+  fmt = fmt_for("GODEL_TINY")
+  table = tokenize_split(ed_test, fmt)
+  contexts = np.asarray([len(c) for c in table["context_ids"]])
+  targets = np.asarray([len(t) for t in table["target_ids"]])
+  bucket = lambda length: bucket_length(length, EVAL_BUCKETS, fmt.max_length)
+
+  def padded(batches):
+    """(context positions, target chunks of 16 the scoring loop runs) of the batches."""
+    return (sum(bucket(contexts[i].max()) for i in batches),
+            sum(-(-targets[i].max() // 16) for i in batches))
+
+  ours = eval_batcher(fmt, 32, table).batch_indices(table)
+  by_total = np.argsort(-(contexts + targets), kind="stable")
+  ctx, chunks = padded(ours)
+  ref_ctx, ref_chunks = padded([by_total[s:s + 32] for s in range(0, len(by_total), 32)])
+  assert ctx < ref_ctx and chunks < 0.8 * ref_chunks, (ctx, ref_ctx, chunks, ref_chunks)
+  context_bucket = [bucket(contexts[i].max()) for i in ours]
+  assert context_bucket == sorted(context_bucket, reverse=True)  # longest first
+  mixed = sum(len({bucket(c) for c in contexts[i]}) > 1 for i in ours)
+  assert mixed < len(set(context_bucket))  # only batches at a bucket boundary mix
+  assert sorted(np.concatenate(ours).tolist()) == list(range(len(ed_test)))

@@ -146,13 +146,13 @@ def realistic_batches(loaded, cfg: BenchConfig, count: int = 4):
   """`count` of the batches `test.py` makes from the whole test split (its length-sorted
   order), evenly spaced from the longest to the shortest."""
   from empathy_jax.data.dialogue_dataset import load_dialogue_split  # pylint: disable=import-outside-toplevel
-  from empathy_jax.data.pipeline import make_batcher, tokenize_split  # pylint: disable=import-outside-toplevel
+  from empathy_jax.data.pipeline import tokenize_split  # pylint: disable=import-outside-toplevel
 
-  from empathy_jax.evaluation.testing import EVAL_BUCKETS  # pylint: disable=import-outside-toplevel
+  from empathy_jax.evaluation.testing import eval_batcher  # pylint: disable=import-outside-toplevel
 
   split = load_dialogue_split(os.path.join(cfg.dataset_dir, "test"), 1.0)
   table = tokenize_split(split, loaded.fmt)
-  batcher = make_batcher(loaded.fmt, cfg.batch_size, EVAL_BUCKETS)
+  batcher = eval_batcher(loaded.fmt, cfg.batch_size, table)
   indices = batcher.batch_indices(table)
   full = [i for i in indices if len(i) == cfg.batch_size]
   picks = np.linspace(0, len(full) - 1, count).round().astype(int)

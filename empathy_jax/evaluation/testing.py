@@ -18,7 +18,8 @@ import numpy as np
 
 from empathy_jax import compilation, preflight, sharding
 from empathy_jax.data.dialogue_dataset import load_dialogue_split, split_dir
-from empathy_jax.data.pipeline import DEFAULT_BUCKETS, bucket_length, make_batcher, tokenize_split
+from empathy_jax.data.pipeline import (DEFAULT_BUCKETS, Batcher, bucket_length, make_batcher,
+                                       tokenize_split)
 from empathy_jax.evaluation import suite
 from empathy_jax.evaluation import text_metrics as T
 from empathy_jax.evaluation import batch_program
@@ -53,6 +54,16 @@ def decode_widths(batch_buckets: Sequence[int]) -> tuple[int, ...]:
 def decode_width(bucket: int, widths: Sequence[int]) -> int:
   """The smallest of `widths` (`decode_widths`) that holds the bucket."""
   return next(w for w in widths if w >= bucket)
+
+
+def eval_batcher(fmt, batch_size: int, table) -> Batcher:
+  """test.py's batcher for a tokenized split: contexts in EVAL_BUCKETS, every target padded
+  to one length (the scoring loop stops at each batch's longest), the whole split sorted by
+  context bucket and then target length (little padding on either side)."""
+  longest_target = max((len(t) for t in table["target_ids"]), default=1)
+  return make_batcher(fmt, batch_size, EVAL_BUCKETS, by_context_bucket=True,
+                      target_length=bucket_length(longest_target, DEFAULT_BUCKETS,
+                                                  fmt.max_length))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,10 +139,7 @@ def run_test(cfg: TestConfig) -> dict:
     split = split.select(range(min(cfg.max_examples, len(split))))
   table = tokenize_split(split, fmt)
   n = len(split)
-  longest_target = max((len(t) for t in table["target_ids"]), default=1)
-  batcher = make_batcher(fmt, cfg.batch_size, EVAL_BUCKETS, target_length=bucket_length(
-      longest_target, DEFAULT_BUCKETS, fmt.max_length))
-  batches = list(batcher.batches(table))  # sorted by length: little padding
+  batches = list(eval_batcher(fmt, cfg.batch_size, table).batches(table))
   mesh = sharding.make_mesh(cfg.mesh)
   params = sharding.shard_tree(loaded.params, sharding.param_shardings(model, mesh))
   rng = jax.random.PRNGKey(cfg.seed)
