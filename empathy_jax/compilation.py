@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import os
+import threading
 
 import jax
 
@@ -73,6 +74,7 @@ class CompileAhead:
     self._lower = lower
     self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="compile-ahead")
     self._futures = {}
+    self._lock = threading.Lock()
     for key in keys:
       if key not in self._futures:
         self._futures[key] = self._pool.submit(self._compile, key)
@@ -81,9 +83,11 @@ class CompileAhead:
     return self._lower(key).compile()
 
   def get(self, key):
-    if key not in self._futures:
-      self._futures[key] = self._pool.submit(self._compile, key)
-    return self._futures[key].result()
+    with self._lock:  # callers may be several threads
+      if key not in self._futures:
+        self._futures[key] = self._pool.submit(self._compile, key)
+      future = self._futures[key]
+    return future.result()
 
   def close(self):
     self._pool.shutdown(wait=False, cancel_futures=True)
