@@ -5,11 +5,14 @@ realistic batches (the test split in its length-sorted order, several batches fr
 to the shortest). Both sides decode exactly `max_new_tokens` per row (EOS off on both: no early
 stop and no EOS-masking pass), get the same rows, PyTorch padded to each batch's longest
 example as its users pad; equal repeats, interleaved, median and range. Before timing, the two
-sides' greedy / beam tokens are asserted identical on every benchmark batch.
+sides' greedy / beam tokens are asserted identical on every benchmark batch. On test.py's
+batches ours is also timed as test.py runs them: IN_FLIGHT batches at a time, each from its own
+thread (PyTorch's side stays as its users run `generate`, one batch after another).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 
 import jax
@@ -20,6 +23,7 @@ from empathy_jax.benchmarks.common import (BenchConfig, describe, interleaved, m
                                            pin_threads, realistic_batches, report, spread,
                                            test_batch, torch_available, torch_twin,
                                            trim_padding)
+from empathy_jax.evaluation.testing import IN_FLIGHT
 from empathy_jax.generation.config import resolve
 from empathy_jax.generation.search import generate_ids
 from empathy_jax.models.packing import encoder_plan
@@ -33,16 +37,25 @@ def _config(loaded, cfg: BenchConfig):
                              no_repeat_ngram_size=0, encoder_no_repeat_ngram_size=0)
 
 
-def _jax_side(loaded, batches, gen, pack: bool):
+def _jax_side(loaded, batches, gen, pack: bool, in_flight: int = 1):
+  """Our side: the batches one after another, or `in_flight` at a time, each dispatched from
+  its own thread (as test.py runs its batches)."""
   params = jax.device_put(loaded.params)
   calls = []
   for b in batches:
     ids, mask = jnp.asarray(b.context_ids_BxC), jnp.asarray(b.context_mask_BxC)
     rows = jnp.arange(ids.shape[0])
     plan = encoder_plan(loaded.model, b.context_mask_BxC) if pack else None
-    calls.append(lambda ids=ids, mask=mask, rows=rows, plan=plan: generate_ids(
-        loaded.model, params, ids, mask, gen, jax.random.PRNGKey(0), rows, plan))
-  return lambda: [np.asarray(jax.block_until_ready(c()).tokens_BxN) for c in calls]
+    calls.append(lambda ids=ids, mask=mask, rows=rows, plan=plan: np.asarray(generate_ids(
+        loaded.model, params, ids, mask, gen, jax.random.PRNGKey(0), rows, plan).tokens_BxN))
+  if in_flight == 1:
+    return lambda: [c() for c in calls]
+
+  def call():
+    with concurrent.futures.ThreadPoolExecutor(in_flight) as pool:
+      return list(pool.map(lambda c: c(), calls))
+
+  return call
 
 
 def _torch_side(loaded, batches, cfg: BenchConfig):
@@ -69,7 +82,10 @@ def _torch_side(loaded, batches, cfg: BenchConfig):
   return call
 
 
-def _measure(name, loaded, batches, gen, cfg: BenchConfig, pack: bool) -> dict:
+def _measure(name, loaded, batches, gen, cfg: BenchConfig, pack: bool,
+             in_flight: int = 1) -> dict:
+  """Tokens/s of each side on `batches`; with `in_flight` > 1 also ours with that many batches
+  at a time (side "jax, N in flight")."""
   tokens = sum(b.context_ids_BxC.shape[0] for b in batches) * cfg.max_new_tokens
   real = sum(int(b.context_mask_BxC.sum()) for b in batches)
   padded = sum(b.context_mask_BxC.size for b in batches)
@@ -77,19 +93,24 @@ def _measure(name, loaded, batches, gen, cfg: BenchConfig, pack: bool) -> dict:
         f"in {padded} bucket positions ({real / padded:.0%}); beams {cfg.beam_width}, "
         f"{cfg.max_new_tokens} new tokens{', context packing' if pack else ''}")
   sides = {"jax": _jax_side(loaded, batches, gen, pack)}
+  if in_flight > 1:
+    sides[f"jax, {in_flight} in flight"] = _jax_side(loaded, batches, gen, pack, in_flight)
   if cfg.torch and torch_available():
     sides["torch"] = _torch_side(loaded, batches, cfg)
-    ours, theirs = sides["jax"](), sides["torch"]()
-    for i, (a, b) in enumerate(zip(ours, theirs)):
-      if a.shape != b.shape or not np.array_equal(a, b):
-        raise AssertionError(f"{name}, batch {i}: our tokens differ from transformers' "
-                             f"({int((a != b).any(1).sum()) if a.shape == b.shape else 'shape'}"
-                             f" rows); the comparison would not be of the same work")
-    print(f"same tokens as transformers on all {len(ours)} batch(es): yes")
+    theirs = sides["torch"]()
+    for side in [s for s in sides if s != "torch"]:
+      for i, (a, b) in enumerate(zip(sides[side](), theirs)):
+        if a.shape != b.shape or not np.array_equal(a, b):
+          raise AssertionError(
+              f"{name}, batch {i}: {side}'s tokens differ from transformers' "
+              f"({int((a != b).any(1).sum()) if a.shape == b.shape else 'shape'} rows); the "
+              f"comparison would not be of the same work")
+    print(f"same tokens as transformers on all {len(theirs)} batch(es): yes")
   times = interleaved(sides, cfg.repeats, warmup=False)  # the equality check warmed both
   out = {}
   for side, seconds in times.items():
-    print(f"{side:>5}: {describe(seconds)}, {tokens / spread(seconds)['median']:.1f} tokens/s")
+    print(f"{side:>18}: {describe(seconds)}, {tokens / spread(seconds)['median']:.1f} "
+          f"tokens/s")
     out[side] = {"tokens_per_s": tokens / spread(seconds)["median"], **spread(seconds)}
   return out
 
@@ -104,10 +125,15 @@ def run(cfg: BenchConfig) -> dict:
   first = _measure("first test rows (dataset order)", loaded, [test_batch(loaded, cfg)], gen,
                    cfg, pack=True)
   sorted_rows = _measure("test.py's batches (test split, length-sorted)", loaded,
-                         realistic_batches(loaded, cfg), gen, cfg, pack=False)
+                         realistic_batches(loaded, cfg), gen, cfg, pack=False,
+                         in_flight=IN_FLIGHT)
   torch_rate = lambda r: r["torch"]["tokens_per_s"] if "torch" in r else None
+  concurrent_rate = sorted_rows[f"jax, {IN_FLIGHT} in flight"]["tokens_per_s"]
   return report(cfg, "tokens/s", sorted_rows["jax"]["tokens_per_s"], torch_rate(sorted_rows), {
       "beam_width": cfg.beam_width, "repeats": cfg.repeats,
+      "in_flight": {"batches": IN_FLIGHT, "jax": round(concurrent_rate, 1),
+                    "ratio": None if torch_rate(sorted_rows) is None else round(
+                        concurrent_rate / torch_rate(sorted_rows), 3)},
       "first_rows": {"jax": round(first["jax"]["tokens_per_s"], 1),
                      "torch": None if torch_rate(first) is None else round(torch_rate(first), 1),
                      "ratio": None if torch_rate(first) is None else round(
