@@ -50,3 +50,60 @@ def test_test_launcher_writes_every_key(tmp_path, ed_test):
   assert set(classwise) == {"emotion", "empintent"}
   assert "proud_precision" in classwise["emotion"] and "wishing_f1" in classwise["empintent"]
 
+
+
+def test_batches_in_flight_keep_order_overlap_and_stop_on_error():
+  """`testing.in_flight`: results in batch order, every batch fetched once; with one thread the
+  next batch is dispatched before the previous is fetched; with threads, programs dispatched
+  from two threads overlap in time; an error stops the batches not yet started."""
+  import threading
+  import time
+
+  import pytest
+
+  from empathy_jax.evaluation.testing import in_flight
+
+  events, lock = [], threading.Lock()
+
+  def dispatch(i):
+    with lock:
+      events.append(("dispatch", i))
+    return i * 10
+
+  active = [0, 0]  # fetches running now, the most at once
+
+  def fetch(out):
+    with lock:
+      active[0] += 1
+      active[1] = max(active)
+    time.sleep(0.05)  # a device program running
+    with lock:
+      active[0] -= 1
+      events.append(("fetch", out // 10))
+    return out + 1
+
+  one = list(in_flight(range(6), dispatch, fetch, threads=1))
+  assert one == [(i, i * 10 + 1) for i in range(6)]
+  assert events.index(("dispatch", 1)) < events.index(("fetch", 0))  # one dispatched ahead
+
+  assert active[1] == 1
+
+  events.clear()
+  two = list(in_flight(range(6), dispatch, fetch, threads=2))
+  assert two == one and sorted(events) == sorted(("dispatch", i) for i in range(6)) + sorted(
+      ("fetch", i) for i in range(6))
+  assert active[1] == 2  # two at a time, not one after another
+
+  started = []
+
+  def failing(i):
+    started.append(i)
+    if i == 1:
+      raise ValueError("batch 1 is bad")
+    time.sleep(0.05)
+    return i
+
+  with pytest.raises(ValueError, match="batch 1"):
+    list(in_flight(range(40), failing, lambda out: out, threads=2))
+  time.sleep(0.2)
+  assert len(started) < 10, started  # the rest were cancelled, not run

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import os
 from typing import Sequence
@@ -57,6 +58,34 @@ def decode_widths(batch_buckets: Sequence[int]) -> tuple[int, ...]:
 def decode_width(bucket: int, widths: Sequence[int]) -> int:
   """The smallest of `widths` (`decode_widths`) that holds the bucket."""
   return next(w for w in widths if w >= bucket)
+
+
+def in_flight(batches, dispatch, fetch, threads: int | None = None):
+  """Yields (batch, fetch(dispatch(batch))) in order, with the device kept busy.
+
+  On a single-process CPU run, `threads` (default IN_FLIGHT) batches are in flight, each
+  dispatched and fetched from its own thread: XLA:CPU then runs their programs side by side,
+  and the small per-step ops of one fill the cores that the other leaves idle (from one
+  thread, dispatched programs run one after another). Elsewhere one batch is dispatched ahead
+  of the one being fetched: accelerators queue programs anyway, and every process of a
+  multi-host run launches them in the same order."""
+  if threads is None:
+    threads = IN_FLIGHT if jax.default_backend() == "cpu" and jax.process_count() == 1 else 1
+  if threads > 1:
+    pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="test-batch")
+    try:
+      yield from zip(batches, pool.map(lambda batch: fetch(dispatch(batch)), batches))
+    finally:
+      pool.shutdown(cancel_futures=True)  # after an error, batches not started never run
+    return
+  pending = None
+  for batch in batches:
+    out = dispatch(batch)
+    if pending is not None:
+      yield pending[0], fetch(pending[1])
+    pending = (batch, out)
+  if pending is not None:
+    yield pending[0], fetch(pending[1])
 
 
 def eval_batcher(fmt, batch_size: int, table) -> Batcher:
@@ -189,8 +218,8 @@ def run_test(cfg: TestConfig) -> dict:
   nll, count = np.zeros(n), np.zeros(n)
   bar = progress(len(batches), 0, "testing")
 
-  def run_batch(batch):
-    """A batch's programs (in a worker thread), and its outputs on the host."""
+  def dispatch(batch):
+    """Starts a batch's programs; returns their outputs (device arrays, not awaited)."""
     arrays = sharding.from_host(
         [batch.context_ids_BxC, batch.context_mask_BxC, batch.target_ids_BxT,
          batch.target_mask_BxT], data_sharding)
@@ -200,7 +229,7 @@ def run_test(cfg: TestConfig) -> dict:
       cross, *contexts = programs.get(keys(batch)[0])(params, *contexts)
     gen, batch_nll, batch_count = programs.get(keys(batch)[-1])(params, *contexts, *targets,
                                                                  rng, rows, cross)
-    return sharding.to_host((gen.tokens_BxN, gen.mask_BxN, batch_nll, batch_count))
+    return gen.tokens_BxN, gen.mask_BxN, batch_nll, batch_count
 
   def collect(batch, out):
     """Host side of a finished batch: decoded outputs, inputs and target log-likelihoods."""
@@ -216,16 +245,11 @@ def run_test(cfg: TestConfig) -> dict:
       nll[idx], count[idx] = batch_nll[row], batch_count[row]
     bar.update(1)
 
-  # Several batches in flight, each dispatched from its own thread: XLA:CPU then runs their
-  # programs side by side, and the small per-step ops of one fill the cores the other leaves
-  # idle. Multi-host runs keep one, so every process launches the programs in one order.
-  in_flight = IN_FLIGHT if jax.process_count() == 1 else 1
-  pool = concurrent.futures.ThreadPoolExecutor(in_flight, thread_name_prefix="test-batch")
   try:
-    for batch, out in zip(batches, pool.map(run_batch, batches)):
-      collect(batch, out)
+    with contextlib.closing(in_flight(batches, dispatch, sharding.to_host)) as done:
+      for batch, out in done:
+        collect(batch, out)
   finally:
-    pool.shutdown(cancel_futures=True)  # after an error, the batches not started never run
     programs.close()
   bar.close()
   ppl = original_perplexity(nll, count, cfg.batch_size)
