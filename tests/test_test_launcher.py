@@ -4,11 +4,16 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
+
+import pytest
 
 from empathy_jax.evaluation import random_classifiers as ef
 import hf_fixtures as hf
 from conftest import ED_DIR, REPO
 from empathy_jax.evaluation import classifiers as C
+from empathy_jax.evaluation.testing import in_flight
 
 METRIC_KEYS = (["bleu", "nist"] + [f"dist-{k}" for k in range(1, 5)] +
                ["avg_bow", "extrema_bow", "greedy_bow", "greedy_bow_symmetric",
@@ -56,13 +61,6 @@ def test_batches_in_flight_keep_order_overlap_and_stop_on_error():
   """`testing.in_flight`: results in batch order, every batch fetched once; with one thread the
   next batch is dispatched before the previous is fetched; with threads, programs dispatched
   from two threads overlap in time; an error stops the batches not yet started."""
-  import threading
-  import time
-
-  import pytest
-
-  from empathy_jax.evaluation.testing import in_flight
-
   events, lock = [], threading.Lock()
 
   def dispatch(i):

@@ -12,7 +12,6 @@ thread (PyTorch's side stays as its users run `generate`, one batch after anothe
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 
 import jax
@@ -23,7 +22,7 @@ from empathy_jax.benchmarks.common import (BenchConfig, describe, interleaved, m
                                            pin_threads, realistic_batches, report, spread,
                                            test_batch, torch_available, torch_twin,
                                            trim_padding)
-from empathy_jax.evaluation.testing import IN_FLIGHT
+from empathy_jax.evaluation.testing import IN_FLIGHT, in_flight
 from empathy_jax.generation.config import resolve
 from empathy_jax.generation.search import generate_ids
 from empathy_jax.models.packing import encoder_plan
@@ -37,25 +36,19 @@ def _config(loaded, cfg: BenchConfig):
                              no_repeat_ngram_size=0, encoder_no_repeat_ngram_size=0)
 
 
-def _jax_side(loaded, batches, gen, pack: bool, in_flight: int = 1):
-  """Our side: the batches one after another, or `in_flight` at a time, each dispatched from
-  its own thread (as test.py runs its batches)."""
+def _jax_side(loaded, batches, gen, pack: bool, threads: int = 1):
+  """Our side: the batches one after another, or `threads` at a time, each dispatched from
+  its own thread (`testing.in_flight`, as test.py runs its batches)."""
   params = jax.device_put(loaded.params)
   calls = []
   for b in batches:
     ids, mask = jnp.asarray(b.context_ids_BxC), jnp.asarray(b.context_mask_BxC)
     rows = jnp.arange(ids.shape[0])
     plan = encoder_plan(loaded.model, b.context_mask_BxC) if pack else None
-    calls.append(lambda ids=ids, mask=mask, rows=rows, plan=plan: np.asarray(generate_ids(
-        loaded.model, params, ids, mask, gen, jax.random.PRNGKey(0), rows, plan).tokens_BxN))
-  if in_flight == 1:
-    return lambda: [c() for c in calls]
-
-  def call():
-    with concurrent.futures.ThreadPoolExecutor(in_flight) as pool:
-      return list(pool.map(lambda c: c(), calls))
-
-  return call
+    calls.append(lambda ids=ids, mask=mask, rows=rows, plan=plan: generate_ids(
+        loaded.model, params, ids, mask, gen, jax.random.PRNGKey(0), rows, plan).tokens_BxN)
+  return lambda: [tokens for _, tokens in in_flight(calls, lambda call: call(), np.asarray,
+                                                    threads)]
 
 
 def _torch_side(loaded, batches, cfg: BenchConfig):
@@ -83,8 +76,8 @@ def _torch_side(loaded, batches, cfg: BenchConfig):
 
 
 def _measure(name, loaded, batches, gen, cfg: BenchConfig, pack: bool,
-             in_flight: int = 1) -> dict:
-  """Tokens/s of each side on `batches`; with `in_flight` > 1 also ours with that many batches
+             threads: int = 1) -> dict:
+  """Tokens/s of each side on `batches`; with `threads` > 1 also ours with that many batches
   at a time (side "jax, N in flight")."""
   tokens = sum(b.context_ids_BxC.shape[0] for b in batches) * cfg.max_new_tokens
   real = sum(int(b.context_mask_BxC.sum()) for b in batches)
@@ -93,8 +86,8 @@ def _measure(name, loaded, batches, gen, cfg: BenchConfig, pack: bool,
         f"in {padded} bucket positions ({real / padded:.0%}); beams {cfg.beam_width}, "
         f"{cfg.max_new_tokens} new tokens{', context packing' if pack else ''}")
   sides = {"jax": _jax_side(loaded, batches, gen, pack)}
-  if in_flight > 1:
-    sides[f"jax, {in_flight} in flight"] = _jax_side(loaded, batches, gen, pack, in_flight)
+  if threads > 1:
+    sides[f"jax, {threads} in flight"] = _jax_side(loaded, batches, gen, pack, threads)
   if cfg.torch and torch_available():
     sides["torch"] = _torch_side(loaded, batches, cfg)
     theirs = sides["torch"]()
@@ -126,7 +119,7 @@ def run(cfg: BenchConfig) -> dict:
                    cfg, pack=True)
   sorted_rows = _measure("test.py's batches (test split, length-sorted)", loaded,
                          realistic_batches(loaded, cfg), gen, cfg, pack=False,
-                         in_flight=IN_FLIGHT)
+                         threads=IN_FLIGHT)
   torch_rate = lambda r: r["torch"]["tokens_per_s"] if "torch" in r else None
   concurrent_rate = sorted_rows[f"jax, {IN_FLIGHT} in flight"]["tokens_per_s"]
   return report(cfg, "tokens/s", sorted_rows["jax"]["tokens_per_s"], torch_rate(sorted_rows), {

@@ -40,9 +40,9 @@ EVAL_BUCKETS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 # width costs ~0.1-0.15 s (GODEL_TINY, 32 rows, 32 tokens), about what compiling a decoding
 # program costs (~3 s) once 24 batches pay it: a bucket that many batches use keeps its own.
 DECODE_WIDTHS = (128, 256, 512, 1024)
-# Batches whose programs run at once (single-process runs; `run_test`).
-IN_FLIGHT = 2
 OWN_WIDTH_BATCHES = 24
+# Batches whose programs run at once on a single-process CPU run (`in_flight`).
+IN_FLIGHT = 2
 
 
 def decode_widths(batch_buckets: Sequence[int]) -> tuple[int, ...]:
