@@ -138,6 +138,20 @@ def check_config_fields(known: set[str]) -> None:
          f"known: {', '.join(sorted(known))}")
 
 
+# The original's argparse spellings that absl writes otherwise.
+ORIGINAL_SPELLINGS = {"--no_sample": "--nosample"}
+
+
+def original_flag_parser(argv: list[str]):
+  """absl's parser, after the original's spellings are mapped to absl's (`--no_sample`); an
+  unknown or malformed flag ends the run with `error:` as the last line (no usage dump)."""
+  argv = [ORIGINAL_SPELLINGS.get(a, a) for a in argv]
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    fail(str(e))
+
+
 def fail(message: str) -> None:
   """Ends a launcher on bad input: the message alone, exit status 1."""
   print(f"error: {message}", file=sys.stderr)

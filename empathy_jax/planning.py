@@ -204,7 +204,7 @@ class _Planner:
                    pair_a_BxP=(b, p), pair_b_BxP=(b, p), factor_BxP=(b, p),
                    pair_mask_BxP=(b, p), context_index_B=(b,))
     fn = jax.jit(functools.partial(reward_trainer.train_step, model=self.model, tx=self.tx,
-                                   pad_id=0, dropout=0.1, loss="original", margin=0.0,
+                                   exclude_id=None, dropout=0.1, loss="original", margin=0.0,
                                    center=0.0),
                  out_shardings=(shardings, self.replicated), donate_argnums=0)
     compiled, seconds = _compiled(fn, _abstract(shapes, shardings), batch)

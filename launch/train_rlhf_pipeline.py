@@ -9,9 +9,17 @@
   python launch/train_rlhf_pipeline.py --config configs/ppo_godel_ed.py:tiny \
       --reward_model_dir runs/reward_tiny/tensorboard_logs/version_0 --output_dir runs/ppo
 
-Rollouts sample from the current policy at --temperature with top-k and top-p off (the
-sampled distribution is the one whose log-probs enter the ratio), so the original's other
-generation flags are not taken here. Writes OUT/tensorboard_logs/version_N/ (TensorBoard with
+The original README's command runs as written (its generation flags included):
+
+  python launch/train_rlhf_pipeline.py --dataset_dir datasets/empathetic_dialogues \
+      --pretrained_model_dir SFT_RUN --reward_model_dir REWARD_RUN --output_dir runs/rlhf \
+      --max_epochs 5 --batch_size 8 --initial_lr 0.00001 --beam_width 1 --sample \
+      --top_p 0.9 --top_k 50
+
+Rollouts sample from the current policy at --temperature, truncated by --top_k / --top_p;
+the log-probs that enter the ratio are those of that truncated distribution (the reference's
+are untruncated, so the KL stays finite). Greedy (--no_sample) and beam rollouts are refused:
+they are not samples of a distribution. Writes OUT/tensorboard_logs/version_N/ (TensorBoard with
 TRL's metric names, best/ = the policy with the highest greedy validation reward, latest/, the
 resumable train state); `launch/test.py --pretrained_model_dir OUT/tensorboard_logs/version_N`
 tests the best policy. Re-running the same command after an interruption resumes it.
@@ -40,6 +48,16 @@ F.DEFINE_float("initial_lr", 1e-5, "AdamW learning rate (linear decay over all u
 F.DEFINE_float("data_erasure_level", 0.3, "Fraction of instructions/knowledge erased.")
 F.DEFINE_integer("max_new_tokens", 100, "Response tokens sampled per rollout.")
 F.DEFINE_float("temperature", 1.0, "Sampling temperature of the rollouts (and of the ratio).")
+F.DEFINE_integer("beam_width", 1, "The original's flag; PPO rollouts take 1 (one sampled "
+                 "response per context).")
+F.DEFINE_bool("sample", True, "The original's flag; PPO rollouts sample (--no_sample, greedy, "
+              "is refused).")
+F.DEFINE_integer("top_k", 0, "Top-k truncation of the rollouts' sampling (0: off); the "
+                 "log-probs of the ratio are those of the truncated distribution.")
+F.DEFINE_float("top_p", 1.0, "Nucleus truncation of the rollouts' sampling (1: off); the "
+               "log-probs of the ratio are those of the truncated distribution.")
+F.DEFINE_float("length_alpha", None, "The original's beam length penalty; no effect on one "
+               "sampled response.")
 F.DEFINE_float("clip_epsilon", 0.2, "PPO ratio clipping.")
 F.DEFINE_float("kl_penalty", 0.0, "KL coefficient (the initial one with --kl_target).")
 F.DEFINE_float("gamma", 0.99, "Discount.")
@@ -89,4 +107,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=launch_flags.original_flag_parser)

@@ -50,7 +50,7 @@ def _losses(model, params, batch, rollout, pad_id, head):
     r = reward_model.response_rewards(model, {"backbone": p, "head": head},
                                       batch.context_ids_BxC, batch.context_mask_BxC,
                                       batch.target_ids_BxT, batch.target_mask_BxT,
-                                      pad_id=pad_id)
+                                      exclude_id=None)
     return jnp.sum(r * jnp.arange(1.0, r.shape[0] + 1))
 
   def ppo(p):

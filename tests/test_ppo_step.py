@@ -146,3 +146,65 @@ def test_packed_contexts_give_the_unpacked_rollout_loss_and_gradients(ed_test, t
   _, _, stats = jax.jit(functools.partial(S.update, model=loaded.model, tx=tx, cfg=cfg))(
       params, tx.init(params), r, jax.random.PRNGKey(0), plan=plan)
   np.testing.assert_allclose(float(np.asarray(stats["loss/total"])[0]), float(loss), rtol=1e-5)
+
+
+@pytest.mark.parametrize("top_k,top_p", [(5, 1.0), (0, 0.7), (5, 0.7)])
+def test_truncated_sampling_ratio_log_probs_are_the_sampled_distributions(
+    ed_test, tmp_path, top_k, top_p):
+  """--top_k/--top_p rollouts (the original README's PPO command): the old log-probs are those
+  of the truncated, renormalised distribution the sampler drew from -- transformers'
+  TopKLogitsWarper / TopPLogitsWarper on its PyTorch model's logits --, every sampled token lies
+  inside the truncation set, and the update's loss and gradients are finite. The reference's
+  log-probs are untruncated (finite KL)."""
+  import torch
+  from transformers.generation import (TemperatureLogitsWarper, TopKLogitsWarper,
+                                       TopPLogitsWarper)
+
+  torch_model, _ = hf.save_torch_model("dialogpt", str(tmp_path / "gpt2"))
+  loaded = load_model(str(tmp_path / "gpt2"))
+  batch = hf.real_batch(loaded.fmt, ed_test, n=6)
+  gen = resolve({"max_new_tokens": 6, "sample": True, "top_k": top_k, "top_p": top_p,
+                 "temperature": 0.8, "beam_width": 1}, {}, loaded.model.cfg)
+  cfg = S.PPOConfig(generation=gen)
+  params = {"policy": loaded.params,
+            "critic": {"backbone": loaded.params,
+                       "head": R.zero_value_head(loaded.model.hidden_size)}}
+  r = jax.jit(functools.partial(S.sample, loaded.model, cfg=cfg))(
+      params, loaded.params, batch.context_ids_BxC, batch.context_mask_BxC,
+      jax.random.PRNGKey(7), jnp.arange(6))
+  mask = np.asarray(r.response_mask, bool)
+  assert mask.sum() > 6
+
+  replay = type(batch)(**{**batch.__dict__, "target_ids_BxT": np.asarray(r.response_ids),
+                          "target_mask_BxT": np.asarray(r.response_mask)})
+  logits, _ = hf.torch_logits(torch_model, replay, False)
+  warpers = [TemperatureLogitsWarper(0.8)]
+  warpers += [TopKLogitsWarper(top_k)] if top_k else []
+  warpers += [TopPLogitsWarper(top_p)] if top_p < 1.0 else []
+  flat = torch.from_numpy(logits.reshape(-1, logits.shape[-1])).double()
+  for w in warpers:
+    flat = w(None, flat)
+  logp_all = torch.log_softmax(flat, -1).reshape(logits.shape).numpy()
+  ids = np.asarray(r.response_ids)
+  want = np.take_along_axis(logp_all, ids[..., None], -1)[..., 0]
+  assert np.isfinite(want[mask]).all()  # every sampled token inside the truncation set
+  np.testing.assert_allclose(np.asarray(r.old_logprobs)[mask], want[mask], atol=2e-4)
+  # The truncation changed the distribution: the untruncated log-probs are lower.
+  full = np.take_along_axis(torch.log_softmax(torch.from_numpy(logits).double() / 0.8,
+                                              -1).numpy(), ids[..., None], -1)[..., 0]
+  assert (want[mask] - full[mask]).max() > 1e-3
+  np.testing.assert_allclose(np.asarray(r.ref_logprobs)[mask], full[mask], atol=2e-4)
+
+  r = S.finish(r, jnp.linspace(-1.0, 1.0, 6), jnp.float32(0.1), cfg=cfg)
+  (loss, stats), grads = jax.jit(jax.value_and_grad(
+      lambda p: S.minibatch_loss(p, r, loaded.model, cfg), has_aux=True))(params)
+  assert np.isfinite(float(loss)) and np.isfinite(float(stats["entropy"]))
+  assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
+  assert float(stats["val/ratio_max_deviation"]) < 1e-5  # ratio 1 on its own rollout
+
+
+def test_ppo_refuses_rollouts_that_are_not_samples():
+  gen = resolve({"max_new_tokens": 4, "sample": False, "beam_width": 1}, {},
+                load_model("DialoGPT_TINY").model.cfg)
+  with pytest.raises(ValueError, match="not samples"):
+    S.PPOConfig(generation=gen)

@@ -141,7 +141,8 @@ def _torch_side(policy, reward, ppo, batch, tx_lr: float, weight_decay: float):
       pos = (full_mask.cumsum(-1) - 1).masked_fill(full_mask == 0, 1)
       h = rm(input_ids=torch.cat([ctx, ids], 1), attention_mask=full_mask,
              position_ids=pos).last_hidden_state[:, c:]
-    pool = (ids != pad).float()
+    # The original's pooling: every real position, the format's start token included.
+    pool = torch.cat([torch.ones(resp.shape[0], len(prefix)), (resp != pad).float()], 1)
     mean = (h * pool[..., None]).sum(1) / pool.sum(1, keepdim=True)
     return rm_head(mean)[:, 0] - float(reward.mean_offset)
 

@@ -63,7 +63,7 @@ def _torch_side(reward, data: reward_trainer.RewardData, contexts):
       out = model(input_ids=full, attention_mask=full_mask, position_ids=pos,
                   output_hidden_states=True)
       hidden = out.hidden_states[-1][:, ctx.shape[1]:]
-    pool = (mask * (ids != pad)).float()
+    pool = mask.float()  # the original's: every real response position
     mean = (hidden * pool[..., None]).sum(1) / pool.sum(1, keepdim=True)
     return linear(dropout(mean))[:, 0]
 
@@ -114,12 +114,13 @@ def run(cfg: BenchConfig) -> dict:
   shard = state_shardings(abstract_state(reward.abstract_params(), tx), mesh)
   state = create_state(reward.params, tx, jax.random.PRNGKey(0), shard)
   bs = {k: sharding.batch_sharding(mesh, v.ndim) for k, v in batches[0].items()}
-  model, pad = reward.backbone.model, reward.backbone.fmt.pad_id
+  model, exclude = reward.backbone.model, reward.pool_exclude_id
   args = dict(loss="original", margin=0.0, center=0.0)
-  step = jax.jit(functools.partial(reward_trainer.train_step, model=model, tx=tx, pad_id=pad,
+  step = jax.jit(functools.partial(reward_trainer.train_step, model=model, tx=tx,
+                                   exclude_id=exclude,
                                    dropout=0.6, **args),
                  in_shardings=(shard, bs), donate_argnums=0)
-  evaluate = jax.jit(functools.partial(reward_trainer.eval_step, model=model, pad_id=pad,
+  evaluate = jax.jit(functools.partial(reward_trainer.eval_step, model=model, exclude_id=exclude,
                                        **args))
   arrays = [sharding.from_host(b, bs) for b in batches]
   ours_losses = np.zeros(n)

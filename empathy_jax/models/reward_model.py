@@ -5,9 +5,12 @@ response's tokens)) - mean_offset, as the original computes it (dropout only in 
 - encoder-decoder (GODEL, BlenderBot): the decoder's states, teacher-forced on the response in
   the model's own target format (`<PAD> text` for GODEL);
 - decoder-only (DialoGPT): the states of the response span after the context.
-The mean runs over the response tokens that are not the pad token (the original's masks are
-`token != pad`), so GODEL's `<PAD>` start token is left out. The vocabulary projection is never
-computed.
+The mean runs over every real position of the response, as the original's: its masks are
+`token != <PAD>`, but `GODEL.forward` sets `target_mask[:, 0] = 1` in place on the tensor the
+reward head then pools with, so GODEL's `<PAD>` start state counts; BlenderBot and DialoGPT have
+no `<PAD>` inside a response. Folders written before this rule was fixed dropped tokens equal
+to the pad id; their `model_info.json` has no `reward_pooling`, and they keep that rule
+(`POOL_NON_PAD`). The vocabulary projection is never computed.
 
 Stored as our model folder (the backbone, plus `extra/`: `reward_head` and `mean_offset`) or
 as the original's Lightning `.ckpt` (`model.model.*`, `linear.weight` [1, D], `linear.bias` [1],
@@ -33,16 +36,31 @@ from empathy_jax.models.loaded import LoadedModel
 
 HEAD_KEY = "reward_head"
 OFFSET_KEY = "mean_offset"
+POOLING_KEY = "reward_pooling"  # in model_info.json's metadata
+POOL_ALL = "response_tokens"  # the original's: every real response position
+POOL_NON_PAD = "non_pad_tokens"  # folders written before `reward_pooling` existed
+POOLINGS = (POOL_ALL, POOL_NON_PAD)
 
 
 @dataclasses.dataclass
 class RewardModel:
   """backbone: the dialogue model (its params are the backbone's); head: `{"kernel": D,
-  "bias": ()}`; mean_offset: subtracted from every reward at inference."""
+  "bias": ()}`; mean_offset: subtracted from every reward at inference; pooling: which
+  response positions the mean runs over (`POOL_ALL`, the original's, or `POOL_NON_PAD`)."""
 
   backbone: LoadedModel
   head: Any
   mean_offset: float = 0.0
+  pooling: str = POOL_ALL
+
+  def __post_init__(self):
+    if self.pooling not in POOLINGS:
+      raise CheckpointError(f"unknown reward pooling {self.pooling!r}; known: {POOLINGS}")
+
+  @property
+  def pool_exclude_id(self) -> int | None:
+    """The token id left out of the mean (`response_rewards`' `exclude_id`), or None."""
+    return self.backbone.fmt.pad_id if self.pooling == POOL_NON_PAD else None
 
   @property
   def params(self) -> dict:
@@ -56,27 +74,31 @@ class RewardModel:
   def with_params(self, params: dict, mean_offset: float | None = None) -> "RewardModel":
     backbone = dataclasses.replace(self.backbone, params=params["backbone"])
     offset = self.mean_offset if mean_offset is None else mean_offset
-    return RewardModel(backbone, params["head"], float(offset))
+    return RewardModel(backbone, params["head"], float(offset), self.pooling)
 
 
 def new_reward_model(backbone: LoadedModel, seed: int = 0) -> RewardModel:
   """A fresh head (torch.nn.Linear's initialisation) on a dialogue backbone."""
   head = heads.init_scalar_head(jax.random.PRNGKey(seed + 1), backbone.model.hidden_size)
-  return RewardModel(backbone, head, 0.0)
+  return RewardModel(backbone, head, 0.0, POOL_ALL)
 
 
 def response_rewards(model, params, context_ids_BxC, context_mask_BxC, response_ids_NxT,
-                     response_mask_NxT, *, pad_id: int, dropout: float = 0.0,
+                     response_mask_NxT, *, exclude_id: int | None, dropout: float = 0.0,
                      deterministic: bool = True, rng=None):
   """Raw rewards [N] (no `mean_offset`) of N = B*g responses, g consecutive ones per context.
-  `model` is the backbone's `DialogueModel`; `params` is `RewardModel.params`."""
+  `model` is the backbone's `DialogueModel`; `params` is `RewardModel.params`; the mean runs
+  over `response_mask_NxT`, less the tokens equal to `exclude_id` when it is not None
+  (`RewardModel.pool_exclude_id`)."""
   backbone_rng = head_rng = None
   if not deterministic:
     backbone_rng, head_rng = jax.random.split(rng)
   hidden = model.target_states(params["backbone"], context_ids_BxC, context_mask_BxC,
                                response_ids_NxT, response_mask_NxT, deterministic,
                                backbone_rng)
-  pool = jnp.asarray(response_mask_NxT) * (jnp.asarray(response_ids_NxT) != pad_id)
+  pool = jnp.asarray(response_mask_NxT)
+  if exclude_id is not None:
+    pool = pool * (jnp.asarray(response_ids_NxT) != exclude_id)
   return heads.scalar_head(params["head"], heads.masked_mean(hidden, pool), dropout,
                            deterministic, head_rng)
 
@@ -88,7 +110,8 @@ def save(reward: RewardModel, path: str, metadata: dict | None = None) -> None:
   """Our model folder: the backbone as any dialogue model, the head and offset in `extra/`."""
   extra = {HEAD_KEY: reward.head, OFFSET_KEY: np.asarray(reward.mean_offset, np.float32)}
   model_dir.save(reward.backbone, path, extra=extra,
-                 metadata={**(metadata or {}), OFFSET_KEY: float(reward.mean_offset)})
+                 metadata={**(metadata or {}), OFFSET_KEY: float(reward.mean_offset),
+                           POOLING_KEY: reward.pooling})
 
 
 def is_reward_folder(path: str) -> bool:
@@ -124,7 +147,11 @@ def load(source: str, options: RuntimeOptions = RuntimeOptions(),
     backbone = model_dir.load(source, options)
     extra = model_dir.load_extra(source)
     head = jax.tree.map(lambda x: np.asarray(x, np.float32), extra[HEAD_KEY])
-    return RewardModel(backbone, head, float(np.asarray(extra[OFFSET_KEY])))
+    pooling = model_dir.read_info(source).get("metadata", {}).get(POOLING_KEY, POOL_NON_PAD)
+    if pooling not in POOLINGS:
+      raise CheckpointError(f"{source}: unknown {POOLING_KEY} {pooling!r} in "
+                            f"{model_dir.INFO}; known: {', '.join(POOLINGS)}")
+    return RewardModel(backbone, head, float(np.asarray(extra[OFFSET_KEY])), pooling)
   ckpt_path = loading.find_ckpt(source)
   state, hparams, rest = loading.read_lightning(ckpt_path, trust_pickle)
   missing = [k for k in ("linear.weight", "linear.bias") if k not in rest]
@@ -139,7 +166,8 @@ def load(source: str, options: RuntimeOptions = RuntimeOptions(),
                           f"{bias.shape} do not fit a scalar head on width {d}")
   offset = float(np.asarray(rest.get(OFFSET_KEY, 0.0)).reshape(()))
   return RewardModel(backbone, {"kernel": weight[0].astype(np.float32),
-                                "bias": np.asarray(bias.reshape(()), np.float32)}, offset)
+                                "bias": np.asarray(bias.reshape(()), np.float32)}, offset,
+                     POOL_ALL)
 
 
 def export_lightning(reward: RewardModel, out_path: str) -> None:
@@ -154,9 +182,9 @@ def export_lightning(reward: RewardModel, out_path: str) -> None:
 # -- scoring ---------------------------------------------------------------------------------------
 
 
-@functools.partial(jax.jit, static_argnames=("model", "pad_id"))
-def _score_batch(model, params, ctx, ctx_mask, resp, resp_mask, *, pad_id):
-  return response_rewards(model, params, ctx, ctx_mask, resp, resp_mask, pad_id=pad_id)
+@functools.partial(jax.jit, static_argnames=("model", "exclude_id"))
+def _score_batch(model, params, ctx, ctx_mask, resp, resp_mask, *, exclude_id):
+  return response_rewards(model, params, ctx, ctx_mask, resp, resp_mask, exclude_id=exclude_id)
 
 
 class RewardScorer:
@@ -195,7 +223,8 @@ class RewardScorer:
                                       [table["target_ids"][i] for i in idx], idx.tolist())
       arrays = sharding.from_host([batch.context_ids_BxC, batch.context_mask_BxC,
                                    batch.target_ids_BxT, batch.target_mask_BxT], data)
-      values = sharding.to_host(_score_batch(model, self.params, *arrays, pad_id=fmt.pad_id))
+      values = sharding.to_host(_score_batch(model, self.params, *arrays,
+                                                      exclude_id=self.reward.pool_exclude_id))
       real = batch.example_index_B >= 0
       out[batch.example_index_B[real]] = values[real]
     return out - np.float32(self.reward.mean_offset)

@@ -195,13 +195,13 @@ def flat_groups(flat, groups):
 # -- steps ---------------------------------------------------------------------------------------
 
 
-def _rewards(model, params, batch, *, pad_id, dropout, deterministic, rng):
+def _rewards(model, params, batch, *, exclude_id, dropout, deterministic, rng):
   """[B, R] raw rewards of a batch's responses."""
   ids, mask = batch["response_ids_BxRxT"], batch["response_mask_BxRxT"]
   b, r, t = ids.shape
   values = reward_model.response_rewards(
       model, params, batch["context_ids_BxC"], batch["context_mask_BxC"],
-      ids.reshape(b * r, t), mask.reshape(b * r, t), pad_id=pad_id, dropout=dropout,
+      ids.reshape(b * r, t), mask.reshape(b * r, t), exclude_id=exclude_id, dropout=dropout,
       deterministic=deterministic, rng=rng)
   return values.reshape(b, r)
 
@@ -217,12 +217,13 @@ def _batch_stats(terms, rewards_BxR, batch) -> dict:
           "responses": real.sum()}
 
 
-def train_step(state: TrainState, batch: dict, *, model, tx, pad_id: int, dropout: float,
+def train_step(state: TrainState, batch: dict, *, model, tx, exclude_id: int | None,
+               dropout: float,
                loss: str, margin: float, center: float):
   rng = jax.random.fold_in(state.rng, state.step)
 
   def f(params):
-    rewards = _rewards(model, params, batch, pad_id=pad_id, dropout=dropout,
+    rewards = _rewards(model, params, batch, exclude_id=exclude_id, dropout=dropout,
                        deterministic=False, rng=rng)
     terms = reward.pairwise_terms(rewards, batch["pair_a_BxP"], batch["pair_b_BxP"],
                                   batch["factor_BxP"], batch["pair_mask_BxP"], loss, margin,
@@ -236,10 +237,10 @@ def train_step(state: TrainState, batch: dict, *, model, tx, pad_id: int, dropou
   return new_state, {"loss": value, **_batch_stats(terms, rewards, batch)}
 
 
-def eval_step(params, batch: dict, *, model, pad_id: int, loss: str, margin: float,
+def eval_step(params, batch: dict, *, model, exclude_id: int | None, loss: str, margin: float,
               center: float):
   """Per context: (its loss, whether it has pairs, the pair counts) and its [R] rewards."""
-  rewards = _rewards(model, params, batch, pad_id=pad_id, dropout=0.0, deterministic=True,
+  rewards = _rewards(model, params, batch, exclude_id=exclude_id, dropout=0.0, deterministic=True,
                      rng=None)
   terms = reward.pairwise_terms(rewards, batch["pair_a_BxP"], batch["pair_b_BxP"],
                                 batch["factor_BxP"], batch["pair_mask_BxP"], loss, margin,
@@ -276,17 +277,17 @@ class RewardTask(loop.Task):
     self.train_idx, self.val_idx = train_idx, val_idx
     self.lr_fn = jax.jit(lr_fn)
     self.steps_per_epoch = data.num_batches(train_idx)
-    model, pad_id = start.backbone.model, start.backbone.fmt.pad_id
+    model, exclude_id = start.backbone.model, start.pool_exclude_id
     loss_args = dict(loss=cfg.loss, margin=cfg.margin, center=cfg.center_rewards_coefficient)
     batch_shardings = {k: sharding.batch_sharding(mesh, v.ndim)
                        for k, v in data.make_batch(train_idx[:1]).items()}
     self._batch_shardings = batch_shardings
-    self._step = jax.jit(functools.partial(train_step, model=model, tx=tx, pad_id=pad_id,
+    self._step = jax.jit(functools.partial(train_step, model=model, tx=tx, exclude_id=exclude_id,
                                            dropout=cfg.dropout, **loss_args),
                          in_shardings=(shardings, batch_shardings),
                          out_shardings=(shardings, sharding.replicated(mesh)),
                          donate_argnums=0)
-    self._eval = jax.jit(functools.partial(eval_step, model=model, pad_id=pad_id, **loss_args),
+    self._eval = jax.jit(functools.partial(eval_step, model=model, exclude_id=exclude_id, **loss_args),
                          in_shardings=(shardings.params, batch_shardings))
     self._validated: tuple[int, dict, list] | None = None  # (step, metrics, per-context rewards)
 

@@ -9,8 +9,12 @@ response right after the context); `response_view` hides that difference.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
+
+from empathy_jax.generation import processors
 
 
 def stored_as(params, dtype: str):
@@ -39,17 +43,33 @@ def response_view(model, x_BxT):
 
 
 def policy_outputs(model, params, ctx_BxC, ctx_mask_BxC, tgt_BxT, tgt_mask_BxT,
-                   temperature: float = 1.0, plan=None):
-  """(log-probs [B, N] of the response tokens under the policy at `temperature` — the
-  distribution the rollout sampled from —, entropy [B, N] of that distribution). Dropout off:
-  the rollout and the update see the same function."""
+                   temperature: float = 1.0, plan=None, top_k: int = 0, top_p: float = 1.0):
+  """(log-probs [B, N] of the response tokens under the distribution the rollout sampled from
+  -- the policy's logits at `temperature`, truncated to the top-k / top-p set as sampling
+  truncates them (`processors.warp`), renormalised --, entropy [B, N] of that distribution).
+  Dropout off: the rollout and the update see the same function. The truncation set is a
+  function of the logits (no gradient flows through it); a token outside it has log-prob
+  -inf, which a rollout's own tokens never are."""
   out = model.forward(params, ctx_BxC, ctx_mask_BxC, tgt_BxT, tgt_mask_BxT, plan=plan)
-  logits = response_view(model, out.logits_BxTxV).astype(jnp.float32) / temperature
-  logp_all = jax.nn.log_softmax(logits, axis=-1)
+  logits = response_view(model, out.logits_BxTxV).astype(jnp.float32)
+  b, n, v = logits.shape
+  warped = processors.warp(logits.reshape(b * n, v),
+                           _Warp(temperature, top_k, top_p)).reshape(b, n, v)
+  logp_all = jax.nn.log_softmax(warped, axis=-1)
   targets = response_view(model, jnp.asarray(tgt_BxT))
   logp = jnp.take_along_axis(logp_all, targets[..., None], axis=-1)[..., 0]
-  entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, axis=-1)
+  probs = jnp.exp(logp_all)  # 0 outside the truncation set, where logp_all is -inf
+  # -inf zeroed before the product: 0 * -inf would be NaN, in the value and in the gradient.
+  entropy = -jnp.sum(probs * jnp.where(probs > 0, logp_all, 0.0), axis=-1)
   return logp, entropy
+
+
+class _Warp(NamedTuple):
+  """The fields `processors.warp` reads."""
+
+  temperature: float
+  top_k: int
+  top_p: float
 
 
 def values(model, critic, ctx_BxC, ctx_mask_BxC, tgt_BxT, tgt_mask_BxT, plan=None):

@@ -5,8 +5,8 @@ program as `make_rollout` when the reward model scores token ids in the graph; a
 
 The algorithm, not the original's copy of it (../shared/ORIGINAL_FORMATS.md lists its
 defects): rollouts sample from the current policy with dropout off, at `temperature`, with
-top-k/top-p off (so the sampled distribution is exactly the one whose log-probs enter the
-ratio); old log-probs come from the rollout policy (`ratio_against="reference"` reproduces the
+optional top-k/top-p truncation, and the log-probs that enter the ratio are those of exactly
+that truncated distribution (the reference's are untruncated, so KL stays finite); old log-probs come from the rollout policy (`ratio_against="reference"` reproduces the
 original's ratio against the frozen reference, for comparisons); per-token reward
 -kl_coef * KL(policy || reference) plus the score (minus missing-EOS penalty) on the last real
 token; GAE over the response tokens; returns from the raw advantages, advantages whitened;
@@ -33,8 +33,9 @@ from empathy_jax.training.ppo.losses import policy_loss, value_loss
 
 @dataclasses.dataclass(frozen=True)
 class PPOConfig:
-  """Static PPO settings (hashable: part of the jit cache key). `generation` must sample with
-  top-k and top-p off (see the module docstring)."""
+  """Static PPO settings (hashable: part of the jit cache key). `generation` samples one
+  sequence per context; top-k / top-p truncation enters the log-probs (see the module
+  docstring)."""
 
   generation: GenerationConfig
   clip_epsilon: float = 0.2
@@ -53,9 +54,13 @@ class PPOConfig:
 
   def __post_init__(self):
     g = self.generation
-    if g.beam_width != 1 or not g.sample or g.top_k or g.top_p < 1.0:
-      raise ValueError("PPO rollouts sample from the policy itself: beam_width 1, sample, "
-                       "top_k 0 and top_p 1 (the ratio needs the sampled distribution)")
+    if g.beam_width != 1 or not g.sample:
+      raise ValueError("PPO rollouts sample one response per context from the policy "
+                       "(--beam_width 1 --sample): greedy or beam-searched responses are not "
+                       "samples of a distribution whose log-probs could enter the ratio")
+    if g.temperature <= 0 or g.top_k < 0 or not 0.0 < g.top_p <= 1.0:
+      raise ValueError(f"PPO sampling needs --temperature > 0, --top_k >= 0 and --top_p in "
+                       f"(0, 1]; got {g.temperature}, {g.top_k}, {g.top_p}")
     if (g.no_repeat_ngram_size or g.encoder_no_repeat_ngram_size or g.min_length
         or g.forced_eos_token_id is not None):
       raise ValueError("PPO rollouts need the logits processors off (no_repeat_ngram_size, "
@@ -112,7 +117,9 @@ def sample(model, params, ref_params, context_ids, context_mask, rng, row_ids, *
   tgt, tgt_mask = R.teacher_forced(model, gen.tokens_BxN, response_mask,
                                    g.decoder_start_token_id)
   old_logp, _ = R.policy_outputs(model, params["policy"], context_ids, context_mask, tgt,
-                                 tgt_mask, g.temperature, plan)
+                                 tgt_mask, g.temperature, plan, g.top_k, g.top_p)
+  # The reference untruncated: a sampled token is always inside its support, so the KL
+  # estimate stays finite (KL of the truncated policy to the whole reference).
   ref_logp, _ = R.policy_outputs(model, ref_params, context_ids, context_mask, tgt, tgt_mask,
                                  g.temperature, plan)
   values = R.values(model, critic_params(params, cfg), context_ids, context_mask, tgt,
@@ -158,7 +165,7 @@ def minibatch_loss(params, mb: Rollout, model, cfg: PPOConfig, plan=None):
   mask = mb.response_mask.astype(jnp.float32)
   logp, entropy = R.policy_outputs(model, params["policy"], mb.context_ids, mb.context_mask,
                                    mb.target_ids, mb.target_mask, cfg.generation.temperature,
-                                   plan)
+                                   plan, cfg.generation.top_k, cfg.generation.top_p)
   anchor = mb.old_logprobs if cfg.ratio_against == "rollout" else mb.ref_logprobs
   pg, stats = policy_loss(logp, anchor, mb.advantages, mask, cfg.clip_epsilon)
   v = R.values(model, critic_params(params, cfg), mb.context_ids, mb.context_mask, mb.target_ids,

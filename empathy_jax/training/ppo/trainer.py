@@ -55,6 +55,11 @@ class PPORunConfig(TrainRunConfig):
   data_erasure_level: float = 0.3
   max_new_tokens: int = 100
   temperature: float = 1.0
+  beam_width: int = 1
+  sample: bool = True
+  top_k: int = 0
+  top_p: float = 1.0
+  length_alpha: float | None = None
   clip_epsilon: float = 0.2
   kl_penalty: float = 0.0
   gamma: float = 0.99
@@ -116,10 +121,17 @@ class PPORunConfig(TrainRunConfig):
                            weight_decay=self.weight_decay, clip_norm=self.clip_norm)
 
   def ppo(self, base_generation) -> S.PPOConfig:
-    """Rollouts sample at `--temperature` with top-k/top-p and every logits processor off."""
+    """Rollouts sample at `--temperature`, truncated by `--top_k`/`--top_p` (the same
+    truncation enters the log-probs), with every other logits processor off. `--length_alpha`
+    is the original's beam length penalty: accepted, and without effect on one sampled
+    sequence."""
     gen = dataclasses.replace(base_generation, max_new_tokens=self.max_new_tokens,
-                              sample=True, temperature=self.temperature, top_k=0, top_p=1.0,
-                              beam_width=1, min_length=0, no_repeat_ngram_size=0,
+                              sample=self.sample, temperature=self.temperature,
+                              top_k=self.top_k, top_p=self.top_p, beam_width=self.beam_width,
+                              length_alpha=(base_generation.length_alpha
+                                            if self.length_alpha is None
+                                            else self.length_alpha),
+                              min_length=0, no_repeat_ngram_size=0,
                               encoder_no_repeat_ngram_size=0, forced_eos_token_id=None)
     return S.PPOConfig(generation=gen, clip_epsilon=self.clip_epsilon, vf_coeff=self.vf_coeff,
                        entropy_coeff=self.entropy_coeff, gamma=self.gamma, lam=self.lam,
@@ -232,7 +244,7 @@ class Programs:
     replicated = sharding.replicated(mesh)
 
     prefix = jnp.asarray(response_prefix(reward.backbone.fmt), jnp.int32)
-    rm_model, rm_pad = reward.backbone.model, reward.backbone.fmt.pad_id
+    rm_model, rm_exclude = reward.backbone.model, reward.pool_exclude_id
     offset = reward.mean_offset
 
     def score(rm_params, r, rm_ctx, rm_cmask):
@@ -241,7 +253,7 @@ class Programs:
       ids = jnp.concatenate([jnp.broadcast_to(prefix, (b, prefix.shape[0])), r.response_ids], 1)
       mask = jnp.concatenate([jnp.ones((b, prefix.shape[0]), jnp.int32), r.response_mask], 1)
       return reward_model.response_rewards(rm_model, rm_params, rm_ctx, rm_cmask, ids, mask,
-                                            pad_id=rm_pad) - offset
+                                            exclude_id=rm_exclude) - offset
 
     # Weights are arguments (never constants baked into a program); the state is donated.
     self.sample = jax.jit(functools.partial(sample_rollout, model=model, ppo=ppo))
