@@ -9,9 +9,17 @@ the metric suite (the original's `test_gpt3`, for any such endpoint).
       --base_url http://localhost:8000/v1 --model_name my-model --api_style completion \
       --output_dir outputs/local
 
-The prompt is the original's (an instruction, `Speaker:`/`Listener:` lines, then `Listener:`);
---prompt_template replaces it (placeholders {instruction}, {dialogue}, {next_role}). Chat style
-sends it as one user message. Transient failures (429, 5xx, timeouts, dropped connections) are
+  # The original's test_gpt3: its prompt, a completion endpoint, temperature 0.5, 256 tokens,
+  # top_p 1, suffix "\n"; the completion stored as it came.
+  python launch/test_llm.py --dataset_dir datasets/empathetic_dialogues --prompt_style original \
+      --base_url http://localhost:8000/v1 --model_name my-model --api_style completion \
+      --output_dir outputs/original_style
+
+--prompt_style chat (the default): the instruction, `Speaker:`/`Listener:` lines counted back
+from the last turn, then `Listener:`; --prompt_template replaces it (placeholders
+{instruction}, {dialogue}, {next_role}); chat style sends it as one user message, and the reply
+is cut at the next turn the model writes. --prompt_style original: the original's prompt and
+request parameters (differences: docs/differences.md). Transient failures (429, 5xx, timeouts, dropped connections) are
 retried with exponential backoff; every response is cached in OUTPUT_DIR/llm_cache.jsonl as it
 arrives, and rerunning the command asks only for what is missing. Writes test_data.json,
 test_metrics.json and classwise_test_metrics.json (the original's keys; no perplexity or BOW,
@@ -43,8 +51,15 @@ _STYLE = F.DEFINE_enum("api_style", "chat", ["chat", "completion"], "chat: /chat
                        "(the prompt as one user message); completion: /completions.")
 _TEMPLATE = F.DEFINE_string("prompt_template", prompts.TEMPLATE, "Prompt template with "
                             "{instruction}, {dialogue} and {next_role}.")
-_TOKENS = F.DEFINE_integer("max_new_tokens", 64, "max_tokens of each request.")
-_TEMP = F.DEFINE_float("temperature", 0.0, "Sampling temperature of the endpoint.")
+_PSTYLE = F.DEFINE_enum("prompt_style", "chat", list(prompts.PROMPT_STYLES), "chat: our "
+                        "prompt; original: the original test_gpt3's prompt and request "
+                        "parameters (a completion endpoint).")
+_TOKENS = F.DEFINE_integer("max_new_tokens", None, "max_tokens of each request (default 64; "
+                           "256 with --prompt_style original).")
+_TEMP = F.DEFINE_float("temperature", None, "Sampling temperature of the endpoint (default 0; "
+                       "0.5 with --prompt_style original).")
+_TOP_P = F.DEFINE_float("top_p", None, "top_p of each request (default: not sent; 1.0 with "
+                        "--prompt_style original).")
 _CONC = F.DEFINE_integer("concurrency", 4, "Requests in flight at once.")
 _RETRIES = F.DEFINE_integer("max_retries", 8, "Retries of a failing request.")
 _TIMEOUT = F.DEFINE_float("timeout", 60.0, "Seconds before a request counts as failed.")
@@ -52,22 +67,31 @@ _BACKOFF = F.DEFINE_float("backoff_seconds", 1.0, "First retry wait (doubles eac
 _BATCH = F.DEFINE_integer("batch_size", 32, "Classifier batch size.")
 _SCORES = launch_flags.define_metric_flags()
 F.adopt_module_key_flags(launch_flags)
+# Request parameters when not given: the original test_gpt3's argparse defaults and its
+# `suffix="\n"`, or ours.
+ORIGINAL_REQUEST = dict(max_tokens=256, temperature=0.5, top_p=1.0, suffix="\n")
+CHAT_REQUEST = dict(max_tokens=64, temperature=0.0, top_p=None, suffix=None)
 
 
 def main(argv):
   del argv
+  original = _PSTYLE.value == "original"
+  defaults = ORIGINAL_REQUEST if original else CHAT_REQUEST
+  pick = lambda flag, key: defaults[key] if flag.value is None else flag.value
   try:
     client = ClientConfig(base_url=_URL.value, model_name=_NAME.value,
                           api_key=os.environ.get("OPENAI_API_KEY"), style=_STYLE.value,
-                          max_tokens=_TOKENS.value, temperature=_TEMP.value,
-                          timeout=_TIMEOUT.value, max_retries=_RETRIES.value,
-                          backoff_seconds=_BACKOFF.value)
+                          max_tokens=pick(_TOKENS, "max_tokens"),
+                          temperature=pick(_TEMP, "temperature"), top_p=pick(_TOP_P, "top_p"),
+                          suffix=defaults["suffix"], timeout=_TIMEOUT.value,
+                          max_retries=_RETRIES.value, backoff_seconds=_BACKOFF.value)
     cfg = LLMTestConfig(dataset_dir=_DATA.value, output_dir=_OUT.value, client=client,
                         scores=_SCORES(_BATCH.value), split=_SPLIT.value,
                         max_examples=_MAX.value, data_erasure_level=_ERASURE.value,
-                        prompt_template=_TEMPLATE.value, concurrency=_CONC.value)
+                        prompt_template=_TEMPLATE.value, concurrency=_CONC.value,
+                        prompt_style=_PSTYLE.value)
   except ValueError as e:
-    raise app.UsageError(str(e)) from e
+    launch_flags.fail(str(e))
   try:
     metrics = run_test_llm(cfg)
   except (DatasetError, CheckpointError, LLMError) as e:
@@ -76,4 +100,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=launch_flags.original_flag_parser)

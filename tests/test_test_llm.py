@@ -42,6 +42,7 @@ class FakeLLM(http.server.ThreadingHTTPServer):
     self.order: list[str] = []
     self.answered: list[str] = []
     self.requests: list[str] = []
+    self.bodies: list[dict] = []  # every request body as it arrived, with its path
     self.delay = 0.0
 
   @property
@@ -62,6 +63,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     prompt = body["messages"][0]["content"] if chat else body["prompt"]
     with server.lock:
       server.requests.append(prompt)
+      server.bodies.append({**body, "path": self.path})
       if prompt not in server.attempts:
         server.order.append(prompt)
       attempt = server.attempts[prompt] = server.attempts.get(prompt, 0) + 1
@@ -178,3 +180,56 @@ def test_an_unrecoverable_error_names_the_endpoint(server):
                                        max_retries=2, timeout=2), sleep=lambda s: None)
   with pytest.raises(LLMError, match="gave up after 3 attempts"):
     server_down.complete("hello")
+
+
+def test_the_original_prompt_equals_the_originals_code_on_every_test_context():
+  """All 5,242 test contexts: `original_prompt` against a transcription of the original
+  test_gpt3.py's loop (tests/original_reference.py), character for character."""
+  import original_reference as orig
+
+  contexts = json.load(open(os.path.join(ED_DIR, "test", "contexts.json")))
+  assert len(contexts) == 5242
+  mismatched = [i for i, c in enumerate(contexts) if prompts.original_prompt(c)
+                != orig.gpt3_prompt(c)]
+  assert not mismatched, mismatched[:5]
+  # Contexts of an even number of turns ask for the speaker's reply, as the original does.
+  asks_speaker = [c for c in contexts if prompts.original_prompt(c).endswith("\nSpeaker: ")]
+  assert len(asks_speaker) == sum(len(c) % 2 == 0 for c in contexts) == 931
+
+
+def test_original_style_sends_the_originals_request_and_stores_its_rows(server, tmp_path):
+  """--prompt_style original: a completion request with the original's prompt and parameters
+  (temperature 0.5, max_tokens 256, top_p 1, suffix "\\n"), and test_data.json rows as the
+  original writes them (input = the prompt, the completion as it came)."""
+  import original_reference as orig
+
+  out = tmp_path / "original"
+  done = subprocess.run(_command(server, out, "--prompt_style", "original", "--api_style",
+                                 "completion", "--concurrency", "1"),
+                        capture_output=True, text=True, cwd=REPO, env=_env(), timeout=300)
+  assert done.returncode == 0, done.stderr[-3000:]
+  contexts = json.load(open(os.path.join(ED_DIR, "test", "contexts.json")))[:12]
+  targets = json.load(open(os.path.join(ED_DIR, "test", "targets.json")))[:12]
+  want = {p: orig.gpt3_request(p) for p in (orig.gpt3_prompt(c) for c in contexts)}
+  answered = [b for b in server.bodies if b["prompt"] in server.answered]
+  assert len({b["prompt"] for b in answered}) == 12
+  for body in answered:
+    assert body["path"] == "/v1/completions"
+    sent = {k: v for k, v in body.items() if k not in ("model", "path")}
+    expected = {k: v for k, v in want[body["prompt"]].items() if k != "engine"}
+    assert sent == expected
+  rows = json.load(open(out / "test_data.json"))
+  for i, row in enumerate(rows):
+    prompt = orig.gpt3_prompt(contexts[i])
+    entry = orig.gpt3_test_entry(i, prompt, contexts[i], targets[i], reply_to(prompt))
+    assert {k: row[k] for k in entry} == entry
+
+
+def test_original_style_refuses_a_chat_endpoint(tmp_path):
+  done = subprocess.run([sys.executable, LAUNCHER, "--dataset_dir", ED_DIR, "--output_dir",
+                         str(tmp_path / "x"), "--base_url", "http://127.0.0.1:9/v1",
+                         "--model_name", "m", "--prompt_style", "original"],
+                        capture_output=True, text=True, cwd=REPO, env=_env(), timeout=120)
+  assert done.returncode == 1
+  assert done.stderr.strip().splitlines()[-1].startswith("error: ")
+  assert "completion" in done.stderr.strip().splitlines()[-1]

@@ -29,6 +29,8 @@ class ClientConfig:
   style: str = "chat"  # chat: /chat/completions; completion: /completions
   max_tokens: int = 64
   temperature: float = 0.0
+  top_p: float | None = None  # sent only when set
+  suffix: str | None = None  # completion style only (the original sends "\n")
   timeout: float = 60.0
   max_retries: int = 8
   backoff_seconds: float = 1.0  # the first wait; doubles each retry, capped at 60 s
@@ -40,6 +42,12 @@ class ClientConfig:
       raise ValueError(f"--base_url must start with http:// or https://, got {self.base_url!r}")
     if self.max_retries < 0 or self.max_tokens < 1 or self.timeout <= 0:
       raise ValueError("--max_retries must be >= 0, --max_tokens >= 1 and --timeout > 0")
+    if not 0.0 <= self.temperature <= 2.0:
+      raise ValueError(f"--temperature must be in [0, 2], got {self.temperature}")
+    if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
+      raise ValueError(f"--top_p must be in (0, 1], got {self.top_p}")
+    if self.suffix is not None and self.style != "completion":
+      raise ValueError("a suffix is sent only to a completion endpoint (--api_style completion)")
 
 
 class LLMClient:
@@ -51,6 +59,10 @@ class LLMClient:
   def _body(self, prompt: str) -> dict:
     body = {"model": self.cfg.model_name, "max_tokens": self.cfg.max_tokens,
             "temperature": self.cfg.temperature}
+    if self.cfg.top_p is not None:
+      body["top_p"] = self.cfg.top_p
+    if self.cfg.suffix is not None:
+      body["suffix"] = self.cfg.suffix
     if self.cfg.style == "chat":  # the whole prompt as one user message
       body["messages"] = [{"role": "user", "content": prompt}]
     else:

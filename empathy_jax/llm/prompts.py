@@ -1,5 +1,13 @@
-"""The original's `test_gpt3` prompt: an instruction, the dialogue as `Speaker:`/`Listener:`
-lines (the last context turn is the speaker's), then the next role's label."""
+"""Prompts for an external LLM, in two styles:
+
+- `original`: the original's `test_gpt3` prompt, character for character: the instruction and
+  one newline, each turn `Speaker: `/`Listener: ` by its position from the first turn (even:
+  speaker), then the label of the role after the last turn with a trailing space -- so a
+  context of an even number of turns asks for the speaker's reply.
+- `chat` (the default): the same instruction and a blank line, roles counted backwards from the
+  last turn (always the speaker's, as EmpatheticDialogues' contexts end), then `Listener:` --
+  the listener's reply is what is scored against the target.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,16 @@ INSTRUCTION = ("The following is a conversation between two people. The speaker 
                "are helpful, friendly, and empathetic.")
 TEMPLATE = "{instruction}\n\n{dialogue}\n{next_role}:"
 ROLES = ("Speaker", "Listener")
+PROMPT_STYLES = ("chat", "original")
+
+
+def original_prompt(context: list[str]) -> str:
+  """The original's `test_gpt3.py` prompt for one context (its turns unstripped, as it sends
+  them)."""
+  prompt = INSTRUCTION + "\n"
+  for j, turn in enumerate(context):
+    prompt += f"{ROLES[j % 2]}: {turn}\n"
+  return prompt + f"{ROLES[len(context) % 2]}: "
 
 
 def dialogue_lines(context: list[str]) -> list[str]:

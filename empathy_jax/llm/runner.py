@@ -26,8 +26,17 @@ class LLMTestConfig:
   data_erasure_level: float = 1.0
   prompt_template: str = prompts.TEMPLATE
   concurrency: int = 4
+  prompt_style: str = "chat"
 
   def __post_init__(self):
+    if self.prompt_style not in prompts.PROMPT_STYLES:
+      raise ValueError(f"--prompt_style must be one of {prompts.PROMPT_STYLES}, got "
+                       f"{self.prompt_style!r}")
+    if self.prompt_style == "original" and self.client.style != "completion":
+      raise ValueError("--prompt_style original asks a completion endpoint, as the original "
+                       "does (--api_style completion)")
+    if self.prompt_style == "original" and self.prompt_template != prompts.TEMPLATE:
+      raise ValueError("--prompt_template applies to --prompt_style chat only")
     if self.concurrency < 1:
       raise ValueError(f"--concurrency must be >= 1, got {self.concurrency}")
     if self.max_examples is not None and self.max_examples < 1:
@@ -56,7 +65,9 @@ def run_test_llm(cfg: LLMTestConfig, client: LLMClient | None = None) -> dict:
   client = client or LLMClient(cfg.client)
   os.makedirs(cfg.output_dir, exist_ok=True)
   cache = ResponseCache(os.path.join(cfg.output_dir, CACHE_FILE))
-  texts = [prompts.build_prompt(split.contexts[i], cfg.prompt_template) for i in range(n)]
+  original = cfg.prompt_style == "original"
+  texts = [prompts.original_prompt(split.contexts[i]) if original
+           else prompts.build_prompt(split.contexts[i], cfg.prompt_template) for i in range(n)]
   keys = [prompt_key(i, texts[i], cfg.client.model_name) for i in range(n)]
   pending = [i for i in range(n) if cache.get(keys[i]) is None]
   if len(pending) < n:
@@ -72,8 +83,10 @@ def run_test_llm(cfg: LLMTestConfig, client: LLMClient | None = None) -> dict:
       for f in futures:
         f.cancel()  # requests not started yet; those in flight finish and are dropped
       raise
+  # The original stores the completion as it came; the chat style keeps the reply's first turn.
+  tidy = (lambda text: text) if original else prompts.clean_response
   records = [{"id": i, "input": texts[i], "context": split.contexts[i],
-              "target": split.targets[i], "output": prompts.clean_response(cache.get(keys[i]))}
+              "target": split.targets[i], "output": tidy(cache.get(keys[i]))}
              for i in range(n)]
   records, metrics, classwise = suite.score(records, cfg.scores)
   suite.write_results(cfg.output_dir, records, metrics, classwise)
