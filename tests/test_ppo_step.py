@@ -208,3 +208,46 @@ def test_ppo_refuses_rollouts_that_are_not_samples():
                 load_model("DialoGPT_TINY").model.cfg)
   with pytest.raises(ValueError, match="not samples"):
     S.PPOConfig(generation=gen)
+
+
+@pytest.mark.parametrize("name", ["GODEL_TINY", "DialoGPT_TINY"])
+def test_a_cut_off_response_is_scored_as_its_re_encoded_text(name, ed_test):
+  """In-graph scoring (the reward model shares the policy's tokenizer) reads a response cut off
+  at max_new_tokens with EOS after it -- the ids the text path (decode, re-encode in the reward
+  model's format) scores -- and gives the text path's reward; a response that ended with EOS
+  is left as it is."""
+  from empathy_jax.models import reward_model
+  from empathy_jax.training.ppo import trainer as T
+
+  reward = reward_model.new_reward_model(load_model(name), seed=2)
+  fmt = reward.backbone.fmt
+  texts = ["I am so sorry to hear that, it must be hard", "That is great news!"]
+  full = [t.ids for t in fmt.encode_targets(texts)]
+  prefix = T.response_prefix(fmt)
+  bodies = [ids[len(prefix):] for ids in full]  # the text's tokens and EOS, no prefix
+  assert all(b[-1] == fmt.eos_id for b in bodies)
+  n = 8  # the first response cut off (no EOS), the second whole
+  cut = bodies[0][:n]
+  assert len(bodies[0]) > n and len(bodies[1]) <= n
+  rows = [cut, bodies[1] + [fmt.pad_id] * (n - len(bodies[1]))]
+  mask = [[1] * n, [1] * len(bodies[1]) + [0] * (n - len(bodies[1]))]
+  ids, m = T.scored_responses(jnp.asarray(prefix, jnp.int32), jnp.asarray(rows, jnp.int32),
+                              jnp.asarray(mask, jnp.int32), fmt.eos_id, fmt.pad_id)
+  ids, m = np.asarray(ids), np.asarray(m)
+  assert ids[0][m[0] == 1].tolist() == prefix + cut + [fmt.eos_id]
+  assert ids[1][m[1] == 1].tolist() == full[1]
+  # The rewards of both paths on one context each.
+  contexts = [list(ed_test.contexts[0]), list(ed_test.contexts[0])]
+  decoded = [fmt.decode(np.asarray(cut)), texts[1]]
+  by_text = reward_model.RewardScorer(reward, batch_size=2)(contexts, decoded)
+  ctx = fmt.encode_contexts(contexts)
+  width = max(len(c.ids) for c in ctx)
+  ctx_ids = np.asarray([[fmt.pad_id] * (width - len(c.ids)) + c.ids for c in ctx])
+  ctx_mask = np.asarray([[0] * (width - len(c.ids)) + [1] * len(c.ids) for c in ctx])
+  if fmt.is_encoder_decoder:  # encoder inputs right-padded
+    ctx_ids = np.asarray([c.ids + [fmt.pad_id] * (width - len(c.ids)) for c in ctx])
+    ctx_mask = ctx_mask[:, ::-1].copy()
+  in_graph = reward_model.response_rewards(reward.backbone.model, reward.params, ctx_ids,
+                                           ctx_mask, ids, m, exclude_id=None)
+  assert fmt.decode(np.asarray(cut)).strip() and decoded[0] != texts[0]
+  np.testing.assert_allclose(np.asarray(in_graph), by_text, atol=1e-5)

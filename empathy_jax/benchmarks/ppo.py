@@ -106,7 +106,7 @@ def _torch_side(policy, reward, ppo, batch, tx_lr: float, weight_decay: float):
   ctx, cmask = torch.from_numpy(ctx_np).long(), torch.from_numpy(cmask_np).long()
   c = ctx.shape[1]
   prefix = T.response_prefix(reward.backbone.fmt)
-  pad = reward.backbone.fmt.pad_id
+  pad, eos = reward.backbone.fmt.pad_id, reward.backbone.fmt.eos_id
   n = g.max_new_tokens
 
   def lm_inputs(resp):
@@ -132,6 +132,12 @@ def _torch_side(policy, reward, ppo, batch, tx_lr: float, weight_decay: float):
     return v_head(critic(**inputs).last_hidden_state[:, span])[..., 0]
 
   def scores(resp):
+    # A response cut off at max_new_tokens gets EOS after it, as re-encoding its text would.
+    real = resp != pad
+    cut = ~((resp == eos) & real).any(1) & real.any(1)
+    resp = torch.cat([resp, torch.full((resp.shape[0], 1), pad, dtype=resp.dtype)], 1)
+    rows = torch.nonzero(cut)[:, 0]
+    resp[rows, real.sum(1)[rows]] = eos
     ids = torch.cat([torch.tensor([prefix] * resp.shape[0], dtype=torch.long).reshape(
         resp.shape[0], len(prefix)), resp], 1)
     if enc_dec:

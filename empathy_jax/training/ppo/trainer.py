@@ -176,6 +176,23 @@ def response_prefix(fmt) -> list[int]:
   return ids[:-1] if ids and ids[-1] == fmt.eos_id else ids
 
 
+def scored_responses(prefix_P, response_ids_BxN, response_mask_BxN, eos_id: int, pad_id: int):
+  """(ids [B, P+N+1], mask) of sampled responses as the reward model reads them in the graph:
+  the format's target prefix, the response, and `eos_id` after a response cut off at
+  `max_new_tokens` -- what decoding and re-encoding the text would give (every format's target
+  ends with EOS), so a response is scored the same way whichever path scores it."""
+  b, n = response_ids_BxN.shape
+  p = prefix_P.shape[0]
+  mask = jnp.asarray(response_mask_BxN, jnp.int32)
+  ids = jnp.concatenate([jnp.broadcast_to(prefix_P, (b, p)), response_ids_BxN,
+                         jnp.full((b, 1), pad_id, response_ids_BxN.dtype)], 1)
+  full_mask = jnp.concatenate([jnp.ones((b, p), jnp.int32), mask, jnp.zeros((b, 1), jnp.int32)],
+                              1)
+  cut = ~jnp.any((response_ids_BxN == eos_id) & (mask > 0), axis=1) & (mask.sum(1) > 0)
+  at = (jnp.arange(p + n + 1)[None, :] == (p + mask.sum(1))[:, None]) & cut[:, None]
+  return jnp.where(at, eos_id, ids), jnp.where(at, 1, full_mask)
+
+
 def _trl_names(stats: dict) -> dict:
   """Per-minibatch update stats -> TRL's logged names (means over the minibatch steps)."""
   renamed = {"entropy": "objective/entropy", "val/ratio": "val/ratio"}
@@ -247,11 +264,12 @@ class Programs:
     rm_model, rm_exclude = reward.backbone.model, reward.pool_exclude_id
     offset = reward.mean_offset
 
+    rm_fmt = reward.backbone.fmt
+
     def score(rm_params, r, rm_ctx, rm_cmask):
-      """The reward model on the policy's token ids, after its target prefix."""
-      b = r.response_ids.shape[0]
-      ids = jnp.concatenate([jnp.broadcast_to(prefix, (b, prefix.shape[0])), r.response_ids], 1)
-      mask = jnp.concatenate([jnp.ones((b, prefix.shape[0]), jnp.int32), r.response_mask], 1)
+      """The reward model on the policy's token ids, in its target format."""
+      ids, mask = scored_responses(prefix, r.response_ids, r.response_mask, rm_fmt.eos_id,
+                                   rm_fmt.pad_id)
       return reward_model.response_rewards(rm_model, rm_params, rm_ctx, rm_cmask, ids, mask,
                                             exclude_id=rm_exclude) - offset
 
