@@ -31,3 +31,14 @@ class DatasetError(ValueError):
 
 class CheckpointError(ValueError):
   """Raised when weights or checkpoint files do not match the model."""
+
+
+class DivergedError(RuntimeError):
+  """Raised when training produced a NaN or infinite loss, validation value or parameter: the
+  run stops there, is not marked finished, and `best/`, `latest/` and the resumable state keep
+  what they held before."""
+
+  def __init__(self, run_dir: str, step: int, what: str):
+    self.run_dir, self.step = run_dir, step
+    super().__init__(f"{run_dir}: training diverged at step {step}: {what}; nothing was saved "
+                     f"from it (lower the learning rate, or check the data)")

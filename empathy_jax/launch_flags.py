@@ -160,19 +160,17 @@ def fail(message: str) -> None:
 
 def train_config(config_cls, mesh: Callable[[], MeshConfig]):
   """A train launcher's frozen config from its flags and the experiment config (fields named
-  as flags; `mesh` from the mesh flags); bad values end in absl's usage error."""
-  from absl import app  # pylint: disable=import-outside-toplevel
-
+  as flags; `mesh` from the mesh flags); a bad value ends the run with `error:` (`fail`)."""
   fields = [f.name for f in dataclasses.fields(config_cls) if f.name != "mesh"]
   check_config_fields(set(fields) | {"mesh_data", "mesh_fsdp", "mesh_tensor"})
   values = {name: value(name) for name in fields}
   values["model"], values["pretrained_model_dir"] = model_source()
   if not values["dataset_dir"] or not values["output_dir"]:
-    raise app.UsageError("--dataset_dir and --output_dir are required (or a --config with them)")
+    fail("--dataset_dir and --output_dir are required (or a --config with them)")
   try:
     return config_cls(**values, mesh=mesh())
   except ValueError as e:
-    raise app.UsageError(str(e)) from e
+    fail(str(e))
 
 
 def define_run_flags(log_interval: int, checkpoint_interval: int,

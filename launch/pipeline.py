@@ -18,7 +18,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from empathy_jax import compilation, launch_flags
-from empathy_jax.errors import CheckpointError, DatasetError
+from empathy_jax.errors import CheckpointError, DatasetError, DivergedError
 
 _OUT = flags.DEFINE_string("output_dir", "runs/pipeline", "Root of every stage's output.")
 _CONFIG = config_flags.DEFINE_config_file(
@@ -46,7 +46,7 @@ def main(argv):
   try:
     cfg = PipelineConfig(output_dir=_OUT.value, num_samples=num_samples, **stages)
     run_pipeline(cfg)
-  except (DatasetError, CheckpointError, ValueError, TypeError) as e:
+  except (DatasetError, CheckpointError, ValueError, TypeError, DivergedError) as e:
     launch_flags.fail(str(e))
   print(compilation.summary(), file=sys.stderr)
 

@@ -61,7 +61,7 @@ def main(argv):
     sharding.initialize_distributed(v("coordinator_address"), v("num_processes"),
                                     v("process_id"))
   if not v("dataset_dir"):
-    raise app.UsageError("--dataset_dir is required (or a --config with it)")
+    launch_flags.fail("--dataset_dir is required (or a --config with it)")
   model, pretrained = launch_flags.model_source()
   generation = _GENERATION_FLAGS()
   try:
@@ -71,7 +71,7 @@ def main(argv):
         generation={k: x for k, x in generation.items() if x is not None},
         mesh=_MESH(), trust_pickle=v("trust_pickle"))
   except ValueError as e:
-    raise app.UsageError(str(e)) from e
+    launch_flags.fail(str(e))
   try:
     metrics = run_test(cfg)
   except (DatasetError, CheckpointError) as e:
@@ -83,4 +83,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=launch_flags.original_flag_parser)

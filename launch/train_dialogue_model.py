@@ -19,7 +19,7 @@ from absl import app, flags, logging
 
 from empathy_jax import compilation, launch_flags
 from empathy_jax.data.tfdata import InputPipelineError
-from empathy_jax.errors import CheckpointError, DatasetError
+from empathy_jax.errors import CheckpointError, DatasetError, DivergedError
 from empathy_jax.training.sft import SFTConfig, train_dialogue_model
 
 F = flags
@@ -59,7 +59,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)  # orbax is chatty at INFO; progress has its own bar
   try:
     summary = train_dialogue_model(cfg)  # checks every input before heavy work
-  except (DatasetError, CheckpointError, ImportError, InputPipelineError) as e:
+  except (DatasetError, CheckpointError, ImportError, InputPipelineError, DivergedError) as e:
     launch_flags.fail(str(e))
   summary.pop("params")
   print(json.dumps(summary, indent=2))
@@ -67,4 +67,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=launch_flags.original_flag_parser)

@@ -20,7 +20,7 @@ import sys
 from absl import app, flags, logging
 
 from empathy_jax import compilation, launch_flags
-from empathy_jax.errors import CheckpointError, DatasetError
+from empathy_jax.errors import CheckpointError, DatasetError, DivergedError
 from empathy_jax.training.reward_trainer import LOSSES, RewardConfig, train_reward_model
 
 F = flags
@@ -61,7 +61,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   try:
     summary = train_reward_model(cfg)  # checks every input before heavy work
-  except (DatasetError, CheckpointError) as e:
+  except (DatasetError, CheckpointError, DivergedError) as e:
     launch_flags.fail(str(e))
   reward = summary.pop("reward_model")
   summary["mean_offset"] = reward.mean_offset
@@ -70,4 +70,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=launch_flags.original_flag_parser)

@@ -31,7 +31,7 @@ import sys
 from absl import app, flags, logging
 
 from empathy_jax import compilation, launch_flags
-from empathy_jax.errors import CheckpointError, DatasetError
+from empathy_jax.errors import CheckpointError, DatasetError, DivergedError
 from empathy_jax.training.ppo.trainer import PPORunConfig, train_rlhf_pipeline
 
 F = flags
@@ -100,7 +100,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   try:
     summary = train_rlhf_pipeline(cfg)  # checks every input before heavy work
-  except (DatasetError, CheckpointError, ValueError) as e:
+  except (DatasetError, CheckpointError, ValueError, DivergedError) as e:
     launch_flags.fail(str(e))
   print(json.dumps(summary, indent=2))
   print(compilation.summary(), file=sys.stderr)

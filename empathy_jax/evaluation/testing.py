@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from empathy_jax import compilation, preflight, sharding
+from empathy_jax import compilation, preflight, ranges, sharding
 from empathy_jax.data.dialogue_dataset import load_dialogue_split, split_dir
 from empathy_jax.data.pipeline import (DEFAULT_BUCKETS, Batcher, bucket_length, make_batcher,
                                        tokenize_split)
@@ -117,6 +117,10 @@ class TestConfig:
   trust_pickle: bool = False
 
   def __post_init__(self):
+    ranges.check(self)
+    for name, value in self.generation.items():  # the generation flags the user gave
+      if value is not None and name in ranges.RANGES:
+        ranges.check_value(name, value)
     if (self.model is None) == (self.pretrained_model_dir is None):
       raise ValueError("give exactly one of --model or --pretrained_model_dir")
     if self.batch_size < 1:

@@ -50,7 +50,7 @@ class GenerationConfig:
       raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
     if self.beam_width < 1:
       raise ValueError(f"beam_width must be >= 1, got {self.beam_width}")
-    if self.sample and self.temperature <= 0:
+    if self.sample and not 0 < self.temperature < float("inf"):
       raise ValueError(f"temperature must be > 0 when sampling, got {self.temperature}")
     if not 0 < self.top_p <= 1:
       raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")

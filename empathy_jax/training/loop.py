@@ -26,9 +26,11 @@ import time
 from typing import Any, Iterator
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from empathy_jax import faults, sharding
+from empathy_jax.errors import DivergedError
 from empathy_jax.training import runs
 from empathy_jax.training.checkpointing import TrainCheckpointer
 from empathy_jax.training.metrics_log import MetricWriter, progress
@@ -119,10 +121,15 @@ def fit(task: Task, state, cfg: LoopConfig, run_dir: str, resuming: bool) -> tup
       print(f"resuming {run_dir} from step {meta['global_step']} (epoch {meta['epoch'] + 1}, "
             f"batch {meta['batch']})", file=sys.stderr, flush=True)
   writer = MetricWriter(run_dir)
-  for epoch in range(meta["epoch"], cfg.max_epochs):
-    start = meta["batch"] if epoch == meta["epoch"] else 0
-    state = _train_epoch(task, state, cfg, epoch, start, ckpt, meta, writer)
-    state, meta = _end_epoch(task, state, epoch, meta, ckpt, writer, run_dir)
+  try:
+    for epoch in range(meta["epoch"], cfg.max_epochs):
+      start = meta["batch"] if epoch == meta["epoch"] else 0
+      state = _train_epoch(task, state, cfg, epoch, start, ckpt, meta, writer, run_dir)
+      state, meta = _end_epoch(task, state, epoch, meta, ckpt, writer, run_dir)
+  except DivergedError:
+    ckpt.close()
+    writer.close()
+    raise
   ckpt.wait()
   ckpt.close()
   writer.close()
@@ -139,8 +146,8 @@ class _TrainLog:
   episodes/s) are the work between two logged steps over the time between their `add`s: each
   `add` waits for the previous logged step, so in steady state that time is the device's."""
 
-  def __init__(self, writer: MetricWriter, bar, task: Task):
-    self.writer, self.bar, self.task = writer, bar, task
+  def __init__(self, writer: MetricWriter, bar, task: Task, run_dir: str):
+    self.writer, self.bar, self.task, self.run_dir = writer, bar, task, run_dir
     self.pending: tuple[int, dict, np.ndarray, float] | None = None
     self.counts = np.zeros(2)  # tokens, episodes
     self.last: tuple[np.ndarray, float] | None = None
@@ -159,6 +166,8 @@ class _TrainLog:
       return
     step, metrics, counts, at = self.pending
     host = {k: float(v) for k, v in sharding.to_host(metrics).items()}
+    if not math.isfinite(host["loss"]):
+      raise DivergedError(self.run_dir, step, f"the train loss is {host['loss']}")
     values = {f"train_{k}": v for k, v in self.task.train_log_values(host).items()}
     done, seconds = counts - self.last[0], max(at - self.last[1], 1e-9)
     bar = {"loss": f"{values['train_loss']:.4f}"}
@@ -178,26 +187,44 @@ class _TrainLog:
     self.pending = None
 
 
+@jax.jit
+def _all_finite(params) -> jax.Array:
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(params)
+                            if jnp.issubdtype(x.dtype, jnp.inexact)]))
+
+
+def check_finite(state, run_dir: str, step: int) -> None:
+  """Raises `DivergedError` unless every floating parameter of `state` is finite (one device
+  reduction and one host read: called before a state is saved, never per step)."""
+  if not bool(sharding.to_host(_all_finite(state.params))):
+    raise DivergedError(run_dir, step, "a parameter is NaN or infinite")
+
+
 def _train_epoch(task: Task, state, cfg: LoopConfig, epoch: int, start: int,
-                 ckpt: TrainCheckpointer, meta: dict, writer: MetricWriter):
+                 ckpt: TrainCheckpointer, meta: dict, writer: MetricWriter, run_dir: str):
   n = task.steps_per_epoch
   bar = progress(n, start, f"epoch {epoch + 1}/{cfg.max_epochs}")
-  log = _TrainLog(writer, bar, task)
-  for b, batch in enumerate(task.batches(epoch, start), start=start):
-    state, metrics = task.step(state, batch)
-    faults.reached("step")
-    global_step = epoch * n + b + 1
-    log.counts += (task.real_tokens(batch), task.episodes(batch))
-    bar.update(1)
-    if global_step % cfg.log_interval == 0:
-      log.add(global_step, metrics)
-    # The epoch's last step is saved after validation, with the epoch's results.
-    if global_step % cfg.checkpoint_interval == 0 and b + 1 < n:
-      ckpt.save(state, {**meta, "epoch": epoch, "batch": b + 1, "global_step": global_step})
-    if cfg.eval_interval and global_step % cfg.eval_interval == 0:
-      writer.scalars(global_step, {f"{k}_interval": v for k, v in task.validate(state).items()})
-  log.flush()
-  bar.close()
+  log = _TrainLog(writer, bar, task, run_dir)
+  try:  # the bar is drawn for the last time before an error is printed
+    for b, batch in enumerate(task.batches(epoch, start), start=start):
+      state, metrics = task.step(state, batch)
+      faults.reached("step")
+      global_step = epoch * n + b + 1
+      log.counts += (task.real_tokens(batch), task.episodes(batch))
+      bar.update(1)
+      if global_step % cfg.log_interval == 0:
+        log.add(global_step, metrics)
+      # The epoch's last step is saved after validation, with the epoch's results.
+      if global_step % cfg.checkpoint_interval == 0 and b + 1 < n:
+        log.flush()
+        check_finite(state, run_dir, global_step)
+        ckpt.save(state, {**meta, "epoch": epoch, "batch": b + 1, "global_step": global_step})
+      if cfg.eval_interval and global_step % cfg.eval_interval == 0:
+        values = task.validate(state)
+        writer.scalars(global_step, {f"{k}_interval": v for k, v in values.items()})
+    log.flush()
+  finally:
+    bar.close()
   return state
 
 
@@ -214,7 +241,10 @@ def _end_epoch(task: Task, state, epoch: int, meta: dict, ckpt: TrainCheckpointe
   """Validation, best model, samples and the end-of-epoch checkpoint."""
   global_step = (epoch + 1) * task.steps_per_epoch
   ckpt.wait()  # a train-state write still in flight is committed before validation starts
+  check_finite(state, run_dir, global_step)
   record = {"epoch": epoch + 1, **task.validate(state)}
+  if not math.isfinite(record[task.monitor]):
+    raise DivergedError(run_dir, global_step, f"{task.monitor} is {record[task.monitor]}")
   writer.scalars(global_step, {k: v for k, v in record.items() if k != "epoch"})
   best = meta["best"]
   if _improved(task, record[task.monitor], best):

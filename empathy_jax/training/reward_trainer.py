@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from empathy_jax import preflight, sharding
+from empathy_jax import preflight, ranges, sharding
 from empathy_jax.data.dialogue_dataset import RewardSplit, load_reward_split, split_dir
 from empathy_jax.data.pipeline import DEFAULT_BUCKETS, bucket_length
 from empathy_jax.errors import DatasetError, Problem
@@ -57,6 +57,7 @@ class RewardConfig(TrainRunConfig):
   num_val_samples: int = 2
 
   def __post_init__(self):
+    ranges.check(self)
     self.check_model_choice("a dialogue model to start from")
     self.loop()
     if self.batch_size < 1:

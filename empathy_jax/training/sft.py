@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from empathy_jax import preflight, sharding
+from empathy_jax import preflight, ranges, sharding
 from empathy_jax.data.dialogue_dataset import load_dialogue_split, split_dir
 from empathy_jax.data.pipeline import Batch, make_batcher, tokenize_split
 from empathy_jax.models import model_dir
@@ -55,6 +55,7 @@ class SFTConfig(TrainRunConfig):
   input_pipeline: str = "python"  # or "tfdata": in-graph SentencePiece (the [tf] extra)
 
   def __post_init__(self):
+    ranges.check(self)
     self.check_model_choice()
     self.loop()  # validates the cadence flags
     if self.batch_size < 1:

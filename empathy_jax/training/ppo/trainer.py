@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from empathy_jax import sharding
+from empathy_jax import ranges, sharding
 from empathy_jax.data.dialogue_dataset import load_dialogue_split, split_dir
 from empathy_jax.data.pipeline import make_batcher, tokenize_split
 from empathy_jax.generation.config import GenerationConfig, resolve
@@ -85,6 +85,7 @@ class PPORunConfig(TrainRunConfig):
   checkpoint_interval: int = 50
 
   def __post_init__(self):
+    ranges.check(self)
     self.check_model_choice("the fine-tuned policy to start from")
     self.loop()
     if not self.reward_model_dir:
