@@ -1,6 +1,7 @@
 """empathy-jax: a JAX/Flax reimplementation of *Automating Empathy in Dialogue Systems*."""
 
 import glob
+import os
 
 from setuptools import find_packages, setup
 
@@ -24,13 +25,22 @@ CORE = [
     "ml-collections==1.1.0",
 ]
 
+
+def _model_assets():
+  """Every file of the shipped model folders (orbax trees are nested), relative to the
+  package."""
+  root = os.path.join("empathy_jax", "assets", "models")
+  return [os.path.relpath(os.path.join(d, f), "empathy_jax")
+          for d, _, files in os.walk(root) for f in files]
+
+
 setup(
     name="empathy-jax",
     version="0.1.0",
     description=__doc__,
     python_requires=">=3.11",
     packages=find_packages(include=["empathy_jax", "empathy_jax.*"]),
-    package_data={"empathy_jax.tokenization": ["assets/*/*"]},
+    package_data={"empathy_jax.tokenization": ["assets/*/*"], "empathy_jax": _model_assets()},
     include_package_data=True,
     # The launchers, on PATH after `pip install` (e.g. `train_dialogue_model.py --help`).
     scripts=sorted(glob.glob("launch/*.py")),

@@ -9,7 +9,9 @@
 --input: a registry name, Hugging Face directory or hub name, an original Lightning `.ckpt` (or
 its run folder), or an empathy-jax checkpoint directory. --to: hf (config + safetensors +
 tokenizer, loadable by transformers), ckpt (the original project's Lightning format; a folder
-gets checkpoints/converted.ckpt), ours (empathy-jax model directory).
+gets checkpoints/converted.ckpt), ours (empathy-jax model directory), packaged (ours with
+bfloat16 parameters and no tokenizer: a model shipped in empathy_jax/assets/models/ for a
+registry entry, e.g. GODEL_SMALL_ED; see configs/godel_small_ed.py).
 """
 
 from absl import app, flags

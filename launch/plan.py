@@ -96,9 +96,14 @@ def main(argv):
   import jax  # pylint: disable=import-outside-toplevel
 
   try:
-    cfg.mesh.shape(jax.device_count())
+    shape = cfg.mesh.shape(jax.device_count())
   except ValueError as e:
     launch_flags.fail(f"{e} (simulate more with --devices N)")
+  shards = shape[0] * shape[1]  # the batch is split over data x fsdp
+  if cfg.batch_size % shards:
+    launch_flags.fail(f"--batch_size {cfg.batch_size} cannot be split over the mesh's "
+                      f"{shards} batch shards (data {shape[0]} x fsdp {shape[1]}): give a "
+                      f"multiple of {shards}")
   parameters = planning.parameter_count(cfg)
   print(f"{parameters / 1e6:.0f}M parameters, {jax.device_count()} "
         f"{jax.devices()[0].platform} devices", flush=True)
@@ -115,4 +120,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=launch_flags.original_flag_parser)

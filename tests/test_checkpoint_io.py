@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -119,3 +120,36 @@ def test_clear_errors(tmp_path):
   (tmp_path / "empty").mkdir()
   with pytest.raises(CheckpointError, match="not a Hugging Face directory"):
     load_model(str(tmp_path / "empty"))
+
+
+def test_a_run_root_loads_its_newest_version_with_a_model(tmp_path, capfd):
+  """`--pretrained_model_dir runs/x` (a run's root) loads the best model of its newest
+  `tensorboard_logs/version_N` that has one, and says which on stderr."""
+  from empathy_jax.models import model_dir
+
+  root = tmp_path / "run"
+  older, newer = load_model("DialoGPT_TINY", seed=1), load_model("DialoGPT_TINY", seed=2)
+  model_dir.save(older, str(root / "tensorboard_logs" / "version_2" / "best"))
+  model_dir.save(newer, str(root / "tensorboard_logs" / "version_10" / "best"))
+  (root / "tensorboard_logs" / "version_11").mkdir()  # interrupted before a best model
+  loaded = load_model(str(root))
+  for a, b in zip(jax.tree.leaves(loaded.params), jax.tree.leaves(newer.params)):
+    np.testing.assert_array_equal(a, b)
+  assert "version_10" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("change,reason", [
+    (lambda info: [], "not a JSON object"),
+    (lambda info: {**info, "family": "llama"}, "family 'llama' is not one of"),
+    (lambda info: {k: v for k, v in info.items() if k != "hf_config"}, "no hf_config"),
+    (lambda info: {**info, "max_length": -4}, "max_length must be a positive integer"),
+])
+def test_a_broken_model_info_is_an_error_naming_the_file(change, reason, tmp_path):
+  from empathy_jax.models import model_dir
+
+  model_dir.save(load_model("DialoGPT_TINY"), str(tmp_path / "m"))
+  path = tmp_path / "m" / model_dir.INFO
+  path.write_text(json.dumps(change(json.loads(path.read_text()))))
+  with pytest.raises(CheckpointError, match=reason) as e:
+    load_model(str(tmp_path / "m"))
+  assert str(path) in str(e.value)

@@ -48,3 +48,14 @@ def test_plan_of_a_reduced_model_on_64_simulated_devices(tmp_path):
   assert [s["fits"] for s in plan["steps"]] == [s["peak"] <= 0.02 * 2**30
                                                 for s in plan["steps"]]
   assert "NO" in proc.stdout or all(s["fits"] for s in plan["steps"])
+
+
+def test_a_batch_the_mesh_cannot_split_is_refused_before_planning():
+  """GODEL_LARGE on 64 fsdp shards with the default batch of 8 rows: `error:` naming the
+  flags, exit 1, no traceback (it was an IndivisibleError from inside the planner)."""
+  done = subprocess.run([sys.executable, os.path.join(REPO, "launch", "plan.py"), "--model",
+                         "GODEL_LARGE", "--devices", "64", "--mesh_fsdp", "64", "--mesh_data",
+                         "1"], capture_output=True, text=True, cwd=REPO, timeout=300)
+  last = done.stderr.strip().splitlines()[-1]
+  assert done.returncode == 1 and "Traceback" not in done.stderr
+  assert last.startswith("error: --batch_size 8 cannot be split") and "64 batch shards" in last

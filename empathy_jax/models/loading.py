@@ -121,6 +121,14 @@ def from_spec(spec: registry.ModelSpec, options: RuntimeOptions = RuntimeOptions
   hf = dict(spec.config)
   hf.setdefault("vocab_size", fmt.vocab_size)
   cfg = config_from_hf(hf, options)
+  if spec.weights is not None:  # trained here and shipped: the folder's parameters
+    folder = spec.weights_dir
+    if not os.path.isdir(os.path.join(folder, "params")):
+      raise CheckpointError(f"{folder}: the shipped weights of {spec.name} are missing (a "
+                            f"source checkout without them? see configs/ to retrain)")
+    params = model_dir.load_params(folder, _abstract_unscanned(cfg))
+    generation = model_dir.read_info(folder).get("generation_config") or {}
+    return _finish(params, cfg, fmt, generation, spec.tokenizer, spec.name)
   params = DialogueModel(cfg.replace(scan_layers=False)).init_params(jax.random.PRNGKey(seed))
   return _finish(params, cfg, fmt, {}, spec.tokenizer, spec.name)
 
@@ -322,12 +330,14 @@ def describe(loaded: LoadedModel) -> str:
                      "vocab_size": loaded.model.cfg.vocab_size})
 
 
-FORMATS = ("hf", "ckpt", "ours")
+FORMATS = ("hf", "ckpt", "ours", "packaged")
 
 
 def convert_checkpoint(source: str, output: str, to: str, family: str | None = None,
                        trust_pickle: bool = False) -> str:
-  """Converts between a Hugging Face directory, an original `.ckpt` and our model directory.
+  """Converts between a Hugging Face directory, an original `.ckpt` and our model directory
+  (`packaged`: ours with bfloat16 parameters and no tokenizer, as a registry entry's shipped
+  `weights` are stored).
 
   `source` is anything `load_model` accepts; returns the path written.
   """
@@ -340,6 +350,8 @@ def convert_checkpoint(source: str, output: str, to: str, family: str | None = N
     if os.path.isdir(output) or not output.endswith(".ckpt"):
       output = os.path.join(output, "checkpoints", "converted.ckpt")
     export_lightning(loaded, output)
+  elif to == "packaged":
+    model_dir.save(loaded, output, param_dtype="bfloat16", with_tokenizer=False)
   else:
     model_dir.save(loaded, output)
   return output

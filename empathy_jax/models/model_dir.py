@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from typing import Any
 
 import jax
@@ -24,6 +25,7 @@ import numpy as np
 
 from empathy_jax import faults, sharding
 from empathy_jax.errors import CheckpointError
+from empathy_jax.tokenization.families import FAMILIES
 
 FORMAT = "empathy-jax/model-v1"
 INFO = "model_info.json"
@@ -69,23 +71,54 @@ def recover(path: str) -> None:
 
 
 def model_dir_of(path: str) -> str | None:
-  """The model folder a path stands for: itself, or a run folder's `best/`."""
+  """The model folder a path stands for: itself, a run folder's `best/`, or -- for a run's root
+  (`OUT`, holding `tensorboard_logs/version_N/`) -- the `best/` of its newest version that has
+  one (said once on stderr)."""
   for candidate in (path, os.path.join(path, "best")):
     recover(candidate)
     if os.path.isfile(os.path.join(candidate, INFO)):
       return candidate
+  newest = newest_version(path)
+  if newest is not None:
+    found = model_dir_of(newest)
+    if found is not None and path not in _ANNOUNCED:
+      _ANNOUNCED.add(path)
+      print(f"{path}: a run root; using its newest version {newest}", file=sys.stderr)
+    return found
+  return None
+
+
+_ANNOUNCED: set[str] = set()
+
+
+def newest_version(path: str) -> str | None:
+  """`path/tensorboard_logs/version_N` with the highest N whose `best/` holds a model."""
+  logs = os.path.join(path, "tensorboard_logs")
+  if not os.path.isdir(logs):
+    return None
+  versions = sorted((int(name.split("_", 1)[1]), name) for name in os.listdir(logs)
+                    if name.startswith("version_") and name.split("_", 1)[1].isdigit())
+  for _, name in reversed(versions):
+    if os.path.isfile(os.path.join(logs, name, "best", INFO)):
+      return os.path.join(logs, name)
   return None
 
 
 def save(loaded, path: str, extra: dict[str, Any] | None = None,
-         metadata: dict[str, Any] | None = None) -> None:
-  """Saves a `LoadedModel` (and optional extra parameter trees) as a model folder."""
+         metadata: dict[str, Any] | None = None, param_dtype: str = "float32",
+         with_tokenizer: bool = True) -> None:
+  """Saves a `LoadedModel` (and optional extra parameter trees) as a model folder.
+  `param_dtype` "bfloat16" halves the parameters' files (loading upcasts them);
+  `with_tokenizer=False` leaves the tokenizer out (a model shipped in the package, whose
+  registry entry names its tokenizer)."""
   from empathy_jax.models.loaded import unscanned_numpy_params  # pylint: disable=import-outside-toplevel
 
   path = os.path.abspath(path).rstrip("/")
   tmp, old = path + ".tmp", path + ".old"
   primary = jax.process_index() == 0
   params = unscanned_numpy_params(loaded)  # collective: before any process-0-only work
+  if param_dtype != "float32":
+    params = jax.tree.map(lambda x: jax.numpy.asarray(x, param_dtype), params)
   extra = sharding.to_host(extra) if extra else None
   if primary:
     shutil.rmtree(tmp, ignore_errors=True)
@@ -94,7 +127,8 @@ def save(loaded, path: str, extra: dict[str, Any] | None = None,
     info = {"format": FORMAT, "family": cfg.family, "hf_config": cfg.hf_dict(),
             "max_length": loaded.fmt.max_length, "generation_config": loaded.generation_config,
             "name": loaded.name, "extra": sorted(extra or {}), "metadata": metadata or {}}
-    loaded.tokenizer.save_pretrained(os.path.join(tmp, "tokenizer"))
+    if with_tokenizer:
+      loaded.tokenizer.save_pretrained(os.path.join(tmp, "tokenizer"))
   save_tree(os.path.join(tmp, "params"), params)
   if extra:
     save_tree(os.path.join(tmp, "extra"), extra)
@@ -122,8 +156,18 @@ def read_info(path: str) -> dict:
       info = json.load(f)
   except json.JSONDecodeError as e:
     raise CheckpointError(f"{info_path}: not valid JSON ({e})") from e
+  if not isinstance(info, dict):
+    raise CheckpointError(f"{info_path}: not a JSON object")
   if info.get("format") != FORMAT:
     raise CheckpointError(f"{path}: unknown checkpoint format {info.get('format')!r}")
+  if info.get("family") not in FAMILIES:
+    raise CheckpointError(f"{info_path}: family {info.get('family')!r} is not one of "
+                          f"{', '.join(FAMILIES)}")
+  if not isinstance(info.get("hf_config"), dict) or "model_type" not in info["hf_config"]:
+    raise CheckpointError(f"{info_path}: no hf_config with a model_type")
+  if not isinstance(info.get("max_length"), int) or info["max_length"] < 1:
+    raise CheckpointError(f"{info_path}: max_length must be a positive integer, got "
+                          f"{info.get('max_length')!r}")
   return info
 
 
@@ -144,6 +188,23 @@ def load(path: str, options=None):
     params = weights.stack_layers(params)
   return LoadedModel(DialogueModel(cfg), params, fmt, info.get("generation_config") or {},
                      os.path.join(model_dir, "tokenizer"), info.get("name") or model_dir)
+
+
+def load_params(path: str, abstract=None) -> dict:
+  """A model folder's parameters (unscanned layout), upcast to float32 whatever they were
+  stored in; `abstract` (shapes): checked leaf by leaf, a mismatch is a `CheckpointError`."""
+  folder = model_dir_of(path) or path
+  params = jax.tree.map(lambda x: np.asarray(x, np.float32),
+                        restore_tree(os.path.join(folder, "params")))
+  if abstract is not None:
+    want = jax.tree_util.tree_flatten_with_path(abstract)[0]
+    got = dict(jax.tree_util.tree_flatten_with_path(params)[0])
+    for key, leaf in want:
+      if key not in got or tuple(got[key].shape) != tuple(leaf.shape):
+        raise CheckpointError(f"{folder}: parameter {jax.tree_util.keystr(key)} is "
+                              f"{getattr(got.get(key), 'shape', 'missing')}, the "
+                              f"architecture needs {tuple(leaf.shape)}")
+  return params
 
 
 def load_extra(path: str) -> dict:
