@@ -14,6 +14,13 @@ SFT = dict(dataset_dir=ED, max_epochs=10, batch_size=8, initial_lr=1e-5, data_er
 # A few minutes on a 2-core CPU: the quickstart's scale.
 SFT_TINY = dict(max_epochs=2, batch_size=16, initial_lr=5e-4, max_train_examples=1600,
                 max_val_examples=160, checkpoint_interval=50)
+# GODEL_SMALL_ED (configs/godel_small_ed.py): GODEL_TINY's architecture from scratch on the whole
+# train split, dropout off (two epochs underfit rather than overfit), a from-scratch learning
+# rate with warm-up and per-step decay.
+GODEL_SMALL_ED = dict(dataset_dir=ED, model="GODEL_TINY", seed=0, dropout_rate=0.0,
+                      max_epochs=2, batch_size=32, initial_lr=2e-3, lr_schedule="step",
+                      warmup_steps=300, clip_norm=1.0, max_val_examples=1000,
+                      num_val_samples=3, checkpoint_interval=200)
 # train_reward_model: one context (all its responses) per step, LR halved every epoch.
 REWARD = dict(dataset_dir=REWARD_DATA, max_epochs=1, initial_lr=1e-5, batch_size=1,
               dropout=0.6, val_fraction=0.0, loss="original")

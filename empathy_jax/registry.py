@@ -2,15 +2,20 @@
 
 Adding a model is adding a `ModelSpec` to `MODELS` below. A spec either names
 a hub checkpoint (`hub_name`, loaded with its own config) or carries a transformers `config`
-dict for a randomly initialised model (the tiny CPU variants).
+dict: a randomly initialised model (the tiny CPU variants), or, with `weights`, a model this
+project trained and ships in the package (`assets/models/`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any, Mapping
 
 from empathy_jax.tokenization.families import FAMILIES
+
+PACKAGE_PREFIX = "package:"
+MODEL_ASSETS = os.path.join(os.path.dirname(__file__), "assets", "models")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +30,9 @@ class ModelSpec:
     hub_name: Hugging Face checkpoint of the pretrained weights, or None for random init.
     config: transformers config fields for random init (model_type included); vocab_size is
       filled in from the tokenizer when absent.
+    weights: with `config`, `package:<folder>`: trained parameters shipped in
+      `empathy_jax/assets/models/<folder>/params` (an orbax tree, stored in bfloat16 and
+      upcast on load); None: random initialisation.
     description: one line for `--help` and README.
   """
 
@@ -34,6 +42,7 @@ class ModelSpec:
   max_length: int
   hub_name: str | None = None
   config: Mapping[str, Any] | None = None
+  weights: str | None = None
   description: str = ""
 
   def __post_init__(self):
@@ -41,6 +50,16 @@ class ModelSpec:
       raise ValueError(f"{self.name}: family must be one of {FAMILIES}, got {self.family!r}")
     if (self.hub_name is None) == (self.config is None):
       raise ValueError(f"{self.name}: give exactly one of hub_name or config")
+    if self.weights is not None and (self.config is None
+                                     or not self.weights.startswith(PACKAGE_PREFIX)):
+      raise ValueError(f"{self.name}: weights are `package:<folder>`, with a config")
+
+  @property
+  def weights_dir(self) -> str | None:
+    """The shipped model folder of `weights`, or None."""
+    if self.weights is None:
+      return None
+    return os.path.join(MODEL_ASSETS, self.weights[len(PACKAGE_PREFIX):])
 
 
 # -- the entries: the original's names, plus tiny random variants for CPU runs and tests --
@@ -49,6 +68,13 @@ _T5_TINY = dict(
     num_heads=4, relative_attention_num_buckets=32, relative_attention_max_distance=128,
     dropout_rate=0.1, layer_norm_epsilon=1e-6, feed_forward_proj="relu", tie_word_embeddings=True,
     pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+
+# GODEL_TINY's architecture with the dropout it was trained with (configs/godel_small_ed.py).
+# Generation starts from the token its decoder was trained to start from: GODEL targets are
+# `<PAD> text`, and `<PAD>` is id 32101 in GODEL's shipped tokenizer (T5's own start token, id 0,
+# is never a decoder input in training, so its embedding is untrained in a model trained from
+# scratch; a pretrained GODEL's is not).
+_GODEL_SMALL_ED = dict(_T5_TINY, dropout_rate=0.0, decoder_start_token_id=32101)
 
 _GPT2_TINY = dict(
     model_type="gpt2", n_embd=256, n_layer=4, n_head=4, n_positions=1024,
@@ -79,6 +105,11 @@ MODELS = (
     ModelSpec("BlenderBot", "blenderbot", "facebook/blenderbot-400M-distill", 128,
               hub_name="facebook/blenderbot-400M-distill",
               description="BlenderBot 400M distilled"),
+    ModelSpec("GODEL_SMALL_ED", "godel", "package:godel", 512, config=_GODEL_SMALL_ED,
+              weights="package:GODEL_SMALL_ED",
+              description="GODEL-format T5 (17M) being trained here from scratch on "
+              "EmpatheticDialogues (configs/godel_small_ed.py); not finished: see "
+              "docs/models.md"),
     ModelSpec("GODEL_TINY", "godel", "package:godel", 512, config=_T5_TINY,
               description="tiny random T5 with GODEL's tokenizer (CPU runs, tests)"),
     ModelSpec("DialoGPT_TINY", "dialogpt", "package:dialogpt", 1024, config=_GPT2_TINY,
