@@ -13,8 +13,8 @@ import os
 from typing import Any, Mapping
 
 from empathy_jax.tokenization.families import FAMILIES
+from empathy_jax.tokenization.loading import PACKAGE_PREFIX
 
-PACKAGE_PREFIX = "package:"
 MODEL_ASSETS = os.path.join(os.path.dirname(__file__), "assets", "models")
 
 

@@ -62,10 +62,6 @@ class RewardConfig(TrainRunConfig):
     self.loop()
     if self.batch_size < 1:
       raise ValueError(f"--batch_size must be >= 1, got {self.batch_size}")
-    if not 0.0 <= self.val_fraction < 1.0:
-      raise ValueError(f"--val_fraction must be in [0, 1), got {self.val_fraction}")
-    if not 0.0 <= self.dropout < 1.0:
-      raise ValueError(f"--dropout must be in [0, 1), got {self.dropout}")
     if self.loss not in LOSSES:
       raise ValueError(f"--loss must be one of {LOSSES}, got {self.loss!r}")
     if self.loss == "original" and (self.margin or self.center_rewards_coefficient):

@@ -63,8 +63,6 @@ class SFTConfig(TrainRunConfig):
     if self.grad_accum < 1 or self.batch_size % self.grad_accum:
       raise ValueError(f"--batch_size {self.batch_size} must be divisible by --grad_accum "
                        f"{self.grad_accum}")
-    if not 0.0 <= self.data_erasure_level <= 1.0:
-      raise ValueError(f"--data_erasure_level must be in [0, 1], got {self.data_erasure_level}")
     if not os.path.isdir(self.dataset_dir):
       raise ValueError(f"--dataset_dir {self.dataset_dir!r} does not exist")
     self.optimizer()  # validates the schedule flags

@@ -103,8 +103,6 @@ class PPORunConfig(TrainRunConfig):
                        f"{self.reference_dtype!r}")
     if self.kl_target < 0 or self.kl_horizon < 1:
       raise ValueError("--kl_target must be >= 0 and --kl_horizon >= 1")
-    if not 0.0 <= self.data_erasure_level <= 1.0:
-      raise ValueError(f"--data_erasure_level must be in [0, 1], got {self.data_erasure_level}")
     if not os.path.isdir(self.dataset_dir):
       raise ValueError(f"--dataset_dir {self.dataset_dir!r} does not exist")
     self.ppo(GenerationConfig())  # validates the PPO settings
