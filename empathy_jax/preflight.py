@@ -43,10 +43,16 @@ def check_model_source(source: str) -> str:
 
 
 def check_writable(path: str) -> None:
-  """Creates `path` if needed and proves a file can be written in it."""
+  """Proves a file can be written in `path`, or in the nearest existing folder above it when it
+  does not exist yet, without leaving anything behind (a run that fails later has written
+  nothing)."""
+  probe = os.path.abspath(path)
+  while not os.path.exists(probe):
+    probe = os.path.dirname(probe)
+  if not os.path.isdir(probe):
+    raise CheckpointError(f"output folder {path}: {probe} is a file")
   try:
-    os.makedirs(path, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check-"):
+    with tempfile.NamedTemporaryFile(dir=probe, prefix=".write-check-"):
       pass
   except OSError as e:
     raise CheckpointError(f"output folder {path}: cannot write there ({e.strerror})") from e

@@ -38,14 +38,9 @@ def _read_state(path: str) -> dict[str, np.ndarray]:
     from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
 
     return dict(load_file(path))
-  try:
-    import torch  # pylint: disable=import-outside-toplevel
-  except ImportError as e:
-    raise CheckpointError(f"{path} is a PyTorch file: install torch to read it") from e
-  state = torch.load(path, map_location="cpu", weights_only=True)
-  if isinstance(state, dict) and "state_dict" in state:
-    state = state["state_dict"]
-  return {k: v.detach().float().numpy() for k, v in state.items()}
+  from empathy_jax.models import safe_pickle  # pylint: disable=import-outside-toplevel
+
+  return safe_pickle.state_dict_arrays(path)
 
 
 def _training_args(path: str, trust_pickle: bool = False) -> dict:
@@ -62,7 +57,7 @@ def _tokenizer(source: str):
 
   from empathy_jax.tokenization import resolve_source  # pylint: disable=import-outside-toplevel
 
-  return AutoTokenizer.from_pretrained(resolve_source(source))
+  return AutoTokenizer.from_pretrained(resolve_source(source), trust_remote_code=False)
 
 
 def _encode(tokenizer, texts: Sequence[str], max_length: int):

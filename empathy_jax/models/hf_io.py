@@ -1,7 +1,7 @@
 """Reading and writing Hugging Face checkpoint files without torch where possible.
 
 `model.safetensors` (and sharded `model.safetensors.index.json`) are read with safetensors'
-numpy API; `pytorch_model.bin` (and its index) need torch, imported only then.
+numpy API; `pytorch_model.bin` (and its index) are read as data by `safe_pickle`, without torch.
 """
 
 from __future__ import annotations
@@ -17,17 +17,11 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_mo
                 "pytorch_model.bin.index.json")
 
 
-def _torch_load(path: str):
-  try:
-    import torch  # pylint: disable=import-outside-toplevel
-  except ImportError as e:
-    raise CheckpointError(f"{path} is a PyTorch file; install torch (pip install "
-                          f"'empathy-jax[torch]') to read it, or convert it to safetensors") from e
-  return torch.load(path, map_location="cpu", weights_only=True)
+def _torch_state(path: str) -> dict[str, np.ndarray]:
+  """A `pytorch_model.bin` read as data (`safe_pickle`: the zip format only, no code run)."""
+  from empathy_jax.models import safe_pickle  # pylint: disable=import-outside-toplevel
 
-
-def _torch_to_numpy(state) -> dict[str, np.ndarray]:
-  return {k: v.detach().float().numpy() for k, v in state.items()}
+  return safe_pickle.state_dict_arrays(path)
 
 
 def read_state_dict(model_dir: str) -> dict[str, np.ndarray]:
@@ -47,10 +41,10 @@ def read_state_dict(model_dir: str) -> dict[str, np.ndarray]:
         if loader == "st":
           state.update({k: v.astype(np.float32) for k, v in load_file(path(shard)).items()})
         else:
-          state.update(_torch_to_numpy(_torch_load(path(shard))))
+          state.update(_torch_state(path(shard)))
       return state
   if os.path.isfile(path("pytorch_model.bin")):
-    return _torch_to_numpy(_torch_load(path("pytorch_model.bin")))
+    return _torch_state(path("pytorch_model.bin"))
   raise CheckpointError(f"{model_dir}: no weights found (looked for {', '.join(WEIGHT_FILES)})")
 
 

@@ -184,7 +184,11 @@ def read_lightning(path: str, trust_pickle: bool = False
   prefix = "model.model."
   state, rest = {}, {}
   for k, v in ckpt["state_dict"].items():
-    value = v.detach().float().numpy() if hasattr(v, "detach") else np.asarray(v, np.float32)
+    if hasattr(v, "detach"):  # torch's own tensors, when --trust_pickle read the file
+      v = v.detach().float().numpy()
+    if not isinstance(v, (np.ndarray, int, float)) or isinstance(v, bool):
+      raise CheckpointError(f"{path}: state_dict[{k!r}] is a {type(v).__name__}, not a tensor")
+    value = np.asarray(v, np.float32)
     if k.startswith(prefix):
       state[k[len(prefix):]] = value
     else:

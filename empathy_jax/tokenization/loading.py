@@ -80,17 +80,23 @@ def _direct_class(path: str):
   return getattr(importlib.import_module(module), name)
 
 
+def _auto():
+  from transformers import AutoTokenizer  # pylint: disable=import-outside-toplevel
+
+  return AutoTokenizer
+
+
 @functools.lru_cache(maxsize=16)
 def _load_cached(source: str, family: str):
   path = resolve_source(source)
   cls = _direct_class(path)
-  if cls is None:
-    from transformers import AutoTokenizer  # pylint: disable=import-outside-toplevel
-
-    cls = AutoTokenizer
+  auto = cls is None
+  if auto:
+    cls = _auto()
   try:
-    tok = cls.from_pretrained(path)
-  except OSError as e:
+    # A folder's own code (`auto_map` and a .py file) is never run, nor asked about.
+    tok = cls.from_pretrained(path, **({"trust_remote_code": False} if auto else {}))
+  except (OSError, ValueError) as e:
     raise OSError(f"could not load a tokenizer from {source!r} (a local directory with "
                   f"tokenizer files, a hub name, or package:<name>): {e}") from e
   tok.add_special_tokens({"pad_token": PAD_TOKEN})
