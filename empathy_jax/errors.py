@@ -42,3 +42,8 @@ class DivergedError(RuntimeError):
     self.run_dir, self.step = run_dir, step
     super().__init__(f"{run_dir}: training diverged at step {step}: {what}; nothing was saved "
                      f"from it (lower the learning rate, or check the data)")
+
+
+class OutputExistsError(ValueError):
+  """Raised before any work when the output folder holds what another run wrote; the message
+  names the folder and the flag that allows replacing it."""

@@ -62,6 +62,14 @@ def define_generation_flags() -> Callable[[], dict]:
   return lambda: {k: value(k) for k in GENERATION_FLAGS}
 
 
+def define_overwrite_flag():
+  if "overwrite" in FLAGS:
+    return FLAGS["overwrite"]
+  return flags.DEFINE_bool(
+      "overwrite", False, "Replace what another run wrote in the output folder (by default such "
+      "a folder is refused before any work).")
+
+
 def define_trust_pickle_flag():
   if "trust_pickle" in FLAGS:
     return FLAGS["trust_pickle"]

@@ -60,19 +60,23 @@ def _test(name, policy_dir, reward_dir, settings, out):
   from empathy_jax.evaluation.suite import ScoreConfig  # pylint: disable=import-outside-toplevel
   from empathy_jax.evaluation.testing import TestConfig, run_test  # pylint: disable=import-outside-toplevel
 
-  if os.path.exists(os.path.join(out, "test_metrics.json")):
-    print(f"[test {name}] tested before: {out}", flush=True)
-    with open(os.path.join(out, "test_metrics.json"), encoding="utf-8") as f:
-      return json.load(f)
-  print(f"[test {name}] {policy_dir} -> {out}", flush=True)
+  from empathy_jax.evaluation import results  # pylint: disable=import-outside-toplevel
+
   s = dict(settings)
   generation = {k: s.pop(k) for k in ("beam_width", "sample", "temperature", "top_p", "top_k",
                                       "max_new_tokens", "length_alpha") if k in s}
   scores = ScoreConfig(reward_model_dir=reward_dir,
                        **{k: s.pop(k) for k in ("emo_classifier_dir", "intent_classifier_dir",
                                                 "epitome_dir", "metric_n_grams") if k in s})
-  return run_test(TestConfig(pretrained_model_dir=policy_dir, output_dir=out, scores=scores,
-                             generation=generation, **s))
+  # The pipeline owns this folder: results of another model or other settings are replaced.
+  cfg = TestConfig(pretrained_model_dir=policy_dir, output_dir=out, scores=scores,
+                   generation=generation, overwrite=True, **s)
+  if results.matching(out, cfg.provenance()):
+    print(f"[test {name}] tested before with these settings: {out}", flush=True)
+    with open(os.path.join(out, "test_metrics.json"), encoding="utf-8") as f:
+      return json.load(f)
+  print(f"[test {name}] {policy_dir} -> {out}", flush=True)
+  return run_test(cfg)
 
 
 def run_pipeline(cfg: PipelineConfig) -> dict:

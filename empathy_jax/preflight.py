@@ -50,7 +50,7 @@ def check_writable(path: str) -> None:
   while not os.path.exists(probe):
     probe = os.path.dirname(probe)
   if not os.path.isdir(probe):
-    raise CheckpointError(f"output folder {path}: {probe} is a file")
+    raise CheckpointError(f"output folder {path}: cannot write there ({probe} is a file)")
   try:
     with tempfile.NamedTemporaryFile(dir=probe, prefix=".write-check-"):
       pass

@@ -17,7 +17,7 @@ registry entry, e.g. GODEL_SMALL_ED; see configs/godel_small_ed.py).
 from absl import app, flags
 
 from empathy_jax import launch_flags, preflight
-from empathy_jax.errors import CheckpointError
+from empathy_jax.errors import CheckpointError, OutputExistsError
 from empathy_jax.models.loading import FORMATS, convert_checkpoint
 
 _INPUT = flags.DEFINE_string("input", None, "Model to convert.", required=True)
@@ -26,6 +26,7 @@ _TO = flags.DEFINE_enum("to", None, list(FORMATS), "Output format.", required=Tr
 _FAMILY = flags.DEFINE_enum("family", None, ["godel", "dialogpt", "blenderbot"],
                             "Override the input format inferred from config.json's model_type.")
 _TRUST = launch_flags.define_trust_pickle_flag()
+_OVERWRITE = launch_flags.define_overwrite_flag()
 
 
 def main(argv):
@@ -33,8 +34,8 @@ def main(argv):
   try:
     preflight.check_model_source(_INPUT.value)
     written = convert_checkpoint(_INPUT.value, _OUTPUT.value, _TO.value, _FAMILY.value,
-                                 _TRUST.value)
-  except CheckpointError as e:
+                                 _TRUST.value, _OVERWRITE.value)
+  except (CheckpointError, OutputExistsError) as e:
     launch_flags.fail(str(e))
   print(f"wrote {written}")
 

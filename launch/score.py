@@ -11,7 +11,7 @@ BOW similarities need a dialogue model's embeddings: add --embedding_model NAME_
 from absl import app, flags
 
 from empathy_jax import launch_flags
-from empathy_jax.errors import CheckpointError, DatasetError
+from empathy_jax.errors import CheckpointError, DatasetError, OutputExistsError
 from empathy_jax.evaluation.suite import format_table, score_file
 
 F = flags
@@ -20,6 +20,7 @@ _OUTPUT = F.DEFINE_string("output_dir", None, "Where results go (default: beside
 _SCORES = launch_flags.define_metric_flags()
 F.adopt_module_key_flags(launch_flags)  # list them in --help
 _BATCH = F.DEFINE_integer("batch_size", 32, "Classifier batch size.")
+_OVERWRITE = launch_flags.define_overwrite_flag()
 _EMB = F.DEFINE_string("embedding_model", None, "Dialogue model whose input embeddings give "
                        "the BOW similarities (optional).")
 
@@ -28,8 +29,8 @@ def main(argv):
   del argv
   cfg = _SCORES(_BATCH.value)
   try:  # every input is checked before any model is loaded
-    metrics = score_file(_DATA.value, cfg, _OUTPUT.value, _EMB.value)
-  except (DatasetError, CheckpointError) as e:
+    metrics = score_file(_DATA.value, cfg, _OUTPUT.value, _EMB.value, _OVERWRITE.value)
+  except (DatasetError, CheckpointError, OutputExistsError) as e:
     launch_flags.fail(str(e))
   print(format_table(metrics))
 

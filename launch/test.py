@@ -19,7 +19,7 @@ import jax
 from absl import app, flags
 
 from empathy_jax import compilation, launch_flags, sharding
-from empathy_jax.errors import CheckpointError, DatasetError
+from empathy_jax.errors import CheckpointError, DatasetError, OutputExistsError
 from empathy_jax.evaluation.suite import format_table
 from empathy_jax.evaluation.testing import TestConfig, run_test
 
@@ -40,6 +40,7 @@ F.DEFINE_bool("distributed", False, "Multi-host: jax.distributed.initialize() (a
 F.DEFINE_string("coordinator_address", None, "host:port of process 0 (with --distributed).")
 F.DEFINE_integer("num_processes", None, "Number of processes (with --distributed).")
 F.DEFINE_integer("process_id", None, "This process's index (with --distributed).")
+_OVERWRITE = launch_flags.define_overwrite_flag()
 _CACHE = launch_flags.define_compilation_cache_flag()
 launch_flags.define_config_flag()
 F.adopt_module_key_flags(launch_flags)  # list them in --help
@@ -69,12 +70,12 @@ def main(argv):
         **{k: v(k) for k in _PLAIN}, model=model, pretrained_model_dir=pretrained,
         scores=_SCORES(v("batch_size")),
         generation={k: x for k, x in generation.items() if x is not None},
-        mesh=_MESH(), trust_pickle=v("trust_pickle"))
+        mesh=_MESH(), trust_pickle=v("trust_pickle"), overwrite=_OVERWRITE.value)
   except ValueError as e:
     launch_flags.fail(str(e))
   try:
     metrics = run_test(cfg)
-  except (DatasetError, CheckpointError) as e:
+  except (DatasetError, CheckpointError, OutputExistsError) as e:
     launch_flags.fail(str(e))
   if jax.process_index() == 0:
     print(format_table(metrics))

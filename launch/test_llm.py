@@ -31,7 +31,7 @@ import os
 from absl import app, flags
 
 from empathy_jax import launch_flags
-from empathy_jax.errors import CheckpointError, DatasetError
+from empathy_jax.errors import CheckpointError, DatasetError, OutputExistsError
 from empathy_jax.evaluation.suite import format_table
 from empathy_jax.llm import prompts
 from empathy_jax.llm.client import ClientConfig, LLMError
@@ -65,6 +65,7 @@ _RETRIES = F.DEFINE_integer("max_retries", 8, "Retries of a failing request.")
 _TIMEOUT = F.DEFINE_float("timeout", 60.0, "Seconds before a request counts as failed.")
 _BACKOFF = F.DEFINE_float("backoff_seconds", 1.0, "First retry wait (doubles each retry).")
 _BATCH = F.DEFINE_integer("batch_size", 32, "Classifier batch size.")
+_OVERWRITE = launch_flags.define_overwrite_flag()
 _SCORES = launch_flags.define_metric_flags()
 F.adopt_module_key_flags(launch_flags)
 # Request parameters when not given: the original test_gpt3's argparse defaults and its
@@ -89,12 +90,12 @@ def main(argv):
                         scores=_SCORES(_BATCH.value), split=_SPLIT.value,
                         max_examples=_MAX.value, data_erasure_level=_ERASURE.value,
                         prompt_template=_TEMPLATE.value, concurrency=_CONC.value,
-                        prompt_style=_PSTYLE.value)
+                        prompt_style=_PSTYLE.value, overwrite=_OVERWRITE.value)
   except ValueError as e:
     launch_flags.fail(str(e))
   try:
     metrics = run_test_llm(cfg)
-  except (DatasetError, CheckpointError, LLMError) as e:
+  except (DatasetError, CheckpointError, LLMError, OutputExistsError) as e:
     launch_flags.fail(str(e))
   print(format_table(metrics))
 

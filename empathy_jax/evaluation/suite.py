@@ -17,6 +17,7 @@ import numpy as np
 
 from empathy_jax.errors import CheckpointError, DatasetError, Problem
 from empathy_jax.evaluation import classifiers as C
+from empathy_jax.evaluation import results
 from empathy_jax.evaluation import text_metrics as T
 
 # reward_fn(contexts, responses) -> one reward per example (`models.reward_model.RewardScorer`).
@@ -158,31 +159,28 @@ def score(examples: list[dict], cfg: ScoreConfig, *, bow: dict[str, np.ndarray] 
   return records, metrics, classwise
 
 
-def write_results(out_dir: str, records: list[dict], metrics: dict, classwise: dict) -> None:
-  os.makedirs(out_dir, exist_ok=True)
-  for name, value in (("test_data.json", records), ("test_metrics.json", metrics),
-                      ("classwise_test_metrics.json", classwise)):
-    tmp = os.path.join(out_dir, name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-      json.dump(value, f, indent=2, ensure_ascii=False)
-    os.replace(tmp, os.path.join(out_dir, name))
-
-
 def format_table(metrics: dict) -> str:
   width = max((len(k) for k in metrics), default=0)
   return "\n".join(f"{k:<{width}}  {v:.6g}" for k, v in metrics.items())
 
 
 def score_file(test_data: str, cfg: ScoreConfig, output_dir: str | None = None,
-               embedding_model: str | None = None) -> dict:
+               embedding_model: str | None = None, overwrite: bool = False) -> dict:
   """`launch/score.py`: scores an existing test_data.json (outputs from anywhere). Every input
-  is checked before any model is loaded."""
+  is checked, and the output folder refused if another run's results are there, before any
+  model is loaded. Rescoring a test.py folder in place (`overwrite`) keeps its perplexity,
+  which depends on the model and the targets, not on the outputs scored here."""
   from empathy_jax.models.loading import load_model, source_kind  # pylint: disable=import-outside-toplevel
 
   rows = read_test_data(test_data)
   cfg.check()
   if embedding_model:
     source_kind(embedding_model)
+  out_dir = output_dir or os.path.dirname(os.path.abspath(test_data))
+  info = results.provenance("score.py", test_data=os.path.abspath(test_data),
+                            scores=dataclasses.asdict(cfg), embedding_model=embedding_model)
+  results.check_free(out_dir, info, overwrite, own_input=test_data)
+  previous = _read_metrics(out_dir)
   bow = None
   if embedding_model:
     loaded = load_model(embedding_model, trust_pickle=cfg.trust_pickle)
@@ -190,7 +188,17 @@ def score_file(test_data: str, cfg: ScoreConfig, output_dir: str | None = None,
     ids = lambda texts: [[i for i in e.ids if i != fmt.pad_id] for e in fmt.encode_targets(texts)]
     bow = T.bow_similarity(loaded.model.input_embeddings(loaded.params),
                            ids([r["output"] for r in rows]), ids([r["target"] for r in rows]))
-  records, metrics, classwise = score(rows, cfg, bow=bow)
-  write_results(output_dir or os.path.dirname(os.path.abspath(test_data)), records, metrics,
-                classwise)
+  same_rows = os.path.abspath(out_dir) == os.path.dirname(os.path.abspath(test_data))
+  records, metrics, classwise = score(
+      rows, cfg, bow=bow, ppl=previous.get("ppl") if same_rows else None)
+  results.write(out_dir, records, metrics, classwise, info)
   return metrics
+
+
+def _read_metrics(out_dir: str) -> dict:
+  try:
+    with open(os.path.join(out_dir, "test_metrics.json"), encoding="utf-8") as f:
+      metrics = json.load(f)
+  except (OSError, ValueError):
+    return {}
+  return metrics if isinstance(metrics, dict) else {}

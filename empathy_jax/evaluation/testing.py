@@ -22,7 +22,7 @@ from empathy_jax import compilation, preflight, ranges, sharding
 from empathy_jax.data.dialogue_dataset import load_dialogue_split, split_dir
 from empathy_jax.data.pipeline import (DEFAULT_BUCKETS, Batcher, bucket_length, make_batcher,
                                        tokenize_split)
-from empathy_jax.evaluation import suite
+from empathy_jax.evaluation import results, suite
 from empathy_jax.evaluation import text_metrics as T
 from empathy_jax.evaluation import batch_program
 from empathy_jax.generation.config import resolve
@@ -115,6 +115,7 @@ class TestConfig:
   seed: int = 0
   mesh: sharding.MeshConfig = sharding.MeshConfig()
   trust_pickle: bool = False
+  overwrite: bool = False
 
   def __post_init__(self):
     ranges.check(self)
@@ -137,6 +138,18 @@ class TestConfig:
     preflight.check_model_source(self.model or self.pretrained_model_dir)
     self.scores.check()
     preflight.check_writable(self.out_dir())
+    results.check_free(self.out_dir(), self.provenance(), self.overwrite)
+
+  def provenance(self) -> dict:
+    """What makes two test runs' results the same: the model and every setting that changes
+    the numbers (not the mesh, the output folder or --overwrite)."""
+    source = self.model or os.path.abspath(self.pretrained_model_dir)
+    settings = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name not in ("model", "pretrained_model_dir", "output_dir", "mesh",
+                                  "overwrite", "trust_pickle")}
+    settings["dataset_dir"] = os.path.abspath(self.dataset_dir)
+    settings["scores"] = dataclasses.asdict(self.scores)
+    return results.provenance("test.py", model=source, settings=settings)
 
   def out_dir(self) -> str:
     if self.output_dir:
@@ -265,5 +278,5 @@ def run_test(cfg: TestConfig) -> dict:
                "target": split.targets[i], "output": outputs[i]} for i in range(n)]
   records, metrics, classwise = suite.score(examples, cfg.scores, bow=bow, ppl=ppl)
   if jax.process_index() == 0:
-    suite.write_results(cfg.out_dir(), records, metrics, classwise)
+    results.write(cfg.out_dir(), records, metrics, classwise, cfg.provenance())
   return metrics

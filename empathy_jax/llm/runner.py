@@ -7,7 +7,7 @@ import concurrent.futures
 import dataclasses
 import os
 
-from empathy_jax.evaluation import suite
+from empathy_jax.evaluation import results, suite
 from empathy_jax.llm import prompts
 from empathy_jax.llm.cache import ResponseCache, prompt_key
 from empathy_jax.llm.client import ClientConfig, LLMClient
@@ -27,6 +27,7 @@ class LLMTestConfig:
   prompt_template: str = prompts.TEMPLATE
   concurrency: int = 4
   prompt_style: str = "chat"
+  overwrite: bool = False
 
   def __post_init__(self):
     if self.prompt_style not in prompts.PROMPT_STYLES:
@@ -49,6 +50,20 @@ class LLMTestConfig:
     preflight.check_dialogue_dataset(self.dataset_dir, (self.split,))
     self.scores.check()
     preflight.check_writable(self.output_dir)
+    results.check_free(self.output_dir, self.provenance(), self.overwrite)
+
+  def provenance(self) -> dict:
+    """The endpoint, its request settings, the prompts and the rows: what the answers depend
+    on (never the API key)."""
+    client = {k: v for k, v in dataclasses.asdict(self.client).items()
+              if k in ("base_url", "model_name", "style", "max_tokens", "temperature", "top_p",
+                       "suffix")}
+    return results.provenance(
+        "test_llm.py", model=self.client.model_name, client=client,
+        dataset_dir=os.path.abspath(self.dataset_dir), split=self.split,
+        max_examples=self.max_examples, data_erasure_level=self.data_erasure_level,
+        prompt_style=self.prompt_style, prompt_template=self.prompt_template,
+        scores=dataclasses.asdict(self.scores))
 
 
 def run_test_llm(cfg: LLMTestConfig, client: LLMClient | None = None) -> dict:
@@ -89,5 +104,5 @@ def run_test_llm(cfg: LLMTestConfig, client: LLMClient | None = None) -> dict:
               "target": split.targets[i], "output": tidy(cache.get(keys[i]))}
              for i in range(n)]
   records, metrics, classwise = suite.score(records, cfg.scores)
-  suite.write_results(cfg.output_dir, records, metrics, classwise)
+  results.write(cfg.output_dir, records, metrics, classwise, cfg.provenance())
   return metrics

@@ -11,13 +11,15 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
+import tempfile
 from typing import Any
 
 import jax
 import numpy as np
 
 from empathy_jax import registry
-from empathy_jax.errors import CheckpointError
+from empathy_jax.errors import CheckpointError, OutputExistsError
 from empathy_jax.models import hf_io, model_dir, safe_pickle, weights
 from empathy_jax.models.api import DialogueModel
 from empathy_jax.models.configs import RuntimeOptions, config_from_hf
@@ -338,24 +340,44 @@ FORMATS = ("hf", "ckpt", "ours", "packaged")
 
 
 def convert_checkpoint(source: str, output: str, to: str, family: str | None = None,
-                       trust_pickle: bool = False) -> str:
+                       trust_pickle: bool = False, overwrite: bool = False) -> str:
   """Converts between a Hugging Face directory, an original `.ckpt` and our model directory
   (`packaged`: ours with bfloat16 parameters and no tokenizer, as a registry entry's shipped
   `weights` are stored).
 
-  `source` is anything `load_model` accepts; returns the path written.
+  `source` is anything `load_model` accepts; returns the path written. An existing `output` is
+  refused before anything is loaded unless `overwrite`; the conversion is written beside it
+  and moved into place whole, so a failed or killed conversion leaves `output` as it was.
   """
   if to not in FORMATS:
     raise ValueError(f"--to must be one of {FORMATS}, got {to!r}")
+  target = output
+  if to == "ckpt" and (os.path.isdir(output) or not output.endswith(".ckpt")):
+    target = os.path.join(output, "checkpoints", "converted.ckpt")
+  top = target if target == output else output  # what is replaced as one
+  if os.path.lexists(top) and not overwrite:
+    raise OutputExistsError(f"{top}: already exists; pass --overwrite to replace it, or choose "
+                            f"another --output")
   loaded = load_model(source, family=family, trust_pickle=trust_pickle)
-  if to == "hf":
-    export_hf(loaded, output)
-  elif to == "ckpt":
-    if os.path.isdir(output) or not output.endswith(".ckpt"):
-      output = os.path.join(output, "checkpoints", "converted.ckpt")
-    export_lightning(loaded, output)
-  elif to == "packaged":
-    model_dir.save(loaded, output, param_dtype="bfloat16", with_tokenizer=False)
-  else:
-    model_dir.save(loaded, output)
-  return output
+  parent = os.path.dirname(os.path.abspath(top))
+  os.makedirs(parent, exist_ok=True)
+  staging = tempfile.mkdtemp(prefix=f".{os.path.basename(top)}.converting-", dir=parent)
+  try:
+    staged = os.path.join(staging, "out")
+    staged_target = os.path.join(staged, os.path.relpath(target, top)) if target != top \
+        else staged
+    if to == "hf":
+      export_hf(loaded, staged)
+    elif to == "ckpt":
+      export_lightning(loaded, staged_target)
+    elif to == "packaged":
+      model_dir.save(loaded, staged, param_dtype="bfloat16", with_tokenizer=False)
+    else:
+      model_dir.save(loaded, staged)
+    if os.path.lexists(top):
+      old = os.path.join(staging, "replaced")
+      os.rename(top, old)
+    os.rename(staged, top)
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+  return target
