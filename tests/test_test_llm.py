@@ -83,6 +83,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       server.answered.append(prompt)
     return self._json(200, {"choices": [choice]})
 
+  def do_GET(self):  # pylint: disable=invalid-name
+    """Where a followed redirect would land: recorded, with the key it carried."""
+    with self.server.lock:
+      self.server.requests.append(f"GET {self.headers.get('Authorization')}")
+    return self._json(404, {"error": {"message": "no GETs here"}})
+
   def _json(self, code, payload, headers=None):
     data = json.dumps(payload).encode()
     self.send_response(code)
@@ -233,3 +239,74 @@ def test_original_style_refuses_a_chat_endpoint(tmp_path):
   assert done.returncode == 1
   assert done.stderr.strip().splitlines()[-1].startswith("error: ")
   assert "completion" in done.stderr.strip().splitlines()[-1]
+
+
+class _Misbehaving(http.server.BaseHTTPRequestHandler):
+  """Answers by the requested model's name: `redirect` sends a 302 (and a 307) to the address
+  in `server.target`; `reflect` echoes the request's headers back in an error and a reply."""
+
+  def log_message(self, *args):  # quiet
+    pass
+
+  def do_POST(self):  # pylint: disable=invalid-name
+    body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+    self.server.seen.append(dict(self.headers))
+    if body["model"].startswith("redirect"):
+      self.send_response(302 if body["model"] == "redirect" else 307)
+      self.send_header("Location", self.server.target)
+      self.send_header("Content-Length", "0")
+      self.end_headers()
+      return
+    data = json.dumps({"headers": dict(self.headers)}).encode()
+    self.send_response(400 if body["model"] == "reflect" else 200)
+    self.send_header("Content-Type", "application/json")
+    self.send_header("Content-Length", str(len(data)))
+    self.end_headers()
+    self.wfile.write(data)
+
+
+@pytest.fixture
+def misbehaving(server):
+  srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Misbehaving)
+  srv.daemon_threads = True
+  srv.seen, srv.target = [], server.url + "/chat/completions"
+  threading.Thread(target=srv.serve_forever, daemon=True).start()
+  yield srv
+  srv.shutdown()
+  srv.server_close()
+
+
+KEY = "sk-test-0123456789abcdef"
+
+
+def _client(srv, model):
+  return LLMClient(ClientConfig(base_url=f"http://127.0.0.1:{srv.server_address[1]}/v1",
+                                model_name=model, api_key=KEY, max_retries=0))
+
+
+@pytest.mark.parametrize("model", ["redirect", "redirect-307"])
+def test_a_redirect_is_refused_and_the_key_stays_on_its_host(misbehaving, server, model):
+  """The other server (another port: another origin) never hears from the client."""
+  with pytest.raises(LLMError, match="redirected .* refused") as e:
+    _client(misbehaving, model).complete("hello")
+  assert server.requests == [] and server.bodies == []
+  assert misbehaving.seen[0]["Authorization"] == f"Bearer {KEY}" and KEY not in str(e.value)
+
+
+@pytest.mark.parametrize("model", ["reflect", "reflect-200"])
+def test_a_server_that_echoes_headers_does_not_get_the_key_printed(misbehaving, model):
+  with pytest.raises(LLMError) as e:
+    _client(misbehaving, model).complete("hello")
+  assert "<OPENAI_API_KEY>" in str(e.value) and KEY not in str(e.value)
+
+
+def test_plain_http_to_another_machine_is_warned_about(capsys):
+  from empathy_jax.llm.client import is_loopback
+
+  LLMClient(ClientConfig(base_url="http://api.example.com/v1", model_name="m", api_key=KEY))
+  assert "travels unencrypted" in capsys.readouterr().err
+  for url in ("https://api.example.com/v1", "http://127.0.0.1:8000/v1", "http://localhost/v1",
+              "http://[::1]:80/v1"):
+    LLMClient(ClientConfig(base_url=url, model_name="m", api_key=KEY))
+    assert capsys.readouterr().err == "", url
+  assert not is_loopback("http://127.0.0.1.example.com/v1")

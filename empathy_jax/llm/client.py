@@ -1,17 +1,24 @@
 """A minimal OpenAI-compatible client over plain HTTP (the standard library): chat or
 completion style, retries with exponential backoff and jitter on rate limits (429, honouring
 Retry-After), server errors (5xx), timeouts and dropped connections; other errors end the run
-with the server's message."""
+with the server's message.
+
+The API key goes to the configured host only: redirects are refused (urllib would resend the
+key to wherever one points, and a POST's body would be dropped), a plain-http remote host is
+warned about, and nothing the server sends back is printed with the key in it."""
 
 from __future__ import annotations
 
 import dataclasses
 import http.client
+import ipaddress
 import json
 import random
 import socket
+import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -50,11 +57,42 @@ class ClientConfig:
       raise ValueError("a suffix is sent only to a completion endpoint (--api_style completion)")
 
 
+class RedirectRefused(LLMError):
+  """The endpoint answered with a redirect; following it could send the key elsewhere."""
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+
+  def redirect_request(self, req, fp, code, msg, headers, newurl):
+    raise RedirectRefused(
+        f"{req.full_url} redirected (HTTP {code}) to {newurl}: refused, since following it "
+        f"would resend the API key there and drop the request; set --base_url to the address "
+        f"that answers")
+
+
+def is_loopback(url: str) -> bool:
+  host = urllib.parse.urlsplit(url).hostname or ""
+  if host == "localhost":
+    return True
+  try:
+    return ipaddress.ip_address(host).is_loopback
+  except ValueError:
+    return False
+
+
 class LLMClient:
   def __init__(self, cfg: ClientConfig, sleep=time.sleep):
     self.cfg, self._sleep = cfg, sleep
     path = "/chat/completions" if cfg.style == "chat" else "/completions"
     self.url = cfg.base_url.rstrip("/") + path
+    self._opener = urllib.request.build_opener(_NoRedirects)
+    if cfg.api_key and cfg.base_url.startswith("http://") and not is_loopback(cfg.base_url):
+      print(f"warning: --base_url {cfg.base_url} is plain http to another machine: the API key "
+            f"(OPENAI_API_KEY) travels unencrypted; use https://", file=sys.stderr, flush=True)
+
+  def _redact(self, text: str) -> str:
+    """Server text as it may be shown: the key removed, should the server echo it back."""
+    return text.replace(self.cfg.api_key, "<OPENAI_API_KEY>") if self.cfg.api_key else text
 
   def _body(self, prompt: str) -> dict:
     body = {"model": self.cfg.model_name, "max_tokens": self.cfg.max_tokens,
@@ -74,7 +112,7 @@ class LLMClient:
     if self.cfg.api_key:
       headers["Authorization"] = f"Bearer {self.cfg.api_key}"
     req = urllib.request.Request(self.url, json.dumps(body).encode(), headers, method="POST")
-    with urllib.request.urlopen(req, timeout=self.cfg.timeout) as resp:
+    with self._opener.open(req, timeout=self.cfg.timeout) as resp:
       return json.loads(resp.read().decode("utf-8"))
 
   def complete(self, prompt: str) -> str:
@@ -86,7 +124,7 @@ class LLMClient:
       try:
         return self._text(self._post(body))
       except urllib.error.HTTPError as e:
-        detail = e.read().decode("utf-8", "replace")[:500]
+        detail = self._redact(e.read().decode("utf-8", "replace"))[:500]
         if e.code not in RETRY_STATUS:
           raise LLMError(f"{self.url} answered HTTP {e.code}: {detail}") from e
         problem = f"HTTP {e.code}"
@@ -111,4 +149,5 @@ class LLMClient:
       choice = reply["choices"][0]
       return choice["message"]["content"] if self.cfg.style == "chat" else choice["text"]
     except (KeyError, IndexError, TypeError) as e:
-      raise LLMError(f"{self.url}: unexpected reply {json.dumps(reply)[:300]}") from e
+      raise LLMError(f"{self.url}: unexpected reply "
+                     f"{self._redact(json.dumps(reply))[:300]}") from e
