@@ -23,10 +23,16 @@ class DatasetError(ValueError):
 
   def __init__(self, problems: list[Problem]):
     self.problems = list(problems)
-    shown = "\n  ".join(str(p) for p in self.problems[:20])
+    shown = [str(p) for p in self.problems[:20]]
     more = len(self.problems) - 20
-    suffix = f"\n  ... and {more} more" if more > 0 else ""
-    super().__init__(f"{len(self.problems)} problem(s) in dataset:\n  {shown}{suffix}")
+    if more > 0:
+      shown.append(f"... and {more} more")
+    # The message ends with the first problem, so that `error: <file>: <reason>` is the last
+    # line a launcher prints; the others come before it.
+    others = shown[1:]
+    tail = f" (and {len(self.problems) - 1} more, listed above)" if others else ""
+    lead = "".join(f"  {line}\n" for line in others)
+    super().__init__(f"{lead}{shown[0] if shown else 'a problem in the dataset'}{tail}")
 
 
 class CheckpointError(ValueError):

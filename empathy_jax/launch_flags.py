@@ -161,8 +161,12 @@ def original_flag_parser(argv: list[str]):
 
 
 def fail(message: str) -> None:
-  """Ends a launcher on bad input: the message alone, exit status 1."""
-  print(f"error: {message}", file=sys.stderr)
+  """Ends a launcher on bad input: the message alone, exit status 1. A message of several lines
+  ends with its headline, which is printed last as `error: ...`."""
+  *details, headline = str(message).split("\n")
+  for line in details:
+    print(line, file=sys.stderr)
+  print(f"error: {headline}", file=sys.stderr)
   sys.exit(1)
 
 

@@ -111,6 +111,9 @@ def _check_list(path: str, value: Any, problems: list[Problem]) -> bool:
   if not isinstance(value, list):
     problems.append(Problem(path, None, f"expected a JSON list, found {type(value).__name__}"))
     return False
+  if not value:
+    problems.append(Problem(path, None, "has no examples (an empty list)"))
+    return False
   return True
 
 
@@ -192,6 +195,9 @@ def _check_ratings(path: str, ratings: list, responses: list | None,
       problems.append(Problem(path, i, f"ratings must be a list of [a, b, factor], found "
                                        f"{type(per_context).__name__}"))
       continue
+    if not per_context:
+      problems.append(Problem(path, i, "has no ratings: the context would add nothing but a "
+                                       "0/0 (NaN) to the reward loss; drop it or rate it"))
     n_resp = None
     if responses is not None and i < len(responses) and isinstance(responses[i], list):
       n_resp = len(responses[i])

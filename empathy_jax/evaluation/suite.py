@@ -75,6 +75,8 @@ def read_test_data(path: str) -> list[dict]:
     raise DatasetError([Problem(path, None, f"invalid JSON: {e}")]) from e
   if not isinstance(rows, list):
     raise DatasetError([Problem(path, None, "expected a list of examples")])
+  if not rows:
+    raise DatasetError([Problem(path, None, "has no examples (an empty list): nothing to score")])
   problems = []
   for i, row in enumerate(rows):
     if not isinstance(row, dict):
