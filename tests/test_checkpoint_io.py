@@ -75,7 +75,7 @@ def test_convert_launcher_between_three_formats(tmp_path, ed_test):
   def convert(src, dst, to):
     out = subprocess.run([sys.executable, os.path.join(REPO, "launch", "convert_checkpoint.py"),
                           "--input", src, "--output", dst, "--to", to], capture_output=True,
-                         text=True, cwd=REPO)
+                         text=True, cwd=REPO, timeout=900)
     assert out.returncode == 0, out.stderr[-2000:]
 
   from empathy_jax.models.loading import convert_checkpoint

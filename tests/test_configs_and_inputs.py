@@ -103,7 +103,7 @@ def test_unknown_config_field_is_named(tmp_path):
                  "  return ml_collections.ConfigDict({'model': 'GODEL_TINY', 'batchsize': 4})\n")
   out = subprocess.run([sys.executable, os.path.join(REPO, "launch", "train_dialogue_model.py"),
                         "--config", str(bad), "--dataset_dir", ED_DIR, "--output_dir",
-                        str(tmp_path)], capture_output=True, text=True, cwd=REPO)
+                        str(tmp_path)], capture_output=True, text=True, cwd=REPO, timeout=900)
   assert out.returncode == 1 and "unknown field(s) batchsize" in out.stderr
 
 

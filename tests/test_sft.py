@@ -100,10 +100,10 @@ def test_bad_configs_give_clear_errors(tmp_path):
     _cfg(tmp_path, warmup_steps=5)
   out = subprocess.run([sys.executable, os.path.join(REPO, "launch", "train_dialogue_model.py"),
                         "--dataset_dir", ED_DIR, "--output_dir", str(tmp_path)],
-                       capture_output=True, text=True, cwd=REPO)
+                       capture_output=True, text=True, cwd=REPO, timeout=900)
   assert out.returncode != 0 and "exactly one of --model" in out.stderr
   out = subprocess.run([sys.executable, os.path.join(REPO, "launch", "train_dialogue_model.py"),
                         "--dataset_dir", ED_DIR, "--output_dir", str(tmp_path), "--model",
                         "GODEL_HUGE", "--max_epochs", "1"], capture_output=True, text=True,
-                       cwd=REPO)
+                       cwd=REPO, timeout=900)
   assert out.returncode != 0 and "known models" in out.stderr

@@ -36,7 +36,7 @@ def test_test_launcher_writes_every_key(tmp_path, ed_test):
                         "--batch_size", "32", "--max_new_tokens", "8", "--output_dir",
                         str(out_dir), "--emo_classifier_dir", str(tmp_path / "emo"),
                         "--intent_classifier_dir", str(tmp_path / "intent"), "--epitome_dir",
-                        str(tmp_path / "epitome")], capture_output=True, text=True, cwd=REPO)
+                        str(tmp_path / "epitome")], capture_output=True, text=True, cwd=REPO, timeout=900)
   assert out.returncode == 0, out.stderr[-3000:]
   assert "bleu" in out.stdout and "ppl" in out.stdout
   with open(out_dir / "test_metrics.json") as f:

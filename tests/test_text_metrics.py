@@ -38,7 +38,7 @@ def test_score_launcher_reproduces_published_godel_large_metrics(tmp_path):
     published = json.load(f)
   out = subprocess.run([sys.executable, os.path.join(REPO, "launch", "score.py"),
                         "--test_data", os.path.join(ORIGINAL_OUTPUTS, "GODEL_LARGE_listener_split.json"),
-                        "--output_dir", str(tmp_path)], capture_output=True, text=True, cwd=REPO)
+                        "--output_dir", str(tmp_path)], capture_output=True, text=True, cwd=REPO, timeout=900)
   assert out.returncode == 0, out.stderr[-2000:]
   with open(tmp_path / "test_metrics.json") as f:
     ours = json.load(f)
