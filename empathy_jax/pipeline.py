@@ -12,15 +12,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 
 from empathy_jax import experiments
 from empathy_jax.training import runs
 
 STAGES = ("sft", "reward", "ppo", "test")
-# What each stage's curves plot (TensorBoard tags).
-CURVES = {"sft": ("train_loss", "val_loss"),
-          "reward": ("train_loss", "val_loss", "val_accuracy"),
-          "ppo": ("train_objective/scores", "train_objective/kl", "val_reward")}
+TIMINGS = "timings.json"  # seconds each stage took, kept across reruns
 
 
 def tiny() -> dict:
@@ -46,17 +44,63 @@ class PipelineConfig:
   published_dir: str | None = "datasets/published_results"
 
 
-def _stage(name, cfg, train_fn, out):
+class _Clock:
+  """Seconds per stage: measured when a stage runs, kept from the earlier run when skipped."""
+
+  def __init__(self, out_dir: str):
+    self.path = os.path.join(out_dir, TIMINGS)
+    try:
+      with open(self.path, encoding="utf-8") as f:
+        self.seconds = json.load(f)
+    except (OSError, ValueError):
+      self.seconds = {}
+
+  def run(self, name: str, fn):
+    start = time.perf_counter()
+    result = fn()
+    self.seconds[name] = time.perf_counter() - start
+    os.makedirs(os.path.dirname(self.path), exist_ok=True)
+    with open(self.path, "w", encoding="utf-8") as f:
+      json.dump(self.seconds, f, indent=1)
+    return result
+
+  def text(self, name: str) -> str:
+    s = self.seconds.get(name)
+    return "—" if s is None else f"{s / 60:.1f} min" if s >= 60 else f"{s:.0f} s"
+
+
+def _stage(name, cfg, train_fn, out, clock):
   """Runs a train stage unless it finished with these settings; returns its run folder."""
   done = runs.finished_run(out, cfg.identity())
   if done:
     print(f"[{name}] finished before: {done}", flush=True)
     return done
   print(f"[{name}] training -> {out}", flush=True)
-  return train_fn(cfg)["run_dir"]
+  return clock.run(name, lambda: train_fn(cfg)["run_dir"])
 
 
-def _test(name, policy_dir, reward_dir, settings, out):
+def _parameters(run_dir: str) -> str:
+  from empathy_jax.models import model_dir  # pylint: disable=import-outside-toplevel
+
+  best = os.path.join(run_dir, "best")
+  try:
+    import numpy as np  # pylint: disable=import-outside-toplevel
+
+    leaves = __import__("jax").tree.leaves(model_dir.restore_tree(os.path.join(best, "params")))
+    n = sum(int(np.prod(x.shape)) for x in leaves)
+  except Exception:  # pylint: disable=broad-except
+    return "—"  # the report still comes out; the count is a courtesy
+  return f"{n / 1e6:.1f}M"
+
+
+def _rows(stage: dict, split: str = "train") -> str:
+  cap = stage.get("max_train_examples") if split == "train" else stage.get("max_examples")
+  data = os.path.basename(os.path.normpath(stage.get("dataset_dir", "")))
+  return f"{data} {split}: " + (f"first {cap} rows" if cap else "all rows") + (
+      f", {stage['max_epochs']} epoch(s)" if "max_epochs" in stage else "")
+
+
+def _test(name, policy_dir, reward_dir, settings, out, clock):
   from empathy_jax.evaluation.suite import ScoreConfig  # pylint: disable=import-outside-toplevel
   from empathy_jax.evaluation.testing import TestConfig, run_test  # pylint: disable=import-outside-toplevel
 
@@ -76,7 +120,7 @@ def _test(name, policy_dir, reward_dir, settings, out):
     with open(os.path.join(out, "test_metrics.json"), encoding="utf-8") as f:
       return json.load(f)
   print(f"[test {name}] {policy_dir} -> {out}", flush=True)
-  return run_test(cfg)
+  return clock.run(f"test {name}", lambda: run_test(cfg))
 
 
 def run_pipeline(cfg: PipelineConfig) -> dict:
@@ -92,20 +136,31 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
   # Every stage's inputs are checked before the first one starts.
   sft_cfg.check_inputs()
   reward_cfg.check_inputs()
-  sft_dir = _stage("sft", sft_cfg, train_dialogue_model, sft_cfg.output_dir)
-  reward_dir = _stage("reward", reward_cfg, train_reward_model, reward_cfg.output_dir)
+  clock = _Clock(out)
+  sft_dir = _stage("sft", sft_cfg, train_dialogue_model, sft_cfg.output_dir, clock)
+  reward_dir = _stage("reward", reward_cfg, train_reward_model, reward_cfg.output_dir, clock)
   ppo_cfg = PPORunConfig(**{**cfg.ppo, "model": None, "pretrained_model_dir": sft_dir,
                             "reward_model_dir": reward_dir,
                             "output_dir": os.path.join(out, "ppo")})
-  ppo_dir = _stage("ppo", ppo_cfg, train_rlhf_pipeline, ppo_cfg.output_dir)
+  ppo_dir = _stage("ppo", ppo_cfg, train_rlhf_pipeline, ppo_cfg.output_dir, clock)
   tests = {"SFT": os.path.join(out, "test", "sft"), "SFT+PPO": os.path.join(out, "test", "ppo")}
-  metrics = {"SFT": _test("SFT", sft_dir, reward_dir, cfg.test, tests["SFT"]),
-             "SFT+PPO": _test("SFT+PPO", ppo_dir, reward_dir, cfg.test, tests["SFT+PPO"])}
+  metrics = {"SFT": _test("SFT", sft_dir, reward_dir, cfg.test, tests["SFT"], clock),
+             "SFT+PPO": _test("SFT+PPO", ppo_dir, reward_dir, cfg.test, tests["SFT+PPO"],
+                              clock)}
   from empathy_jax.pipeline_report import write_report  # pylint: disable=import-outside-toplevel
 
+  start = cfg.sft.get("model") or cfg.sft.get("pretrained_model_dir")
+  summary = [("SFT", f"{start} fine-tuned", _parameters(sft_dir), _rows(cfg.sft),
+              clock.text("sft")),
+             ("reward", f"{cfg.reward.get('model') or cfg.reward.get('pretrained_model_dir')}"
+                        f" + scalar head", _parameters(reward_dir), _rows(cfg.reward),
+              clock.text("reward")),
+             ("PPO", "the SFT policy", _parameters(ppo_dir), _rows(cfg.ppo), clock.text("ppo")),
+             ("test", "SFT and SFT+PPO", "", _rows(cfg.test, "test"),
+              f"{clock.text('test SFT')} + {clock.text('test SFT+PPO')}")]
   report = write_report(os.path.join(out, "report"), {"sft": sft_dir, "reward": reward_dir,
                                                        "ppo": ppo_dir}, metrics, tests,
-                        cfg.published_dir, cfg.num_samples)
+                        cfg.published_dir, cfg.num_samples, summary)
   print(f"report: {report}", flush=True)
   return {"sft": sft_dir, "reward": reward_dir, "ppo": ppo_dir, "metrics": metrics,
           "report": report}

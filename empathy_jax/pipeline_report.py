@@ -1,37 +1,164 @@
-"""The pipeline's report: `report.md` beside PNGs (training curves per stage, the metrics of
-SFT-only and SFT+PPO beside the original's published results) and sample responses, with the
-numbers behind every plot in a `.json` next to it."""
+"""The pipeline's report: `report.md` (beside its PNGs) and `report.html` (one file, images
+embedded), both rendered from the same blocks, with the numbers behind every plot in a `.json`.
+
+It leads with what a researcher needs first: whether PPO changed the held-out reward (a paired
+bootstrap interval over the test rows both policies answered) and whether either policy's
+outputs collapsed. Then the run (models, sizes, data, time per stage, hardware), the metrics
+beside the original's published full-size results (with the caveat that they are not
+comparable in level), the training curves and sample responses.
+"""
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 import os
+import platform
 
 from empathy_jax.evaluation import compare
+from empathy_jax.evaluation.run_checks import COLLAPSE_SHARE, degeneracy, paired_bootstrap
 from empathy_jax.training.metrics_log import read_scalars
 
+# Per stage: (TensorBoard tag, y-axis label, chance level or None); and the x-axis label.
+CURVES = {
+    "sft": ([("train_loss", "train loss (nats/token)", None),
+             ("val_loss", "validation loss (nats/token)", None)], "optimizer step"),
+    "reward": ([("train_loss", "train loss (pairwise)", None),
+                ("val_loss", "validation loss (pairwise)", None),
+                ("val_accuracy", "validation pair accuracy", 0.5)], "optimizer step"),
+    "ppo": ([("train_objective/scores", "rollout reward (mean)", None),
+             ("train_objective/kl", "KL to the SFT policy (nats)", None),
+             ("val_reward", "validation reward (mean)", None)], "PPO iteration"),
+}
+CAVEAT = ("The published rows are the original's full-size models (GODEL-large and others, "
+          "trained on the whole datasets on GPUs, with its released classifiers). Ours are "
+          "demo-size: a small model trained for minutes on a CPU, tested on a slice of the test "
+          "split. Compare SFT-only with SFT+PPO within our rows; the published rows say what the "
+          "full method reaches, not what this run should.")
 
-def _curves(path: str, stage_dirs: dict[str, str], tags: dict[str, tuple]) -> dict:
+
+def fmt(key: str, value) -> str:
+  """A metric as the tables print it: 4 decimals (2 for perplexity), signed for rewards;
+  values that round to zero print as 0.0000 (BLEU of a collapsed run is ~1e-232)."""
+  if value is None or (isinstance(value, float) and value != value):
+    return "—"
+  if key == "ppl":
+    return f"{value:.2f}"
+  text = f"{value:+.4f}" if "reward" in key or key.startswith("diff") else f"{value:.4f}"
+  return text.replace("-0.0000", "0.0000").replace("+0.0000", "0.0000")
+
+
+# -- blocks: one list, rendered to Markdown and to HTML ---------------------------------------
+
+
+def _md(blocks) -> str:
+  out = []
+  for kind, *args in blocks:
+    if kind == "h":
+      out.append("#" * args[0] + " " + args[1])
+    elif kind == "p":
+      out.append(args[0])
+    elif kind == "warn":
+      out.append(f"> **Warning:** {args[0]}")
+    elif kind == "list":
+      out.append("\n".join(f"- {item}" for item in args[0]))
+    elif kind == "table":
+      header, rows = args
+      out.append("\n".join(["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+                           + ["| " + " | ".join(r) + " |" for r in rows]))
+    elif kind == "img":
+      out.append(f"![{args[1]}]({os.path.basename(args[0])})")
+    elif kind == "example":
+      ex = args[0]
+      lines = [f"**Example {ex['id']}**  "] + [f"> {t}  " for t in ex["context"]]
+      lines.append(f"- target: {ex['target']}")
+      lines += [f"- {name}: {text}" for name, text in ex["outputs"]]
+      out.append("\n".join(lines))
+  return "\n\n".join(out) + "\n"
+
+
+def _html(blocks, title: str) -> str:
+  e = html.escape
+  out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title>",
+         "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;"
+         "text-align:right}td:first-child,th:first-child{text-align:left}"
+         ".warn{background:#fff3cd;border-left:4px solid #d39e00;padding:6px 10px}"
+         "img{max-width:100%}blockquote{color:#555;margin:0 0 0 1em}</style></head><body>"]
+  for kind, *args in blocks:
+    if kind == "h":
+      out.append(f"<h{args[0]}>{e(args[1])}</h{args[0]}>")
+    elif kind == "p":
+      out.append(f"<p>{e(args[0]).replace('**', '')}</p>")
+    elif kind == "warn":
+      out.append(f"<p class='warn'><b>Warning:</b> {e(args[0])}</p>")
+    elif kind == "list":
+      out.append("<ul>" + "".join(f"<li>{e(i)}</li>" for i in args[0]) + "</ul>")
+    elif kind == "table":
+      header, rows = args
+      out.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>"
+                 + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>"
+                           for r in rows) + "</table>")
+    elif kind == "img":
+      with open(args[0], "rb") as f:
+        data = base64.b64encode(f.read()).decode()
+      out.append(f"<p><img alt='{e(args[1])}' src='data:image/png;base64,{data}'></p>")
+    elif kind == "example":
+      ex = args[0]
+      out.append(f"<p><b>Example {ex['id']}</b></p><blockquote>"
+                 + "<br>".join(e(t) for t in ex["context"]) + "</blockquote><ul>"
+                 + f"<li>target: {e(ex['target'])}</li>"
+                 + "".join(f"<li>{e(n)}: {e(t)}</li>" for n, t in ex["outputs"]) + "</ul>")
+  out.append("</body></html>")
+  return "\n".join(out)
+
+
+# -- plots ------------------------------------------------------------------------------------
+
+
+def _pyplot():
   import matplotlib  # pylint: disable=import-outside-toplevel
 
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
 
+  return plt
+
+
+def plot_curves(path: str, stage_dirs: dict[str, str], target_reward: float | None) -> dict:
+  """One panel per logged curve that has data (no blank panels), each with its stage's own
+  x-axis, labelled axes, a chance line on accuracies and the human targets' reward on the
+  PPO validation reward. Returns the data plotted ({} and no file when nothing was logged)."""
   data = {}
   for stage, run_dir in stage_dirs.items():
+    if stage not in CURVES:
+      continue
     scalars = read_scalars(run_dir)
-    data[stage] = {tag: scalars[tag] for tag in tags[stage] if tag in scalars}
-  panels = [(s, t) for s in data for t in data[s]]
-  cols = 3
-  rows = max(1, -(-len(panels) // cols))
-  fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.2 * rows), squeeze=False)
-  for ax, (stage, tag) in zip(axes.flat, panels):
-    steps, values = zip(*data[stage][tag]) if data[stage][tag] else ((), ())
-    ax.plot(steps, values, marker="o" if len(steps) < 20 else None)
+    data[stage] = {tag: scalars[tag] for tag, _, _ in CURVES[stage][0] if scalars.get(tag)}
+  panels = [(s, tag, label, chance) for s in data for tag, label, chance in CURVES[s][0]
+            if tag in data[s]]
+  if not panels:
+    return {}
+  plt = _pyplot()
+  cols = min(3, len(panels))
+  rows = -(-len(panels) // cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.4 * rows), squeeze=False)
+  for ax, (stage, tag, label, chance) in zip(axes.flat, panels):
+    steps, values = zip(*data[stage][tag])
+    ax.plot(steps, values, marker="o" if len(steps) < 20 else None, label=tag)
+    if chance is not None:
+      ax.axhline(chance, color="gray", linestyle=":", label=f"chance ({chance:g})")
+    if stage == "ppo" and "reward" in tag and target_reward is not None:
+      ax.axhline(target_reward, color="tab:green", linestyle="--",
+                 label=f"human targets ({target_reward:+.3f})")
+    if chance is not None or (stage == "ppo" and "reward" in tag and target_reward is not None):
+      ax.legend(fontsize=7)
     ax.set_title(f"{stage}: {tag}", fontsize=9)
-    ax.set_xlabel("step")
+    ax.set_xlabel(CURVES[stage][1])
+    ax.set_ylabel(label, fontsize=8)
   for ax in list(axes.flat)[len(panels):]:
-    ax.axis("off")
+    fig.delaxes(ax)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
@@ -40,43 +167,162 @@ def _curves(path: str, stage_dirs: dict[str, str], tags: dict[str, tuple]) -> di
   return data
 
 
-def _markdown_table(rows: dict[str, dict], keys: list[str]) -> str:
-  lines = ["| model | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
-  for name, m in rows.items():
-    lines.append(f"| {name} | " + " | ".join(f"{m[k]:.4g}" if k in m else "—" for k in keys)
-                 + " |")
-  return "\n".join(lines)
+def plot_metrics(path: str, ours: dict[str, dict], published: dict[str, dict]) -> dict:
+  """A bar chart per main metric our runs have: ours, then the published runs (gray, hatched),
+  the value on each bar, and the human targets' reward as a line on the reward panel."""
+  metrics = [k for k in compare.MAIN if any(k in m for m in ours.values())]
+  data = {k: {"ours": {n: m[k] for n, m in ours.items() if k in m},
+              "published": {n: m[k] for n, m in published.items() if k in m}}
+          for k in metrics}
+  if not metrics:
+    return data
+  plt = _pyplot()
+  cols = min(3, len(metrics))
+  rows = -(-len(metrics) // cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.8 * rows), squeeze=False)
+  for ax, k in zip(axes.flat, metrics):
+    names = [*data[k]["ours"], *data[k]["published"]]
+    values = [*data[k]["ours"].values(), *data[k]["published"].values()]
+    n_ours = len(data[k]["ours"])
+    bars = ax.bar(range(len(values)), values,
+                  color=["tab:blue"] * n_ours + ["tab:gray"] * (len(values) - n_ours))
+    for bar in bars[n_ours:]:
+      bar.set_hatch("//")
+    ax.bar_label(bars, labels=[fmt(k, v) for v in values], fontsize=6, rotation=90,
+                 padding=2)
+    if k == "mean_reward_output":
+      targets = [m["mean_reward_target"] for m in ours.values() if "mean_reward_target" in m]
+      if targets:
+        ax.axhline(targets[0], color="tab:green", linestyle="--",
+                   label=f"human targets ({targets[0]:+.3f})")
+        ax.legend(fontsize=7)
+    ax.set_title(k)
+    ax.set_ylabel({"ppl": "perplexity (log scale)", "mean_reward_output": "mean reward"}.get(
+        k, "score (0-1)" if "accuracy" in k or k.startswith(("bleu", "dist")) else "mean level"),
+        fontsize=8)
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
+    ax.margins(y=0.25)
+    if k == "ppl":
+      ax.set_yscale("log")
+  for ax in list(axes.flat)[len(metrics):]:
+    fig.delaxes(ax)
+  fig.suptitle("ours (blue) and the original's published full-size results (gray, hatched)")
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  with open(os.path.splitext(path)[0] + ".json", "w", encoding="utf-8") as f:
+    json.dump(data, f, indent=2)
+  return data
+
+
+# -- the report ---------------------------------------------------------------------------------
+
+
+def _rows(test_dir: str) -> dict[int, dict]:
+  with open(os.path.join(test_dir, "test_data.json"), encoding="utf-8") as f:
+    return {r["id"]: r for r in json.load(f)}
+
+
+def headline(test_dirs: dict[str, str], before: str = "SFT", after: str = "SFT+PPO") -> dict:
+  """The change in mean held-out reward from `before` to `after` over the rows both answered,
+  with its paired bootstrap 95% interval, as numbers and as the sentence the report leads with."""
+  a, b = _rows(test_dirs[before]), _rows(test_dirs[after])
+  ids = sorted(i for i in a if i in b and "reward_output" in a[i] and "reward_output" in b[i])
+  if not ids:
+    return {"text": "No reward was computed on the test rows (no reward model): the report "
+                    "cannot say whether PPO changed the reward.", "rows": 0}
+  change = paired_bootstrap([a[i]["reward_output"] for i in ids],
+                            [b[i]["reward_output"] for i in ids])
+  verdict = ("an increase: the interval is above zero" if change.significant_increase else
+             "a decrease: the interval is below zero" if change.significant_decrease else
+             "not distinguishable from no change: the interval contains zero")
+  text = (f"PPO changed mean held-out reward by {change.mean_change:+.4f} "
+          f"[95% CI {change.low:+.4f}, {change.high:+.4f}] on {change.rows} test rows "
+          f"(paired bootstrap, 10,000 resamples): {verdict}.")
+  return {"text": text, "rows": change.rows, "mean_change": change.mean_change,
+          "low": change.low, "high": change.high}
+
+
+def _hardware() -> str:
+  import jax  # pylint: disable=import-outside-toplevel
+
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+      cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+  except (OSError, StopIteration):
+    pass
+  devices = jax.devices()
+  return (f"{cpu}, {os.cpu_count()} CPU cores; JAX {jax.__version__} on "
+          f"{len(devices)} {devices[0].platform.upper()} device(s) ({devices[0].device_kind})")
 
 
 def write_report(out_dir: str, stage_dirs: dict[str, str], metrics: dict[str, dict],
-                 test_dirs: dict[str, str], published_dir: str | None, num_samples: int) -> str:
-  from empathy_jax.pipeline import CURVES  # pylint: disable=import-outside-toplevel
-
+                 test_dirs: dict[str, str], published_dir: str | None, num_samples: int,
+                 summary: list[tuple[str, ...]] | None = None) -> str:
+  """Writes report.md, report.html and their plots; returns report.md's path. `summary`: rows
+  of (stage, model, parameters, data, time) for the run table."""
   os.makedirs(out_dir, exist_ok=True)
-  _curves(os.path.join(out_dir, "curves.png"), stage_dirs, CURVES)
+  first = next(iter(metrics.values()), {})
+  target_reward = first.get("mean_reward_target")
+  curves = os.path.join(out_dir, "curves.png")
+  has_curves = bool(plot_curves(curves, stage_dirs, target_reward))
   published = {}
   if published_dir and os.path.isdir(published_dir):
     published = {f"{name} (published)": compare.read_metrics(folder)
                  for name, folder in compare.find_runs(published_dir).items()}
-  compare.plot(os.path.join(out_dir, "metrics.png"), metrics, published)
+  bars = os.path.join(out_dir, "metrics.png")
+  plot_metrics(bars, metrics, published)
+  head = headline(test_dirs) if {"SFT", "SFT+PPO"} <= set(test_dirs) else {
+      "text": "Only one policy was tested.", "rows": 0}
+  checks = {name: degeneracy([r["output"] for r in _rows(d).values()])
+            for name, d in test_dirs.items()}
+  with open(os.path.join(out_dir, "headline.json"), "w", encoding="utf-8") as f:
+    json.dump({**head, "outputs": {n: {"rows": c.rows, "distinct": c.distinct,
+                                       "top_output": c.top_output, "top_share": c.top_share,
+                                       "collapsed": c.collapsed} for n, c in checks.items()}},
+              f, indent=2)
+
+  blocks = [("h", 1, "Pipeline report"), ("p", f"**{head['text']}**")]
+  blocks += [("warn", f"{name}: {c.warning()}") for name, c in checks.items() if c.collapsed]
+  blocks += [("h", 2, "Outputs"),
+             ("table", ["policy", "rows", "distinct outputs", "most common output",
+                        "its share", "dist-2"],
+              [[n, str(c.rows), f"{c.distinct} ({c.distinct_share:.0%})", c.top_output[:80],
+                f"{c.top_share:.1%}", fmt("dist-2", metrics.get(n, {}).get("dist-2"))]
+               for n, c in checks.items()]),
+             ("p", f"An output on more than {COLLAPSE_SHARE:.0%} of the rows is flagged as a "
+                   f"collapse (degenerate outputs).")]
+  blocks += [("h", 2, "Run")]
+  if summary:
+    blocks.append(("table", ["stage", "model", "parameters", "data", "time"],
+                   [list(r) for r in summary]))
+  blocks += [("list", [f"{stage}: {d}" for stage, d in stage_dirs.items()]),
+             ("p", f"Hardware: {_hardware()}.")]
   keys = [k for k in compare.MAIN if any(k in m for m in metrics.values())]
-  examples = compare.side_by_side(test_dirs, num_samples, seed=0)
-  lines = ["# Pipeline report", "",
-           "## Runs", ""] + [f"- {stage}: `{d}`" for stage, d in stage_dirs.items()] + [
-               "", "## Training curves", "", "![training curves](curves.png)", "",
-               "## Test metrics: SFT-only vs SFT+PPO", "",
-               _markdown_table(metrics, keys), "", "The original's published results:", "",
-               _markdown_table(published, keys) if published else "(none given)", "",
-               "![metrics](metrics.png)", "", "## Sample responses", ""]
-  for ex in examples:
-    lines.append(f"**Example {ex['id']}**  ")
-    lines += [f"> {turn}  " for turn in ex["context"]]
-    lines.append(f"- target: {ex['target']}")
-    for name, o in ex["outputs"].items():
-      reward = f" (reward {o['reward_output']:+.3f})" if "reward_output" in o else ""
-      lines.append(f"- {name}: {o['output']}{reward}")
-    lines.append("")
+  blocks += [("h", 2, "Test metrics: SFT-only vs SFT+PPO"),
+             ("table", ["model", *keys], [[n, *(fmt(k, m.get(k)) for k in keys)]
+                                           for n, m in metrics.items()])]
+  if target_reward is not None:
+    blocks.append(("p", f"The human targets' mean reward on the same rows: "
+                        f"{target_reward:+.4f}."))
+  blocks += [("h", 3, "The original's published results (full-size, not comparable in level)"),
+             ("p", CAVEAT)]
+  if published:
+    blocks.append(("table", ["model", *keys], [[n, *(fmt(k, m.get(k)) for k in keys)]
+                                                for n, m in published.items()]))
+  blocks.append(("img", bars, "test metrics, ours and published"))
+  if has_curves:
+    blocks += [("h", 2, "Training curves"), ("img", curves, "training curves")]
+  blocks.append(("h", 2, "Sample responses"))
+  for ex in compare.side_by_side(test_dirs, num_samples, seed=0):
+    outs = [(name, o["output"] + (f" (reward {o['reward_output']:+.3f})"
+                                  if "reward_output" in o else ""))
+            for name, o in ex["outputs"].items()]
+    blocks.append(("example", {**ex, "outputs": outs}))
   path = os.path.join(out_dir, "report.md")
   with open(path, "w", encoding="utf-8") as f:
-    f.write("\n".join(lines) + "\n")
+    f.write(_md(blocks))
+  with open(os.path.join(out_dir, "report.html"), "w", encoding="utf-8") as f:
+    f.write(_html(blocks, "Pipeline report"))
   return path

@@ -13,6 +13,7 @@ import numpy as np
 
 import hf_fixtures as hf
 from conftest import REPO, REWARD_DIR
+from empathy_jax.pipeline_report import fmt
 from empathy_jax.training.metrics_log import read_scalars
 
 LAUNCHER = os.path.join(REPO, "launch", "pipeline.py")
@@ -32,6 +33,54 @@ def get_config():
       "test": dict(dataset_dir={data!r}, max_examples=8, max_new_tokens=4, batch_size=8),
       "num_samples": 2}})
 '''
+
+
+def _check_headline(report, out):
+  """The headline's numbers against the two test_data.json files they come from: the mean of
+  the per-row reward changes (computed here) and each policy's most common output."""
+  rows = {name: {r["id"]: r for r in json.load(open(out / "test" / name / "test_data.json"))}
+          for name in ("sft", "ppo")}
+  ids = sorted(rows["sft"])
+  change = np.mean([rows["ppo"][i]["reward_output"] - rows["sft"][i]["reward_output"]
+                    for i in ids])
+  head = json.load(open(out / "report" / "headline.json"))
+  assert head["rows"] == len(ids) == 8 and abs(head["mean_change"] - change) < 1e-12
+  assert head["low"] <= change <= head["high"]
+  verdict = ("an increase" if head["low"] > 0 else "a decrease" if head["high"] < 0 else
+             "not distinguishable from no change")
+  assert report.splitlines()[2].startswith(
+      f"**PPO changed mean held-out reward by {change:+.4f} [95% CI {head['low']:+.4f}, "
+      f"{head['high']:+.4f}] on 8 test rows (paired bootstrap, 10,000 resamples): {verdict}")
+  for name, label in (("sft", "SFT"), ("ppo", "SFT+PPO")):
+    outputs = [r["output"].strip() for r in rows[name].values()]
+    top = max(set(outputs), key=outputs.count)
+    share = outputs.count(top) / len(outputs)
+    assert head["outputs"][label]["top_share"] == share
+    assert (f"{label}: degenerate outputs" in report) == (share > 0.10)
+
+
+def _check_html(folder):
+  """report.html is one file: every image is embedded (the PNG's own bytes), nothing else is
+  referenced, and its tables hold the Markdown's numbers."""
+  import base64
+  import html.parser
+
+  page = (folder / "report.html").read_text()
+  sources, links = [], []
+
+  class Parser(html.parser.HTMLParser):
+    def handle_starttag(self, tag, attrs):
+      attrs = dict(attrs)
+      if tag == "img":
+        sources.append(attrs["src"])
+      links.extend(v for k, v in attrs.items() if k in ("href", "src") and tag != "img")
+
+  Parser().feed(page)
+  assert len(sources) == 2 and not links
+  pngs = {(folder / n).read_bytes() for n in ("curves.png", "metrics.png")}
+  assert {base64.b64decode(s.split(",", 1)[1]) for s in sources} == pngs
+  assert all(s.startswith("data:image/png;base64,") for s in sources)
+  assert "PPO changed mean held-out reward by" in page
 
 
 def test_the_whole_loop_in_one_command(tmp_path, short_dialogues):
@@ -60,8 +109,10 @@ def test_the_whole_loop_in_one_command(tmp_path, short_dialogues):
     assert {"bleu", "dist-2", "ppl", "mean_reward_output", "mean_reward_target"} <= set(m)
 
   report = (out / "report" / "report.md").read_text()
-  assert f"| SFT | {metrics['sft']['bleu']:.4g} |" in report
-  assert f"| SFT+PPO | {metrics['ppo']['bleu']:.4g} |" in report
+  assert f"| SFT | {fmt('bleu', metrics['sft']['bleu'])} | {fmt('dist-2', metrics['sft']['dist-2'])} |" in report
+  assert f"| SFT+PPO | {fmt('bleu', metrics['ppo']['bleu'])} |" in report
+  _check_headline(report, out)
+  _check_html(out / "report")
   assert "GODEL_EMPDIAL_RLHF (published)" in report and report.count("**Example ") == 2
   plotted = json.load(open(out / "report" / "metrics.json"))
   assert plotted["ppl"]["ours"] == {"SFT": metrics["sft"]["ppl"], "SFT+PPO": metrics["ppo"]["ppl"]}
