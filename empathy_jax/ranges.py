@@ -39,6 +39,7 @@ RANGES = {
     "lam": "probability", "vf_coeff": "non-negative", "entropy_coeff": "non-negative",
     "ppo_epochs": "count", "num_minibatches": "count", "kl_target": "non-negative",
     "kl_horizon": "count", "value_clip": "non-negative", "missing_eos_penalty": "non-negative",
+    "value_head_dropout": "dropout",
     # reward model
     "margin": "non-negative", "center_rewards_coefficient": "non-negative",
 }

@@ -82,6 +82,15 @@ F.DEFINE_enum("reference_dtype", "float32", ["float32", "bfloat16"], "Storage dt
 F.DEFINE_enum("critic", "separate", ["separate", "shared"], "separate: its own backbone "
               "(from the reward model's when it has the policy's architecture, else a copy of "
               "the policy); shared: a value head on the policy.")
+F.DEFINE_enum("recipe", "default", ["default", "original"], "original: the original's update "
+              "as it ran (one step per rollout batch, ratio against the reference, advantages "
+              "and returns = whitened advantages + values inside the step, a value head with "
+              "dropout on the policy, log-probs of the whole distribution, the LR decayed per "
+              "epoch; docs/differences.md). Flags it fixes may be left out.")
+F.DEFINE_float("value_head_dropout", 0.0, "Dropout before the value head (--recipe original: "
+               "0.5, the original's nn.Dropout()).")
+F.DEFINE_enum("value_head_init", "zeros", ["zeros", "linear"], "Value head start: zeros "
+              "(TRL's) or torch.nn.Linear's uniform init (the original's).")
 F.DEFINE_integer("max_train_examples", None, "Use only the first N train contexts.")
 F.DEFINE_integer("max_val_examples", None, "Use only the first N val contexts.")
 F.DEFINE_float("weight_decay", 0.01, "AdamW weight decay.")

@@ -385,3 +385,268 @@ def gpt3_test_entry(i: int, prompt: str, context: List[str], target: str, output
         "target": target,
         "output": output,
     }
+
+
+# --------------------------------------------------------------------------
+# 5. RLHF / PPO optimisation step (encoder-decoder policy, GODEL = T5)
+# --------------------------------------------------------------------------
+#
+# Transcribed from the original's
+#   src/rlhf_supervisor.py          RLHFSupervisor._log_probs (l.64-73),
+#                                   _compute_rewards (l.75-87),
+#                                   _estimate_advantages_and_returns (l.89-113),
+#                                   _forward_and_log_metrics OPTIMIZATION PHASE
+#                                   (l.158-217), configure_optimizers (l.235-245)
+#   src/dialogue_model_supervisor.py DialogueModelSupervisor.forward (l.75-103)
+#   src/dialogue_models.py           GODEL.forward (l.73-91)
+#   src/data_classes.py              PPOConfig (l.114-129)
+#   src/train_rlhf_pipeline.py       CLI defaults (l.32-50), Trainer (l.138-147)
+#
+# Optimiser used by the original (rlhf_supervisor.py l.235-245, identical to
+# dialogue_model_supervisor.py l.242-252), torch==1.13.1 / pytorch_lightning==1.9.2
+# / transformers==4.26.1 (requirements.txt):
+#
+#   torch.optim.AdamW(self.parameters(), lr=self.initial_lr)
+#     -> all other arguments are torch defaults:
+#        betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, amsgrad=False
+#     self.parameters() is the WHOLE RLHFSupervisor: ref_model, reward_model,
+#     tuned_model, value_head.  ref_model / reward_model have
+#     requires_grad=False (l.50-53) so their .grad stays None and AdamW skips
+#     them entirely (no weight decay either); effectively the optimiser runs
+#     over tuned_model + value_head, with decoupled weight decay 0.01 applied to
+#     ALL of them (biases and layer norms included: no param groups).
+#   get_linear_schedule_with_warmup(optimizer, num_warmup_steps=0,
+#                                   num_training_steps=self.trainer.max_epochs)
+#     stepped with {"interval": "epoch"} -> see linear_epoch_lr below.
+#   Trainer (train_rlhf_pipeline.py l.138-147): no gradient clipping, no
+#   gradient accumulation, full fp32 precision; defaults --initial_lr 1e-5,
+#   --max_epochs 10, --clip_epsilon 0.2, --kl_penalty 0, --gamma 0.99,
+#   --lam 0.95, --vf_coeff 1.0, --entropy_coeff 0.01 (l.32-50).
+#   Lightning 1.9 automatic optimisation: closure = training_step, zero_grad,
+#   backward; then optimizer.step().  Starting from zero grads this equals
+#   backward(); step(); zero_grad() as done below.
+
+ORIGINAL_ADAMW_KWARGS = dict(betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, amsgrad=False)
+
+
+def linear_epoch_lr(initial_lr, epoch, max_epochs):
+    """Learning rate during 0-based epoch `epoch` (rlhf_supervisor.py l.240-245).
+
+    transformers' get_linear_schedule_with_warmup builds a LambdaLR with
+        lr_lambda(step) = step / max(1, warmup)                    if step < warmup
+                        = max(0, (N - step) / max(1, N - warmup))  otherwise
+    with warmup = 0 and N = trainer.max_epochs.  LambdaLR applies
+    lr_lambda(0) = 1 at construction and Lightning calls scheduler.step()
+    once at the end of every training epoch ("interval": "epoch"), so during
+    epoch e the scheduler's step counter is e:
+        lr = initial_lr * max(0, (max_epochs - e) / max(1, max_epochs)).
+    (Epoch 0 trains at the full initial_lr; the last epoch, e = max_epochs-1,
+    at initial_lr / max_epochs; lr never reaches 0 during training.)
+    """
+    num_warmup_steps = 0
+    num_training_steps = max_epochs
+    current_step = epoch
+    if current_step < num_warmup_steps:
+        factor = float(current_step) / float(max(1, num_warmup_steps))
+    else:
+        factor = max(
+            0.0,
+            float(num_training_steps - current_step)
+            / float(max(1, num_training_steps - num_warmup_steps)),
+        )
+    return initial_lr * factor
+
+
+def ppo_step_reference(tuned_model, ref_model, value_head, optimizer, contexts, context_mask,
+                       enc_outputs, pad_idx, scores, *, kl_penalty, gamma, lam, clip_epsilon,
+                       vf_coeff, entropy_coeff, dropout_p=0.0):
+    """tuned_model / ref_model: transformers T5ForConditionalGeneration (ref frozen);
+    value_head: torch.nn.Linear(hidden, 1); optimizer: a torch optimizer over
+    tuned_model's and value_head's parameters, already built by the caller;
+    contexts/context_mask: [B, C] LongTensor / mask of the encoder input;
+    enc_outputs: [B, T] LongTensor, the generated sequences exactly as the
+    original's generate returns them (start token first, then generated
+    tokens, right-padded with pad_idx after EOS); pad_idx: the original
+    tokenizer's PAD_IDX; scores: [B] FloatTensor, the reward model's scores.
+
+    Performs exactly the computation of RLHFSupervisor._forward_and_log_metrics's
+    OPTIMIZATION PHASE (from `batch.targets = enc_outputs` to `loss = ...`,
+    rlhf_supervisor.py l.158-210) followed by loss.backward(),
+    optimizer.step(), optimizer.zero_grad().  dropout_p is the nn.Dropout
+    probability before value_head (the original's nn.Dropout() has p=0.5,
+    l.42); the dropout is active iff value_head.training (in the original it
+    follows the LightningModule's mode, like value_head).
+
+    Returns {"loss", "ppo_loss", "vf_loss", "entropy_loss"} (python floats,
+    values before the step) and {"new_log_probs", "ref_log_probs", "values",
+    "advantages", "returns", "rewards", "mask"} (detached tensors, [B, T-1];
+    mask is the original's BoolTensor).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    # ---- rlhf_supervisor.py:_log_probs (l.64-73)
+    def _log_probs(logits, labels):
+        logp = torch.gather(
+            F.log_softmax(logits, dim=-1),
+            -1,
+            labels.unsqueeze(-1)).squeeze(-1)
+        return logp
+
+    # ---- rlhf_supervisor.py:_compute_rewards (l.75-87), @torch.no_grad()
+    @torch.no_grad()
+    def _compute_rewards(scores, new_log_probs, ref_log_probs, gen_len):
+        kl_div = new_log_probs - ref_log_probs
+        # KL "penalty" is per token and is computed on ALL T-1 positions
+        # (padding included); only positions < gen_len are later consumed.
+        rewards = -kl_penalty * kl_div
+        for i in range(gen_len.size(dim=0)):
+            # Score added at the last generated (masked-in) token.  QUIRK: if
+            # gen_len[i] == 0 the index is -1 (the LAST column), kept as is.
+            rewards[i, gen_len[i] - 1] += scores[i]
+        return rewards
+
+    # ---- rlhf_supervisor.py:_estimate_advantages_and_returns (l.89-113),
+    #      @torch.no_grad()
+    @torch.no_grad()
+    def _estimate_advantages_and_returns(rewards, values, gen_len):
+        advantages = torch.zeros_like(values)
+        for i in range(rewards.size(dim=0)):
+            len_ = gen_len[i]  # original names this `len` (0-dim LongTensor)
+            nextadvantage = 0
+            for j in range(len_ - 1, -1, -1):
+                # bootstrap value is 0.0 after the last generated token
+                nextvalue = values[i, j + 1] if j < len_ - 1 else 0.0
+                delta = rewards[i, j] + gamma * nextvalue - values[i, j]
+                advantages[i, j] = delta + gamma * lam * nextadvantage
+                nextadvantage = advantages[i, j]
+        # Normalize advantage to zero mean and unit variance
+        # (statistics over the sum(gen_len) valid tokens; padded entries are 0
+        # in the sums, but after this line they become -mean*rsqrt(var+1e-8),
+        # i.e. NON-zero -- they are only removed later by `* mask`.)
+        num_tokens = torch.sum(gen_len)
+        mean = torch.sum(advantages) / num_tokens
+        var = torch.sum(advantages ** 2) / num_tokens - mean ** 2
+        advantages = (advantages - mean) * torch.rsqrt(var + 1e-8)
+
+        # QUIRK (l.111): returns are built from the WHITENED advantages
+        # (not the raw GAE advantages) plus the current values; computed
+        # under no_grad, so `returns` is a constant target (no gradient).
+        returns = advantages + values
+
+        return advantages, returns
+
+    # ================= OPTIMIZATION PHASE (rlhf_supervisor.py l.158-210)
+
+    # l.161-162
+    targets = enc_outputs
+    target_mask = (enc_outputs != pad_idx)  # BoolTensor
+
+    # l.163 `output, _ = self.tuned_model.forward(batch)`
+    #   -> dialogue_model_supervisor.py:DialogueModelSupervisor.forward
+    #      (l.80-85, has_encoder branch) -> dialogue_models.py:GODEL.forward
+    #      (l.73-91):
+    #   * l.82 "Unmask pad token used to start generation":
+    #     `target_mask[:, 0] = 1` IN PLACE on batch.target_mask.  It changes
+    #     only column 0 (used as decoder attention), so the later
+    #     `mask = batch.target_mask[:, 1:]` is unaffected by it.
+    #   * l.84-90: targets go in as decoder_input_ids UNSHIFTED (no `labels`,
+    #     no shift_right); decoder_attention_mask = the mutated target_mask;
+    #     output_hidden_states=True.
+    #   * DialogueModelSupervisor.forward also computes an lm_loss
+    #     (F.cross_entropy(..., ignore_index=PAD_IDX), l.95-101) which the
+    #     RLHF step discards (`output, _ =`); it has no effect and is omitted.
+    target_mask[:, 0] = 1
+    output = tuned_model(
+        input_ids=contexts,
+        attention_mask=context_mask,
+        decoder_input_ids=targets,
+        decoder_attention_mask=target_mask,
+        output_hidden_states=True,
+    )
+    # l.164-168 (has_encoder branch): logit at t predicts token t+1
+    target_logits = output.logits[:, :-1, :]
+    # l.169-173 (has_encoder branch): last decoder layer's hidden states as
+    # returned by HF (for T5: after final_layer_norm + dropout)
+    last_hidden_states = output.decoder_hidden_states[-1][:, :-1, :]
+    # l.174-175
+    labels = targets[:, 1:]
+    mask = target_mask[:, 1:]  # BoolTensor (a view of target_mask)
+    # l.176: number of masked-in tokens per row (a COUNT, not a position: if
+    # pad_idx ever occurred inside a response the count would still be used
+    # as if the valid tokens were a prefix).
+    gen_len = torch.sum(mask, dim=-1)
+    # l.177
+    new_log_probs = _log_probs(target_logits, labels)
+    # l.178-179
+    entropy = -torch.sum(torch.softmax(target_logits, dim=-1) *
+                         torch.log_softmax(target_logits, dim=-1), dim=-1)
+    # l.180: values = self.value_head(self.dropout(last_hidden_states)).squeeze(-1)
+    values = value_head(
+        F.dropout(last_hidden_states, p=dropout_p, training=value_head.training)
+    ).squeeze(-1)
+
+    # l.182-190: reference log-probs
+    with torch.no_grad():
+        # l.183: the original switches the reference model to eval mode here
+        # (persistently) on every step.
+        ref_model.eval()
+        # l.184 `self.ref_model.forward(batch)`: same batch -> GODEL.forward
+        # again; `target_mask[:, 0] = 1` is re-applied (idempotent).
+        target_mask[:, 0] = 1
+        output = ref_model(
+            input_ids=contexts,
+            attention_mask=context_mask,
+            decoder_input_ids=targets,
+            decoder_attention_mask=target_mask,
+            output_hidden_states=True,
+        )
+        target_logits = output.logits[:, :-1, :]  # l.185-189
+        ref_log_probs = _log_probs(target_logits, labels)  # l.190
+
+    # l.192-194.  QUIRK: the importance ratio is taken against the frozen
+    # REFERENCE model's log-probs (not the rollout/old policy's), and
+    # new_log_probs is NOT detached, so gradients flow through the ratio.
+    ratios = torch.exp(new_log_probs - ref_log_probs)
+    clipped_ratios = torch.clip(
+        ratios, 1 - clip_epsilon, 1 + clip_epsilon)
+    # l.195-196 (both under @torch.no_grad(): rewards/advantages/returns carry
+    # no gradient; values keeps its graph for vf_loss)
+    rewards = _compute_rewards(scores, new_log_probs, ref_log_probs, gen_len)
+    advantages, returns = _estimate_advantages_and_returns(rewards, values, gen_len)
+
+    # l.198-210: Apply PPO Algorithm (With ppo clip, value function and entropy losses)
+    num_tokens = torch.sum(mask)
+    vf_loss = torch.sum(((values - returns) ** 2) * mask) / num_tokens
+    # entropy_loss is the NEGATIVE mean entropy (adding it maximises entropy)
+    entropy_loss = -torch.sum(entropy * mask) / num_tokens
+    ppo_loss = torch.sum(
+        torch.max(-ratios * advantages,
+                  -clipped_ratios * advantages) * mask
+        ) / num_tokens
+    loss = (
+        ppo_loss +
+        vf_coeff * vf_loss +
+        entropy_coeff * entropy_loss
+    )
+
+    result = {
+        "loss": float(loss.detach().item()),
+        "ppo_loss": float(ppo_loss.detach().item()),
+        "vf_loss": float(vf_loss.detach().item()),
+        "entropy_loss": float(entropy_loss.detach().item()),
+        "new_log_probs": new_log_probs.detach().clone(),
+        "ref_log_probs": ref_log_probs.detach().clone(),
+        "values": values.detach().clone(),
+        "advantages": advantages.detach().clone(),
+        "returns": returns.detach().clone(),
+        "rewards": rewards.detach().clone(),
+        "mask": mask.detach().clone(),
+    }
+
+    # Lightning automatic optimisation (training_step returns `loss`, l.219-225)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+
+    return result

@@ -31,6 +31,9 @@ from empathy_jax.training.ppo.advantages import (gae, kl_penalty, masked_mean, t
 from empathy_jax.training.ppo.losses import policy_loss, value_loss
 
 
+RECIPES = ("default", "original")
+
+
 @dataclasses.dataclass(frozen=True)
 class PPOConfig:
   """Static PPO settings (hashable: part of the jit cache key). `generation` samples one
@@ -51,6 +54,10 @@ class PPOConfig:
   missing_eos_penalty: float = 0.0
   ratio_against: str = "rollout"
   shared_critic: bool = False  # the value head on the policy's own states
+  # "original": the original's update (`original_minibatch_loss`); "default": `minibatch_loss`.
+  recipe: str = "default"
+  value_head_dropout: float = 0.0  # the original: nn.Dropout() (p 0.5) before its value head
+  policy_dropout: bool = False  # the update's forward in train mode (the original's)
 
   def __post_init__(self):
     g = self.generation
@@ -71,6 +78,12 @@ class PPOConfig:
                        f"{self.ratio_against!r}")
     if self.ppo_epochs < 1 or self.num_minibatches < 1:
       raise ValueError("ppo_epochs and num_minibatches must be >= 1")
+    if self.recipe not in RECIPES:
+      raise ValueError(f"recipe must be one of {RECIPES}, got {self.recipe!r}")
+    if self.recipe == "original" and (self.ppo_epochs, self.num_minibatches, self.ratio_against,
+                                      self.shared_critic) != (1, 1, "reference", True):
+      raise ValueError("the original's update is one step per rollout batch with the ratio "
+                       "against the reference and the value head on the policy")
 
 
 def critic_params(params, cfg: PPOConfig) -> dict:
@@ -116,16 +129,29 @@ def sample(model, params, ref_params, context_ids, context_mask, rng, row_ids, *
   mask = response_mask.astype(jnp.float32)
   tgt, tgt_mask = R.teacher_forced(model, gen.tokens_BxN, response_mask,
                                    g.decoder_start_token_id)
+  return from_responses(model, params, ref_params, context_ids, context_mask, tgt, tgt_mask,
+                        response_mask, gen.tokens_BxN, cfg=cfg, plan=plan)
+
+
+def from_responses(model, params, ref_params, context_ids, context_mask, tgt, tgt_mask,
+                   response_mask, response_ids, *, cfg: PPOConfig, plan=None) -> Rollout:
+  """`sample`'s rollout from given responses (their teacher-forced replay `tgt`, `tgt_mask`):
+  old and reference log-probs and the critic's values."""
+  g = cfg.generation
+  mask = response_mask.astype(jnp.float32)
+  # The original's recipe takes log-probs of the whole distribution at temperature 1.
+  temperature, top_k, top_p = ((1.0, 0, 1.0) if cfg.recipe == "original"
+                               else (g.temperature, g.top_k, g.top_p))
   old_logp, _ = R.policy_outputs(model, params["policy"], context_ids, context_mask, tgt,
-                                 tgt_mask, g.temperature, plan, g.top_k, g.top_p)
+                                 tgt_mask, temperature, plan, top_k, top_p)
   # The reference untruncated: a sampled token is always inside its support, so the KL
   # estimate stays finite (KL of the truncated policy to the whole reference).
   ref_logp, _ = R.policy_outputs(model, ref_params, context_ids, context_mask, tgt, tgt_mask,
-                                 g.temperature, plan)
+                                 temperature, plan)
   values = R.values(model, critic_params(params, cfg), context_ids, context_mask, tgt,
                     tgt_mask, plan) * mask
   zeros = jnp.zeros_like(mask)
-  return Rollout(context_ids, context_mask, tgt, tgt_mask, gen.tokens_BxN, response_mask,
+  return Rollout(context_ids, context_mask, tgt, tgt_mask, response_ids, response_mask,
                  old_logp * mask, ref_logp * mask, values, jnp.zeros(mask.shape[0]), zeros,
                  zeros, zeros)
 
@@ -180,8 +206,50 @@ def minibatch_loss(params, mb: Rollout, model, cfg: PPOConfig, plan=None):
                 "val/ratio_max_deviation": dev}
 
 
+def original_minibatch_loss(params, mb: Rollout, model, cfg: PPOConfig, kl_coef, rng):
+  """The original's update (`RLHFSupervisor._forward_and_log_metrics`), on one rollout batch:
+  one forward of the policy (train mode when `policy_dropout`) gives the log-probs of the
+  whole distribution, the entropy, and the values of a head on the same decoder states after
+  dropout (`value_head_dropout`); the per-token rewards (the score on the last token, minus
+  kl_coef times log p - log p_ref), GAE, whitened advantages and returns = whitened advantages
+  + values are computed from them inside the step (no gradient through them); the ratio is
+  against the frozen reference; the value loss is the plain mean squared error."""
+  mask = mb.response_mask.astype(jnp.float32)
+  policy_rng, head_rng = jax.random.split(rng)
+  deterministic = not cfg.policy_dropout
+  states, _ = model.prediction_states(params["policy"], mb.context_ids, mb.context_mask,
+                                      mb.target_ids, mb.target_mask, deterministic,
+                                      None if deterministic else policy_rng)
+  logits = R.response_view(model, model.logits(params["policy"], states)).astype(jnp.float32)
+  logp_all = jax.nn.log_softmax(logits, axis=-1)
+  targets = R.response_view(model, mb.target_ids)
+  logp = jnp.take_along_axis(logp_all, targets[..., None], axis=-1)[..., 0]
+  entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, axis=-1)
+  hidden = R.response_view(model, states).astype(jnp.float32)
+  if cfg.value_head_dropout:
+    keep = jax.random.bernoulli(head_rng, 1.0 - cfg.value_head_dropout, hidden.shape)
+    hidden = jnp.where(keep, hidden / (1.0 - cfg.value_head_dropout), 0.0)
+  head = params["critic"]["head"]
+  values = jnp.einsum("bnd,d->bn", hidden, head["kernel"]) + head["bias"]
+  fixed = jax.lax.stop_gradient
+  kl = (fixed(logp) - mb.ref_logprobs) * mask
+  rewards = token_rewards(kl, mb.scores, mask, kl_coef)
+  advantages, _ = gae(rewards, fixed(values) * mask, mask, cfg.gamma, cfg.lam)
+  advantages = whiten(advantages, mask)
+  returns = advantages + fixed(values)
+  pg, stats = policy_loss(logp, mb.ref_logprobs, advantages, mask, cfg.clip_epsilon)
+  vl = masked_mean(jnp.square(values - returns), mask)
+  ent = masked_mean(entropy, mask)
+  loss = pg + cfg.vf_coeff * vl - cfg.entropy_coeff * ent
+  return loss, {"loss/policy": pg, "loss/value": vl, "loss/total": loss, "entropy": ent,
+                "policy/clipfrac": stats["clip_fraction"], "policy/approxkl": stats["approx_kl"],
+                "val/clipfrac": jnp.float32(0.0), "val/ratio": stats["ratio_mean"],
+                "val/ratio_max_deviation": jnp.max(jnp.where(
+                    mask > 0, jnp.abs(jnp.exp(logp - mb.ref_logprobs) - 1.0), 0.0))}
+
+
 def update(params, opt_state, rollout: Rollout, rng, *, model, tx, cfg: PPOConfig,
-           batch_sharding=None, plan=None):
+           batch_sharding=None, plan=None, kl_coef=0.0):
   """`ppo_epochs` passes over the rollout in `num_minibatches` shuffled minibatches, one
   optimizer step each, in one `lax.scan`. Returns (params, opt_state, stats stacked per
   minibatch step, in order: [ppo_epochs * num_minibatches]).
@@ -211,8 +279,12 @@ def update(params, opt_state, rollout: Rollout, rng, *, model, tx, cfg: PPOConfi
         mb = jax.lax.with_sharding_constraint(mb, batch_sharding)
     else:
       mb = rollout
-    (_, stats), grads = jax.value_and_grad(minibatch_loss, has_aux=True)(params, mb, model, cfg,
-                                                                         plan)
+    if cfg.recipe == "original":
+      (_, stats), grads = jax.value_and_grad(original_minibatch_loss, has_aux=True)(
+          params, mb, model, cfg, kl_coef, jax.random.fold_in(rng, rows[0]))
+    else:
+      (_, stats), grads = jax.value_and_grad(minibatch_loss, has_aux=True)(params, mb, model,
+                                                                           cfg, plan)
     updates, opt_state = tx.update(grads, opt_state, params)
     params = jax.tree.map(jnp.add, params, updates)
     return (params, opt_state), stats

@@ -41,6 +41,15 @@ from empathy_jax.training.run_config import TrainRunConfig
 from empathy_jax.training.state import abstract_state, state_shardings
 
 
+# `--recipe original`: the original's update (`ppo.step.original_minibatch_loss`) and the
+# settings it fixes; a flag given another value than these is refused with the recipe.
+ORIGINAL_RECIPE = dict(ratio_against="reference", critic="shared", ppo_epochs=1,
+                       num_minibatches=1, value_clip=0.0, value_head_dropout=0.5,
+                       value_head_init="linear", whiten_rewards=False, kl_target=0.0,
+                       kl_estimator="k1", missing_eos_penalty=0.0)
+VALUE_HEAD_INITS = ("zeros", "linear")
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class PPORunConfig(TrainRunConfig):
   """`train_rlhf_pipeline`'s flags: the original's names and defaults, plus the PPO settings
@@ -77,6 +86,9 @@ class PPORunConfig(TrainRunConfig):
   ratio_against: str = "rollout"
   reference_dtype: str = "float32"
   critic: str = "separate"
+  recipe: str = "default"
+  value_head_dropout: float = 0.0
+  value_head_init: str = "zeros"
   max_train_examples: int | None = None
   max_val_examples: int | None = None
   weight_decay: float = 0.01
@@ -86,6 +98,13 @@ class PPORunConfig(TrainRunConfig):
 
   def __post_init__(self):
     ranges.check(self)
+    if self.recipe not in S.RECIPES:
+      raise ValueError(f"--recipe must be one of {S.RECIPES}, got {self.recipe!r}")
+    if self.recipe == "original":
+      self._apply_recipe(ORIGINAL_RECIPE)
+    if self.value_head_init not in VALUE_HEAD_INITS:
+      raise ValueError(f"--value_head_init must be one of {VALUE_HEAD_INITS}, got "
+                       f"{self.value_head_init!r}")
     self.check_model_choice("the fine-tuned policy to start from")
     self.loop()
     if not self.reward_model_dir:
@@ -107,6 +126,17 @@ class PPORunConfig(TrainRunConfig):
       raise ValueError(f"--dataset_dir {self.dataset_dir!r} does not exist")
     self.ppo(GenerationConfig())  # validates the PPO settings
 
+  def _apply_recipe(self, recipe: dict) -> None:
+    """Sets the recipe's values on fields left at their defaults; a field set to something else
+    contradicts the recipe and is refused."""
+    defaults = {f.name: f.default for f in dataclasses.fields(self)}
+    for name, value in recipe.items():
+      given = getattr(self, name)
+      if given != value and given != defaults[name]:
+        raise ValueError(f"--{name} {given} contradicts --recipe {self.recipe}, which uses "
+                         f"{value}")
+      object.__setattr__(self, name, value)
+
   def check_inputs(self) -> None:
     from empathy_jax import preflight  # pylint: disable=import-outside-toplevel
 
@@ -116,7 +146,9 @@ class PPORunConfig(TrainRunConfig):
     preflight.check_writable(self.output_dir)
 
   def optimizer(self) -> OptimizerConfig:
-    return OptimizerConfig(initial_lr=self.initial_lr, schedule="step",
+    # The original decays the learning rate linearly per epoch; ours per update step.
+    return OptimizerConfig(initial_lr=self.initial_lr,
+                           schedule="epoch" if self.recipe == "original" else "step",
                            weight_decay=self.weight_decay, clip_norm=self.clip_norm)
 
   def ppo(self, base_generation) -> S.PPOConfig:
@@ -139,7 +171,9 @@ class PPORunConfig(TrainRunConfig):
                        whiten_rewards=self.whiten_rewards,
                        missing_eos_penalty=self.missing_eos_penalty,
                        ratio_against=self.ratio_against,
-                       shared_critic=self.critic == "shared")
+                       shared_critic=self.critic == "shared", recipe=self.recipe,
+                       value_head_dropout=self.value_head_dropout,
+                       policy_dropout=self.recipe == "original")
 
 
 @flax.struct.dataclass
@@ -232,7 +266,7 @@ def finish_and_update(state: PPOState, r: S.Rollout, scores, plan=None, *, model
   split = None if mesh is None else sharding.batch_sharding(mesh, 1)
   params, opt_state, stats = S.update(state.params, state.opt_state, r,
                                       jax.random.fold_in(rng, 1), model=model, tx=tx, cfg=ppo,
-                                      batch_sharding=split, plan=plan)
+                                      batch_sharding=split, plan=plan, kl_coef=state.kl_coef)
   summary = S.rollout_stats(r, ppo.generation.eos_token_id, ppo.kl_estimator)
   kl_coef = adaptive_kl(state.kl_coef, summary["objective/kl"], cfg.batch_size,
                         cfg.kl_target, cfg.kl_horizon)
@@ -417,6 +451,12 @@ def initial_state(cfg: PPORunConfig, policy, reward, tx, mesh) -> tuple[PPOState
       == policy.model.cfg.replace(dropout_rate=0.0)) and cfg.critic == "separate":
     critic_backbone = reward.backbone.params
   head = R.zero_value_head(policy.model.hidden_size)
+  if cfg.value_head_init == "linear":  # torch.nn.Linear's: U(+-1/sqrt(fan_in)), the original's
+    bound = 1.0 / np.sqrt(policy.model.hidden_size)
+    k_kernel, k_bias = jax.random.split(jax.random.PRNGKey(cfg.seed + 1))
+    head = {"kernel": jax.random.uniform(k_kernel, head["kernel"].shape, jnp.float32, -bound,
+                                         bound),
+            "bias": jax.random.uniform(k_bias, (), jnp.float32, -bound, bound)}
   shared = cfg.critic == "shared"
   params = {"policy": policy.params,
             "critic": {"head": head} if shared else {"backbone": critic_backbone, "head": head}}
