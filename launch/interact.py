@@ -14,7 +14,7 @@ formatted and truncated as the model's family does for training.
 import sys
 import time
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from empathy_jax import launch_flags
 from empathy_jax.errors import CheckpointError
@@ -38,6 +38,9 @@ def ask(prompt: str) -> str | None:
 
 def main(argv):
   del argv
+  # Library INFO (backend probing, orbax) only when --verbosity asks for it.
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)
   _CACHE()
   source = launch_flags.required_model_source()
   from empathy_jax.chat import Responder  # pylint: disable=import-outside-toplevel
@@ -49,7 +52,9 @@ def main(argv):
     launch_flags.fail(str(e))
   instruction = _INSTRUCTION.value
   if instruction is None and loaded.fmt.family == "godel":
-    instruction = ask("Instruction (Enter for the default): ")
+    from empathy_jax.tokenization import GODEL_DEFAULT_INSTRUCTION  # pylint: disable=import-outside-toplevel
+
+    instruction = ask(f"Instruction (Enter for the default: {GODEL_DEFAULT_INSTRUCTION!r}): ")
     if instruction is None:
       return
   responder = Responder(loaded, _GENERATION(),

@@ -36,7 +36,9 @@ def test_a_chat_session(tmp_path):
                                          "--max_new_tokens", "8", "--beam_width", "1",
                                          "--sample=false"],
                         cwd=REPO, encoding="utf-8", timeout=120)
-  child.expect(r"Instruction \(Enter for the default\): ")
+  child.expect(r"Instruction \(Enter for the default: 'Given the dialog context, you need to "
+               r"respond to respond empathetically\.'\): ")
+  assert "INFO" not in child.before and "xla_bridge" not in child.before  # quiet by default
   child.sendline("Reply kindly.")
   child.expect(r"ready \(")
   child.expect("You: ")

@@ -90,7 +90,15 @@ def test_the_whole_loop_in_one_command(tmp_path, short_dialogues):
   config.write_text(CONFIG.format(data=short_dialogues, start=start, rewards=REWARD_DIR))
   out = tmp_path / "pipeline"
   cmd = [sys.executable, LAUNCHER, "--config", str(config), "--output_dir", str(out)]
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  # The main job needs neither torch nor TensorFlow (they belong to the test and tf extras):
+  # the run sees them as not installed.
+  blocker = tmp_path / "no_torch"
+  blocker.mkdir()
+  (blocker / "sitecustomize.py").write_text(
+      "import sys\nfor name in ('torch', 'tensorflow', 'tensorflow_text'):\n"
+      "  sys.modules[name] = None  # import fails; find_spec says not installed\n")
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1",
+             PYTHONPATH=os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH", "")]))
   done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=900)
   assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
   for stage in ("sft", "reward", "ppo"):
