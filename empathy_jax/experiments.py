@@ -21,6 +21,16 @@ GODEL_SMALL_ED = dict(dataset_dir=ED, model="GODEL_TINY", seed=0, dropout_rate=0
                       max_epochs=2, batch_size=32, initial_lr=2e-3, lr_schedule="step",
                       warmup_steps=300, clip_norm=1.0, max_val_examples=1000,
                       num_val_samples=3, checkpoint_interval=200)
+# The main job's default (pipeline.demo): GODEL_SMALL_ED, the model this project trained, as the
+# SFT stage with a short fine-tune, its backbone for the reward model, PPO, and the test.
+DEMO_SFT = dict(model="GODEL_SMALL_ED", max_epochs=1, batch_size=16, initial_lr=1e-4,
+                max_train_examples=640, max_val_examples=160, dropout_rate=0.0,
+                checkpoint_interval=20)
+DEMO_REWARD = dict(model="GODEL_SMALL_ED", batch_size=4, initial_lr=1e-4, max_epochs=2,
+                   dropout=0.1)
+DEMO_PPO = dict(max_epochs=1, batch_size=16, max_train_examples=256, max_val_examples=32,
+                max_new_tokens=20, kl_penalty=0.05, initial_lr=1e-4, checkpoint_interval=8)
+DEMO_EVAL = dict(max_examples=256, max_new_tokens=24)
 # train_reward_model: one context (all its responses) per step, LR halved every epoch.
 REWARD = dict(dataset_dir=REWARD_DATA, max_epochs=1, initial_lr=1e-5, batch_size=1,
               dropout=0.6, val_fraction=0.0, loss="original")

@@ -32,9 +32,9 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   _CACHE()
-  from empathy_jax.pipeline import PipelineConfig, run_pipeline, tiny  # pylint: disable=import-outside-toplevel
+  from empathy_jax.pipeline import PipelineConfig, demo, run_pipeline  # pylint: disable=import-outside-toplevel
 
-  stages = tiny()
+  stages = demo()
   num_samples = _SAMPLES.value
   if _CONFIG.value is not None:
     given = _CONFIG.value.to_dict()

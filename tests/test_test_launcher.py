@@ -54,6 +54,50 @@ def test_test_launcher_writes_every_key(tmp_path, ed_test):
     classwise = json.load(f)
   assert set(classwise) == {"emotion", "empintent"}
   assert "proud_precision" in classwise["emotion"] and "wishing_f1" in classwise["empintent"]
+  _check_values(tmp_path, data, metrics, classwise)
+
+
+def _torch_labels(folder, texts, labels):
+  """transformers' PyTorch classifier on `texts`, tokenized as the published folders say."""
+  import torch
+  import transformers
+
+  model = transformers.AutoModelForSequenceClassification.from_pretrained(folder).eval()
+  tok = transformers.AutoTokenizer.from_pretrained(folder)
+  enc = tok(list(texts), max_length=32, truncation=True, padding="max_length",
+            return_tensors="pt")
+  with torch.no_grad():
+    return [labels[i] for i in model(**enc).logits.argmax(-1).tolist()]
+
+
+def _check_values(tmp_path, rows, metrics, classwise):
+  """The classifier metrics against values computed here: each row's labels from
+  transformers' PyTorch classifiers, accuracy and weighted F1 counted in plain Python, the
+  EPITOME means and squared differences from the per-row levels."""
+  for key, folder, labels in (("emotion", "emo", C.EMOTION_LABELS),
+                              ("empintent", "intent", C.INTENT_LABELS)):
+    outputs = _torch_labels(str(tmp_path / folder), [r["output"] for r in rows], labels)
+    targets = _torch_labels(str(tmp_path / folder), [r["target"] for r in rows], labels)
+    assert [r[f"{key}_output"] for r in rows] == outputs
+    assert [r[f"{key}_target"] for r in rows] == targets
+    pairs = list(zip(outputs, targets))
+    assert metrics[f"{key}_accuracy"] == pytest.approx(
+        sum(o == t for o, t in pairs) / len(pairs), abs=1e-12)
+    weighted = 0.0
+    for label in set(targets):
+      tp = sum(o == t == label for o, t in pairs)
+      predicted, actual = outputs.count(label), targets.count(label)
+      p, r = (tp / predicted if predicted else 0.0), tp / actual
+      f1 = 2 * p * r / (p + r) if p + r else 0.0
+      weighted += f1 * actual / len(pairs)
+      assert classwise[key][f"{label}_f1"] == pytest.approx(f1, abs=1e-12)
+    assert metrics[f"{key}_f1"] == pytest.approx(weighted, abs=1e-12)
+  for m in ("IP", "EX", "ER"):
+    out = [r[f"epitome_{m}_output"] for r in rows]
+    tgt = [r[f"epitome_{m}_target"] for r in rows]
+    assert metrics[f"epitome_{m}_output"] == pytest.approx(sum(out) / len(out), abs=1e-12)
+    assert metrics[f"diff_{m}"] == pytest.approx(
+        sum((a - b) ** 2 for a, b in zip(out, tgt)) / len(out), abs=1e-12)
 
 
 
