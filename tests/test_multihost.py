@@ -93,8 +93,9 @@ def test_two_processes_equal_one_process(tmp_path, short_dialogues):
   # one process does (~1e-6 relative: the first step's loss and gradients agree to that), and
   # Adam turns noise in a near-zero gradient into a full step of either sign. The reference
   # for "equal" is therefore what reduction order alone does: one process on an 8 x 1 mesh
-  # instead of 2 x 4. Two processes may differ from one by no more than that (x3), and no
-  # parameter by more than Adam's sign flips can carry it (two steps of size lr per step).
+  # instead of 2 x 4. Two processes may differ from one by no more than that (x3) in the
+  # median, the 99th percentile and the largest difference. (A bound of two Adam steps per
+  # step on the largest difference would hold for any two runs, so it is not asserted.)
   _single("train_dialogue_model.py", [*data, *TRAIN, "--mesh_data", "8", "--mesh_fsdp", "1",
                                       "--output_dir", str(tmp_path / "other_mesh")])
   other = tmp_path / "other_mesh" / "tensorboard_logs" / "version_0"
@@ -105,7 +106,7 @@ def test_two_processes_equal_one_process(tmp_path, short_dialogues):
 
   for folder in ("best", "latest"):
     hosts, mesh_only = spread(one / folder, two / folder), spread(one / folder, other / folder)
-    assert (hosts <= 3 * mesh_only).all() and hosts[2] < 2 * 6 * 1e-3, (hosts, mesh_only)
+    assert (hosts <= 3 * mesh_only).all(), (hosts, mesh_only)
     assert hosts[0] < 1e-5, hosts  # and still float noise for the median parameter
   losses = lambda d: [h["val_loss"] for h in json.load(open(d / "FINISHED"))["history"]]
   mesh_gap = abs(losses(one)[0] - losses(other)[0])
