@@ -121,12 +121,32 @@ def _env():
   return dict(os.environ, JAX_PLATFORMS="cpu")
 
 
+INSTRUCTION = ("The following is a conversation between two people. The speaker and listener "
+               "are helpful, friendly, and empathetic.")
+
+
+def chat_prompt(context):
+  """The chat-style prompt written out here: the instruction, a blank line, the turns as
+  `Speaker:`/`Listener:` lines (turns stripped) with the last turn the speaker's, then
+  `Listener:`."""
+  roles = ["Speaker" if (len(context) - 1 - j) % 2 == 0 else "Listener"
+           for j in range(len(context))]
+  lines = [f"{role}: {turn.strip()}" for role, turn in zip(roles, context)]
+  return INSTRUCTION + "\n\n" + "\n".join(lines) + "\nListener:"
+
+
 def _expected_outputs():
+  """What each row must hold: the fake model's first line (the speaker's next turn cut), with
+  the prompt built independently of the library's `build_prompt`."""
   from empathy_jax.data.dialogue_dataset import load_dialogue_split  # pylint: disable=import-outside-toplevel
 
   split = load_dialogue_split(os.path.join(ED_DIR, "test"), 1.0)
-  return [prompts.clean_response(reply_to(prompts.build_prompt(split.contexts[i])))
-          for i in range(12)], split
+  outputs = []
+  for i in range(12):
+    last = [line for line in chat_prompt(split.contexts[i]).splitlines()
+            if line.startswith("Speaker:")][-1]
+    outputs.append("I hear you: " + " ".join(last.split()[1:4]))
+  return outputs, split
 
 
 def test_every_failure_is_retried_and_each_example_answered_once(server, tmp_path):
@@ -138,6 +158,8 @@ def test_every_failure_is_retried_and_each_example_answered_once(server, tmp_pat
   rows = json.load(open(out / "test_data.json"))
   assert [r["output"] for r in rows] == expected
   assert [r["target"] for r in rows] == split.targets[:12]
+  assert [r["input"] for r in rows] == [chat_prompt(split.contexts[i]) for i in range(12)]
+  assert set(server.requests) == {chat_prompt(split.contexts[i]) for i in range(12)}
   # The original's prompt, ending with the listener's label.
   assert rows[0]["input"].startswith(prompts.INSTRUCTION) and rows[0]["input"].endswith(
       "\nListener:")
@@ -171,7 +193,7 @@ def test_a_sigkilled_run_resumes_without_asking_again(server, tmp_path):
   assert done.returncode == 0, done.stderr[-3000:]
   expected, split = _expected_outputs()
   assert [r["output"] for r in json.load(open(out / "test_data.json"))] == expected
-  prompt_of = {i: prompts.build_prompt(split.contexts[i]) for i in range(12)}
+  prompt_of = {i: chat_prompt(split.contexts[i]) for i in range(12)}
   cached_prompts = {prompt_of[int(k.split(":")[0])] for k in cached}
   assert not cached_prompts & set(server.requests)  # nothing cached was asked again
   assert cached_prompts <= before
