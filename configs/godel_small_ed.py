@@ -1,6 +1,6 @@
 """GODEL_SMALL_ED: GODEL_TINY's architecture (a T5 of 17M parameters with GODEL's tokenizer and
 input format) trained from scratch on EmpatheticDialogues' train split by this project's own
-launcher. Not finished: the shipped weights are step 1,600 of this schedule (docs/models.md).
+launcher: the shipped weights are the end of this schedule; short of its targets (docs/models.md).
 How it is made, on a 2-core CPU:
 
   python launch/train_dialogue_model.py --config configs/godel_small_ed.py \
