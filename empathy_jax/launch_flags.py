@@ -160,6 +160,14 @@ def original_flag_parser(argv: list[str]):
     fail(str(e))
 
 
+def quiet_libraries() -> None:
+  """Library INFO logs (backend probing, orbax's saves) only when --verbosity asks for them."""
+  from absl import logging  # pylint: disable=import-outside-toplevel
+
+  if not FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)
+
+
 def fail(message: str) -> None:
   """Ends a launcher on bad input: the message alone, exit status 1. A message of several lines
   ends with its headline, which is printed last as `error: ...`."""

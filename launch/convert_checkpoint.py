@@ -31,6 +31,7 @@ _OVERWRITE = launch_flags.define_overwrite_flag()
 
 def main(argv):
   del argv
+  launch_flags.quiet_libraries()
   try:
     preflight.check_model_source(_INPUT.value)
     written = convert_checkpoint(_INPUT.value, _OUTPUT.value, _TO.value, _FAMILY.value,

@@ -14,7 +14,7 @@ formatted and truncated as the model's family does for training.
 import sys
 import time
 
-from absl import app, flags, logging
+from absl import app, flags
 
 from empathy_jax import launch_flags
 from empathy_jax.errors import CheckpointError
@@ -38,9 +38,7 @@ def ask(prompt: str) -> str | None:
 
 def main(argv):
   del argv
-  # Library INFO (backend probing, orbax) only when --verbosity asks for it.
-  if not flags.FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)
+  launch_flags.quiet_libraries()
   _CACHE()
   source = launch_flags.required_model_source()
   from empathy_jax.chat import Responder  # pylint: disable=import-outside-toplevel
