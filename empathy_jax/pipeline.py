@@ -3,8 +3,9 @@ the SFT and the PPO policies -> one report. Each stage is the library function i
 calls, on its own run folder under OUTPUT_DIR; a stage that finished with the same settings is
 not run again, an interrupted one resumes, so rerunning the command after a kill continues.
 
-OUTPUT_DIR/report/report.md links PNGs: each stage's training curves, the metrics of SFT-only
-and SFT+PPO beside the original's published results, and sample responses side by side.
+OUTPUT_DIR/report/report.md and report.html (`pipeline_report`): the change in held-out
+reward with its 95% interval, degenerate-output checks, the run, the metrics beside the
+original's published results, the training curves and sample responses.
 """
 
 from __future__ import annotations

@@ -31,6 +31,9 @@ CURVES = {
              ("train_objective/kl", "KL to the SFT policy (nats)", None),
              ("val_reward", "validation reward (mean)", None)], "PPO iteration"),
 }
+# PPO "without collapse": its dist-2 at most this share below SFT's, and at least this share
+# of SFT's distinct outputs.
+DIST2_MARGIN, DISTINCT_MARGIN = 0.25, 0.5
 CAVEAT = ("The published rows are the original's full-size models (GODEL-large and others, "
           "trained on the whole datasets on GPUs, with its released classifiers). Ours are "
           "demo-size: a small model trained for minutes on a CPU, tested on a slice of the test "
@@ -243,6 +246,27 @@ def headline(test_dirs: dict[str, str], before: str = "SFT", after: str = "SFT+P
           "low": change.low, "high": change.high}
 
 
+def diversity_check(checks: dict, metrics: dict, before: str = "SFT",
+                    after: str = "SFT+PPO") -> dict | None:
+  """Whether PPO kept the SFT policy's diversity within the stated margins."""
+  if before not in checks or after not in checks:
+    return None
+  d2 = (metrics.get(before, {}).get("dist-2"), metrics.get(after, {}).get("dist-2"))
+  if None in d2:
+    return None
+  ok = (d2[1] >= (1 - DIST2_MARGIN) * d2[0]
+        and checks[after].distinct >= DISTINCT_MARGIN * checks[before].distinct)
+  change = (d2[1] / d2[0] - 1) if d2[0] else 0.0
+  text = (f"Diversity, {after} against {before}: {checks[after].distinct} distinct outputs "
+          f"against {checks[before].distinct}, dist-2 {d2[1]:.4f} against {d2[0]:.4f} "
+          f"({change:+.0%}). "
+          + ("Within the stated margins" if ok else "Outside the stated margins: PPO reduced "
+             "diversity")
+          + f" (dist-2 at most {DIST2_MARGIN:.0%} below, at least "
+            f"{DISTINCT_MARGIN:.0%} of the distinct outputs).")
+  return {"ok": ok, "text": text}
+
+
 def _hardware() -> str:
   import jax  # pylint: disable=import-outside-toplevel
 
@@ -277,13 +301,16 @@ def write_report(out_dir: str, stage_dirs: dict[str, str], metrics: dict[str, di
       "text": "Only one policy was tested.", "rows": 0}
   checks = {name: degeneracy([r["output"] for r in _rows(d).values()])
             for name, d in test_dirs.items()}
+  diversity = diversity_check(checks, metrics)
   with open(os.path.join(out_dir, "headline.json"), "w", encoding="utf-8") as f:
-    json.dump({**head, "outputs": {n: {"rows": c.rows, "distinct": c.distinct,
+    json.dump({**head, "diversity": diversity, "outputs": {n: {"rows": c.rows, "distinct": c.distinct,
                                        "top_output": c.top_output, "top_share": c.top_share,
                                        "collapsed": c.collapsed} for n, c in checks.items()}},
               f, indent=2)
 
   blocks = [("h", 1, "Pipeline report"), ("p", f"**{head['text']}**")]
+  if diversity is not None:
+    blocks.append(("p" if diversity["ok"] else "warn", diversity["text"]))
   blocks += [("warn", f"{name}: {c.warning()}") for name, c in checks.items() if c.collapsed]
   blocks += [("h", 2, "Outputs"),
              ("table", ["policy", "rows", "distinct outputs", "most common output",

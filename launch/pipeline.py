@@ -1,14 +1,16 @@
 #!/usr/bin/env python
 """The whole empathy-RLHF loop in one command: SFT -> reward model -> PPO -> test of both
-policies -> a report. Without --config it runs the tiny default (GODEL_TINY on slices of the
-shipped datasets; minutes on a laptop CPU, nothing downloaded).
+policies -> a report. Without --config it runs the demo default (GODEL_SMALL_ED, the model
+shipped in the package, on slices of the shipped datasets; about ten minutes on a 2-core CPU,
+nothing downloaded).
 
   python launch/pipeline.py --output_dir runs/pipeline
   python launch/pipeline.py --config configs/pipeline.py --output_dir runs/pipeline_large
 
 Writes OUTPUT_DIR/{sft,reward,ppo}/tensorboard_logs/version_N (each stage's run),
 OUTPUT_DIR/test/{sft,ppo}/ (test.py's three result files, with rewards) and
-OUTPUT_DIR/report/report.md with curves.png and metrics.png. Rerunning the command skips the
+OUTPUT_DIR/report/report.md and report.html (the reward change with its 95% interval
+first). Rerunning the command skips the
 stages that finished and resumes the one that was interrupted.
 """
 

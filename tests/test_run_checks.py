@@ -70,6 +70,8 @@ def test_the_report_warns_on_a_constant_output_run_and_leads_with_the_reward_cha
   assert "> **Warning:** SFT+PPO: degenerate outputs: 100% of the 64 rows are the same " \
          "answer ('a.'); 1 distinct answers in all" in report
   assert "SFT: degenerate" not in report
+  assert ("> **Warning:** Diversity, SFT+PPO against SFT: 1 distinct outputs against 64, dist-2 "
+          "0.5000 against 0.5000 (+0%). Outside the stated margins") in report
   assert "| SFT | 0.0000 | 0.5000 |" in report and "123.46" in report  # no 5.738e-232
   assert "not comparable in level" in report
   assert "data:image/png;base64," in open(tmp_path / "report" / "report.html").read()
