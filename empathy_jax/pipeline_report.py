@@ -17,6 +17,8 @@ import os
 import platform
 
 from empathy_jax.evaluation import compare
+from empathy_jax.evaluation.compare import fmt
+from empathy_jax.evaluation.compare import plot as plot_metrics
 from empathy_jax.evaluation.run_checks import COLLAPSE_SHARE, degeneracy, paired_bootstrap
 from empathy_jax.training.metrics_log import read_scalars
 
@@ -39,17 +41,6 @@ CAVEAT = ("The published rows are the original's full-size models (GODEL-large a
           "demo-size: a small model trained for minutes on a CPU, tested on a slice of the test "
           "split. Compare SFT-only with SFT+PPO within our rows; the published rows say what the "
           "full method reaches, not what this run should.")
-
-
-def fmt(key: str, value) -> str:
-  """A metric as the tables print it: 4 decimals (2 for perplexity), signed for rewards;
-  values that round to zero print as 0.0000 (BLEU of a collapsed run is ~1e-232)."""
-  if value is None or (isinstance(value, float) and value != value):
-    return "—"
-  if key == "ppl":
-    return f"{value:.2f}"
-  text = f"{value:+.4f}" if "reward" in key or key.startswith("diff") else f"{value:.4f}"
-  return text.replace("-0.0000", "0.0000").replace("+0.0000", "0.0000")
 
 
 # -- blocks: one list, rendered to Markdown and to HTML ---------------------------------------
@@ -167,54 +158,6 @@ def plot_curves(path: str, stage_dirs: dict[str, str], target_reward: float | No
   plt.close(fig)
   with open(os.path.splitext(path)[0] + ".json", "w", encoding="utf-8") as f:
     json.dump(data, f, indent=1)
-  return data
-
-
-def plot_metrics(path: str, ours: dict[str, dict], published: dict[str, dict]) -> dict:
-  """A bar chart per main metric our runs have: ours, then the published runs (gray, hatched),
-  the value on each bar, and the human targets' reward as a line on the reward panel."""
-  metrics = [k for k in compare.MAIN if any(k in m for m in ours.values())]
-  data = {k: {"ours": {n: m[k] for n, m in ours.items() if k in m},
-              "published": {n: m[k] for n, m in published.items() if k in m}}
-          for k in metrics}
-  if not metrics:
-    return data
-  plt = _pyplot()
-  cols = min(3, len(metrics))
-  rows = -(-len(metrics) // cols)
-  fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.8 * rows), squeeze=False)
-  for ax, k in zip(axes.flat, metrics):
-    names = [*data[k]["ours"], *data[k]["published"]]
-    values = [*data[k]["ours"].values(), *data[k]["published"].values()]
-    n_ours = len(data[k]["ours"])
-    bars = ax.bar(range(len(values)), values,
-                  color=["tab:blue"] * n_ours + ["tab:gray"] * (len(values) - n_ours))
-    for bar in bars[n_ours:]:
-      bar.set_hatch("//")
-    ax.bar_label(bars, labels=[fmt(k, v) for v in values], fontsize=6, rotation=90,
-                 padding=2)
-    if k == "mean_reward_output":
-      targets = [m["mean_reward_target"] for m in ours.values() if "mean_reward_target" in m]
-      if targets:
-        ax.axhline(targets[0], color="tab:green", linestyle="--",
-                   label=f"human targets ({targets[0]:+.3f})")
-        ax.legend(fontsize=7)
-    ax.set_title(k)
-    ax.set_ylabel({"ppl": "perplexity (log scale)", "mean_reward_output": "mean reward"}.get(
-        k, "score (0-1)" if "accuracy" in k or k.startswith(("bleu", "dist")) else "mean level"),
-        fontsize=8)
-    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
-    ax.margins(y=0.25)
-    if k == "ppl":
-      ax.set_yscale("log")
-  for ax in list(axes.flat)[len(metrics):]:
-    fig.delaxes(ax)
-  fig.suptitle("ours (blue) and the original's published full-size results (gray, hatched)")
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-  with open(os.path.splitext(path)[0] + ".json", "w", encoding="utf-8") as f:
-    json.dump(data, f, indent=2)
   return data
 
 

@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from empathy_jax.errors import DatasetError, Problem
+from empathy_jax.json_files import write_atomic
 
 CRITERIA = ("empathy", "specificity")
 CACHE_FILE = "human_eval.json"
@@ -59,15 +60,6 @@ def draw(models: dict[str, dict], num_samples: int, seed: int) -> list[dict]:
   return [{"id": i, "order": rng.sample(names, len(names)), "ratings": {}} for i in ids]
 
 
-def save_atomic(path: str, value) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    json.dump(value, f, indent=2, ensure_ascii=False)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
-
-
 def open_session(out_dir: str, models: dict, num_samples: int, seed: int, reuse: bool) -> dict:
   path = os.path.join(out_dir, CACHE_FILE)
   if os.path.exists(path):
@@ -81,7 +73,7 @@ def open_session(out_dir: str, models: dict, num_samples: int, seed: int, reuse:
     return session
   os.makedirs(out_dir, exist_ok=True)
   session = {"models": list(models), "seed": seed, "samples": draw(models, num_samples, seed)}
-  save_atomic(path, session)
+  write_atomic(path, session)
   return session
 
 
@@ -125,7 +117,7 @@ def rate(session: dict, models: dict, out_dir: str, read=input, write=print) -> 
             continue
           got[criterion] = ask_rating(f"  {criterion.capitalize()} of response {j + 1} (0-5): ",
                                       read, write)
-          save_atomic(path, session)
+          write_atomic(path, session)
   except (Quit, EOFError):
     write("\nsaved; rerun with --reuse_cache to continue\n")
     return False
@@ -154,12 +146,12 @@ def summarize(session: dict, models: dict, out_dir: str) -> dict:
       table.append({**_per_example(models[name][sample["id"]]), **got})
   result = {name: {c: {"mean": float(np.mean(v)), "var": float(np.var(v)), "n": len(v)}
                    for c, v in per.items()} for name, per in scores.items()}
-  save_atomic(os.path.join(out_dir, SCORES_FILE), result)
+  write_atomic(os.path.join(out_dir, SCORES_FILE), result)
   present = [v for v in VARIABLES if table and all(v in row for row in table)]
   matrix = np.corrcoef(np.asarray([[row[v] for v in present] for row in table], float).T)
   matrix = np.atleast_2d(matrix)
   _heatmap(os.path.join(out_dir, HEATMAP_FILE), present, matrix)
-  save_atomic(os.path.join(out_dir, os.path.splitext(HEATMAP_FILE)[0] + ".json"),
+  write_atomic(os.path.join(out_dir, os.path.splitext(HEATMAP_FILE)[0] + ".json"),
               {"variables": present, "pearson": np.where(np.isfinite(matrix), matrix,
                                                          None).tolist(), "n": len(table)})
   return result

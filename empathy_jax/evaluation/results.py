@@ -15,6 +15,7 @@ import json
 import os
 
 from empathy_jax.errors import OutputExistsError
+from empathy_jax.json_files import write_atomic
 
 RESULT_FILES = ("test_data.json", "test_metrics.json", "classwise_test_metrics.json")
 INFO = "results_info.json"
@@ -58,15 +59,6 @@ def check_free(out_dir: str, info: dict, overwrite: bool, own_input: str | None 
         f"to replace them, or choose another --output_dir")
 
 
-def _write_json(path: str, value) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    json.dump(value, f, indent=2, ensure_ascii=False)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
-
-
 def write(out_dir: str, records: list[dict], metrics: dict, classwise: dict,
           info: dict) -> None:
   """Writes the three result files and then `results_info.json` (see the module's note)."""
@@ -75,8 +67,8 @@ def write(out_dir: str, records: list[dict], metrics: dict, classwise: dict,
   if os.path.exists(info_path):
     os.remove(info_path)
   for name, value in zip(RESULT_FILES, (records, metrics, classwise)):
-    _write_json(os.path.join(out_dir, name), value)
-  _write_json(info_path, info)
+    write_atomic(os.path.join(out_dir, name), value)
+  write_atomic(info_path, info)
   fd = os.open(out_dir, os.O_RDONLY)
   try:
     os.fsync(fd)
