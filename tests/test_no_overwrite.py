@@ -131,8 +131,8 @@ def test_test_llm_refuses_a_folder_of_other_results(tmp_path):
   _other_results(tmp_path)
   client = ClientConfig(base_url="http://127.0.0.1:9", model_name="m")
   with pytest.raises(OutputExistsError, match="--overwrite"):
-    LLMEvalConfig(dataset_dir=ED_DIR, output_dir=str(tmp_path), client=client).check_inputs()
-  LLMEvalConfig(dataset_dir=ED_DIR, output_dir=str(tmp_path), client=client,
+    LLMTestConfig(dataset_dir=ED_DIR, output_dir=str(tmp_path), client=client).check_inputs()
+  LLMTestConfig(dataset_dir=ED_DIR, output_dir=str(tmp_path), client=client,
                 overwrite=True).check_inputs()
 
 

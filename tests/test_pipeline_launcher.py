@@ -17,6 +17,29 @@ from empathy_jax.pipeline_report import fmt
 from empathy_jax.training.metrics_log import read_scalars
 
 LAUNCHER = os.path.join(REPO, "launch", "pipeline.py")
+# A sitecustomize that makes torch and TensorFlow look uninstalled: every import finder answers
+# "not found" for them, so `import torch` fails as it does without the package and libraries
+# that probe for it (find_spec) see nothing.
+HIDE_PACKAGES = """
+import sys
+HIDDEN = {"torch", "tensorflow", "tensorflow_text"}
+
+
+class Hide:
+  def __init__(self, finder):
+    self.finder = finder
+
+  def find_spec(self, name, path=None, target=None):
+    if name.split(".")[0] in HIDDEN:
+      return None
+    return self.finder.find_spec(name, path, target)
+
+  def __getattr__(self, attr):
+    return getattr(self.finder, attr)
+
+
+sys.meta_path[:] = [Hide(f) if hasattr(f, "find_spec") else f for f in sys.meta_path]
+"""
 CONFIG = '''
 import ml_collections
 
@@ -94,9 +117,7 @@ def test_the_whole_loop_in_one_command(tmp_path, short_dialogues):
   # the run sees them as not installed.
   blocker = tmp_path / "no_torch"
   blocker.mkdir()
-  (blocker / "sitecustomize.py").write_text(
-      "import sys\nfor name in ('torch', 'tensorflow', 'tensorflow_text'):\n"
-      "  sys.modules[name] = None  # import fails; find_spec says not installed\n")
+  (blocker / "sitecustomize.py").write_text(HIDE_PACKAGES)
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1",
              PYTHONPATH=os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH", "")]))
   done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=900)
