@@ -89,7 +89,7 @@ F.DEFINE_enum("recipe", "default", ["default", "original"], "original: the origi
               "epoch; docs/differences.md). Flags it fixes may be left out.")
 F.DEFINE_float("value_head_dropout", 0.0, "Dropout before the value head (--recipe original: "
                "0.5, the original's nn.Dropout()).")
-F.DEFINE_enum("value_head_init", "zeros", ["zeros", "linear"], "Value head start: zeros "
+F.DEFINE_enum("value_head_init", "zeros", ["zeros", "torch"], "Value head start: zeros "
               "(TRL's) or torch.nn.Linear's uniform init (the original's).")
 F.DEFINE_integer("max_train_examples", None, "Use only the first N train contexts.")
 F.DEFINE_integer("max_val_examples", None, "Use only the first N val contexts.")

@@ -17,6 +17,7 @@ from empathy_jax.errors import CheckpointError, DatasetError
 from empathy_jax.evaluation.suite import ScoreConfig
 from empathy_jax.evaluation.testing import TestConfig, run_test
 from empathy_jax.training import runs
+from empathy_jax.training.ppo.trainer import PPORunConfig
 from empathy_jax.training.sft import SFTConfig, train_dialogue_model
 
 CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "*.py")))
@@ -75,6 +76,12 @@ def test_reward_and_ppo_configs_hold_the_originals_hyperparameters():
                               "vf_coeff", "entropy_coeff")} == dict(
       max_epochs=10, batch_size=8, initial_lr=1e-5, data_erasure_level=0.3, max_new_tokens=100,
       clip_epsilon=0.2, kl_penalty=0.0, gamma=0.99, lam=0.95, vf_coeff=1.0, entropy_coeff=0.01)
+  original = _load(os.path.join(REPO, "configs", "ppo_godel_ed.py") + ":original")
+  assert original.to_dict() == {**ppo.to_dict(), "recipe": "original", "top_k": 50, "top_p": 0.9}
+  cfg = PPORunConfig(**{**original.to_dict(), "output_dir": "unused",
+                        "reward_model_dir": "unused", "model": "GODEL_TINY"})
+  assert (cfg.recipe, cfg.ratio_against, cfg.ppo_epochs, cfg.value_head_init) == (
+      "original", "reference", 1, "torch")
   evaluation = _load(os.path.join(REPO, "configs", "eval_godel_ed.py"))
   assert (evaluation.batch_size, evaluation.data_erasure_level, evaluation.metric_n_grams) == (
       32, 1.0, 4)

@@ -45,9 +45,9 @@ from empathy_jax.training.state import abstract_state, state_shardings
 # settings it fixes; a flag given another value than these is refused with the recipe.
 ORIGINAL_RECIPE = dict(ratio_against="reference", critic="shared", ppo_epochs=1,
                        num_minibatches=1, value_clip=0.0, value_head_dropout=0.5,
-                       value_head_init="linear", whiten_rewards=False, kl_target=0.0,
+                       value_head_init="torch", whiten_rewards=False, kl_target=0.0,
                        kl_estimator="k1", missing_eos_penalty=0.0)
-VALUE_HEAD_INITS = ("zeros", "linear")
+VALUE_HEAD_INITS = ("zeros", "torch")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -451,7 +451,7 @@ def initial_state(cfg: PPORunConfig, policy, reward, tx, mesh) -> tuple[PPOState
       == policy.model.cfg.replace(dropout_rate=0.0)) and cfg.critic == "separate":
     critic_backbone = reward.backbone.params
   head = R.zero_value_head(policy.model.hidden_size)
-  if cfg.value_head_init == "linear":  # torch.nn.Linear's: U(+-1/sqrt(fan_in)), the original's
+  if cfg.value_head_init == "torch":  # torch.nn.Linear's: U(+-1/sqrt(fan_in)), the original's
     bound = 1.0 / np.sqrt(policy.model.hidden_size)
     k_kernel, k_bias = jax.random.split(jax.random.PRNGKey(cfg.seed + 1))
     head = {"kernel": jax.random.uniform(k_kernel, head["kernel"].shape, jnp.float32, -bound,
