@@ -23,6 +23,7 @@ CORE = [
     "nltk==3.10.4",
     "matplotlib==3.11.2",
     "ml-collections==1.1.0",
+    "ml-dtypes==0.7.0",  # bfloat16 tensors read from PyTorch files (models/safe_pickle.py)
 ]
 
 
