@@ -172,21 +172,34 @@ def test_batches_hold_every_response_and_rated_pair_once():
 
 
 def test_test_py_reports_the_originals_reward_keys(tmp_path, ed_test):
-  """suite.score with a reward folder: per-example reward_target/reward_output and the
-  original's mean/var keys, equal to the scorer's own numbers."""
-  from empathy_jax.evaluation.suite import ScoreConfig, score
-  from empathy_jax.models.loading import load_model
+  """suite.score with an original reward `.ckpt`: per-example reward_target/reward_output and
+  the original's mean/var keys, equal to the transcription of the original's code on the same
+  rows (not to our scorer's own numbers)."""
+  import types
 
-  reward = reward_model.new_reward_model(load_model("DialoGPT_TINY"), seed=1)
-  reward = reward.with_params(reward.params, mean_offset=0.25)
-  reward_model.save(reward, str(tmp_path / "rm"))
+  import torch
+
+  from empathy_jax.evaluation.suite import ScoreConfig, score
+
+  model, fmt = hf.registry_torch_model("DialoGPT_TINY")
+  rng = np.random.default_rng(1)
+  weight = rng.normal(0, 0.5, (1, model.config.n_embd)).astype(np.float32)
+  bias, offset = np.float32(-0.2), np.float32(0.25)
+  ckpt = tmp_path / "run" / "checkpoints" / "epoch=0-step=1.ckpt"
+  ckpt.parent.mkdir(parents=True)
+  hf.write_original_ckpt(model, str(ckpt), "DialoGPT", "tiny", {
+      "linear.weight": torch.from_numpy(weight), "linear.bias": torch.tensor([bias]),
+      "mean_offset": torch.tensor(offset)})
   rows = [{"id": i, "context": ed_test.contexts[i], "target": ed_test.targets[i],
            "output": ed_test.targets[i + 1]} for i in range(5)]
-  records, metrics, _ = score(rows, ScoreConfig(reward_model_dir=str(tmp_path / "rm")))
-  scorer = reward_model.RewardScorer(reward)
+  records, metrics, _ = score(rows, ScoreConfig(reward_model_dir=str(tmp_path / "run")))
   for side in ("target", "output"):
-    expected = scorer([r["context"] for r in rows], [r[side] for r in rows])
-    np.testing.assert_allclose([r[f"reward_{side}"] for r in records], expected, atol=1e-6)
-    assert metrics[f"mean_reward_{side}"] == pytest.approx(float(np.mean(expected)), abs=1e-6)
-    assert metrics[f"var_reward_{side}"] == pytest.approx(float(np.var(expected)), abs=1e-6)
+    one_each = types.SimpleNamespace(contexts=[r["context"] for r in rows],
+                                     responses=[[r[side]] for r in rows])
+    expected = _original_rewards(model, fmt, "DialoGPT_TINY", one_each, range(5), weight, bias,
+                                 offset)
+    assert np.std(expected) > 1e-3
+    np.testing.assert_allclose([r[f"reward_{side}"] for r in records], expected, atol=1e-4)
+    assert metrics[f"mean_reward_{side}"] == pytest.approx(float(np.mean(expected)), abs=1e-4)
+    assert metrics[f"var_reward_{side}"] == pytest.approx(float(np.var(expected)), abs=1e-4)
   json.dumps(metrics)
