@@ -1,4 +1,5 @@
-"""JSON files that are whole or absent: written beside the target, fsynced, renamed over it."""
+"""JSON files that are whole or absent: written beside the target, fsynced, renamed over it;
+read back as a dict, or None when missing or not one."""
 
 from __future__ import annotations
 
@@ -13,3 +14,12 @@ def write_atomic(path: str, value) -> None:
     f.flush()
     os.fsync(f.fileno())
   os.replace(tmp, path)
+
+
+def read_dict(path: str) -> dict | None:
+  try:
+    with open(path, encoding="utf-8") as f:
+      value = json.load(f)
+  except (OSError, ValueError):
+    return None
+  return value if isinstance(value, dict) else None

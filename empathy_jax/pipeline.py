@@ -16,6 +16,7 @@ import os
 import time
 
 from empathy_jax import experiments
+from empathy_jax.json_files import read_dict, write_atomic
 from empathy_jax.training import runs
 
 STAGES = ("sft", "reward", "ppo", "test")
@@ -60,19 +61,14 @@ class _Clock:
 
   def __init__(self, out_dir: str):
     self.path = os.path.join(out_dir, TIMINGS)
-    try:
-      with open(self.path, encoding="utf-8") as f:
-        self.seconds = json.load(f)
-    except (OSError, ValueError):
-      self.seconds = {}
+    self.seconds = read_dict(self.path) or {}
 
   def run(self, name: str, fn):
     start = time.perf_counter()
     result = fn()
     self.seconds[name] = time.perf_counter() - start
     os.makedirs(os.path.dirname(self.path), exist_ok=True)
-    with open(self.path, "w", encoding="utf-8") as f:
-      json.dump(self.seconds, f, indent=1)
+    write_atomic(self.path, self.seconds)
     return result
 
   def text(self, name: str) -> str:
@@ -92,16 +88,13 @@ def _stage(name, cfg, train_fn, out, clock):
 
 def _parameters(run_dir: str) -> str:
   from empathy_jax.models import model_dir  # pylint: disable=import-outside-toplevel
+  from empathy_jax.models.api import param_count  # pylint: disable=import-outside-toplevel
 
-  best = os.path.join(run_dir, "best")
   try:
-    import numpy as np  # pylint: disable=import-outside-toplevel
-
-    leaves = __import__("jax").tree.leaves(model_dir.restore_tree(os.path.join(best, "params")))
-    n = sum(int(np.prod(x.shape)) for x in leaves)
+    params = model_dir.restore_tree(os.path.join(run_dir, "best", "params"))
   except Exception:  # pylint: disable=broad-except
     return "—"  # the report still comes out; the count is a courtesy
-  return f"{n / 1e6:.1f}M"
+  return f"{param_count(params) / 1e6:.1f}M"
 
 
 def _rows(stage: dict, split: str = "train") -> str:
@@ -112,10 +105,9 @@ def _rows(stage: dict, split: str = "train") -> str:
 
 
 def _test(name, policy_dir, reward_dir, settings, out, clock):
+  from empathy_jax.evaluation import results  # pylint: disable=import-outside-toplevel
   from empathy_jax.evaluation.suite import ScoreConfig  # pylint: disable=import-outside-toplevel
   from empathy_jax.evaluation.testing import TestConfig, run_test  # pylint: disable=import-outside-toplevel
-
-  from empathy_jax.evaluation import results  # pylint: disable=import-outside-toplevel
 
   s = dict(settings)
   generation = {k: s.pop(k) for k in ("beam_width", "sample", "temperature", "top_p", "top_k",

@@ -19,7 +19,8 @@ import platform
 from empathy_jax.evaluation import compare
 from empathy_jax.evaluation.compare import fmt
 from empathy_jax.evaluation.compare import plot as plot_metrics
-from empathy_jax.evaluation.run_checks import COLLAPSE_SHARE, degeneracy, paired_bootstrap
+from empathy_jax.evaluation.run_checks import (COLLAPSE_SHARE, RESAMPLES, degeneracy,
+                                              paired_bootstrap)
 from empathy_jax.training.metrics_log import read_scalars
 
 # Per stage: (TensorBoard tag, y-axis label, chance level or None); and the x-axis label.
@@ -143,10 +144,11 @@ def plot_curves(path: str, stage_dirs: dict[str, str], target_reward: float | No
     ax.plot(steps, values, marker="o" if len(steps) < 20 else None, label=tag)
     if chance is not None:
       ax.axhline(chance, color="gray", linestyle=":", label=f"chance ({chance:g})")
-    if stage == "ppo" and "reward" in tag and target_reward is not None:
+    reference = stage == "ppo" and "reward" in tag and target_reward is not None
+    if reference:
       ax.axhline(target_reward, color="tab:green", linestyle="--",
                  label=f"human targets ({target_reward:+.3f})")
-    if chance is not None or (stage == "ppo" and "reward" in tag and target_reward is not None):
+    if chance is not None or reference:
       ax.legend(fontsize=7)
     ax.set_title(f"{stage}: {tag}", fontsize=9)
     ax.set_xlabel(CURVES[stage][1])
@@ -169,10 +171,11 @@ def _rows(test_dir: str) -> dict[int, dict]:
     return {r["id"]: r for r in json.load(f)}
 
 
-def headline(test_dirs: dict[str, str], before: str = "SFT", after: str = "SFT+PPO") -> dict:
+def headline(rows: dict[str, dict[int, dict]], before: str = "SFT",
+             after: str = "SFT+PPO") -> dict:
   """The change in mean held-out reward from `before` to `after` over the rows both answered,
   with its paired bootstrap 95% interval, as numbers and as the sentence the report leads with."""
-  a, b = _rows(test_dirs[before]), _rows(test_dirs[after])
+  a, b = rows[before], rows[after]
   ids = sorted(i for i in a if i in b and "reward_output" in a[i] and "reward_output" in b[i])
   if not ids:
     return {"text": "No reward was computed on the test rows (no reward model): the report "
@@ -184,7 +187,7 @@ def headline(test_dirs: dict[str, str], before: str = "SFT", after: str = "SFT+P
              "not distinguishable from no change: the interval contains zero")
   text = (f"PPO changed mean held-out reward by {change.mean_change:+.4f} "
           f"[95% CI {change.low:+.4f}, {change.high:+.4f}] on {change.rows} test rows "
-          f"(paired bootstrap, 10,000 resamples): {verdict}.")
+          f"(paired bootstrap, {RESAMPLES:,} resamples): {verdict}.")
   return {"text": text, "rows": change.rows, "mean_change": change.mean_change,
           "low": change.low, "high": change.high}
 
@@ -240,10 +243,11 @@ def write_report(out_dir: str, stage_dirs: dict[str, str], metrics: dict[str, di
                  for name, folder in compare.find_runs(published_dir).items()}
   bars = os.path.join(out_dir, "metrics.png")
   plot_metrics(bars, metrics, published)
-  head = headline(test_dirs) if {"SFT", "SFT+PPO"} <= set(test_dirs) else {
+  rows = {name: _rows(d) for name, d in test_dirs.items()}
+  head = headline(rows) if {"SFT", "SFT+PPO"} <= set(rows) else {
       "text": "Only one policy was tested.", "rows": 0}
-  checks = {name: degeneracy([r["output"] for r in _rows(d).values()])
-            for name, d in test_dirs.items()}
+  checks = {name: degeneracy([r["output"] for r in policy_rows.values()])
+            for name, policy_rows in rows.items()}
   diversity = diversity_check(checks, metrics)
   with open(os.path.join(out_dir, "headline.json"), "w", encoding="utf-8") as f:
     json.dump({**head, "diversity": diversity, "outputs": {n: {"rows": c.rows, "distinct": c.distinct,

@@ -15,7 +15,7 @@ import json
 import os
 
 from empathy_jax.errors import OutputExistsError
-from empathy_jax.json_files import write_atomic
+from empathy_jax.json_files import read_dict, write_atomic
 
 RESULT_FILES = ("test_data.json", "test_metrics.json", "classwise_test_metrics.json")
 INFO = "results_info.json"
@@ -27,12 +27,7 @@ def provenance(tool: str, **fields) -> dict:
 
 
 def _read_info(out_dir: str) -> dict | None:
-  try:
-    with open(os.path.join(out_dir, INFO), encoding="utf-8") as f:
-      info = json.load(f)
-  except (OSError, ValueError):
-    return None
-  return info if isinstance(info, dict) else None
+  return read_dict(os.path.join(out_dir, INFO))
 
 
 def matching(out_dir: str, info: dict) -> bool:

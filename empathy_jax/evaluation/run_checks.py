@@ -64,7 +64,11 @@ class PairedChange:
     return self.high < 0.0
 
 
-def paired_bootstrap(before: Sequence[float], after: Sequence[float], resamples: int = 10_000,
+RESAMPLES = 10_000
+
+
+def paired_bootstrap(before: Sequence[float], after: Sequence[float],
+                     resamples: int = RESAMPLES,
                      level: float = 0.95, seed: int = 0) -> PairedChange:
   """The mean of `after - before` over rows scored by both, with a percentile bootstrap
   interval: rows are resampled with replacement, keeping each row's pair together."""

@@ -18,6 +18,7 @@ import numpy as np
 from empathy_jax.errors import CheckpointError, DatasetError, Problem
 from empathy_jax.evaluation import classifiers as C
 from empathy_jax.evaluation import results
+from empathy_jax.json_files import read_dict
 from empathy_jax.evaluation import text_metrics as T
 
 # reward_fn(contexts, responses) -> one reward per example (`models.reward_model.RewardScorer`).
@@ -182,7 +183,7 @@ def score_file(test_data: str, cfg: ScoreConfig, output_dir: str | None = None,
   info = results.provenance("score.py", test_data=os.path.abspath(test_data),
                             scores=dataclasses.asdict(cfg), embedding_model=embedding_model)
   results.check_free(out_dir, info, overwrite, own_input=test_data)
-  previous = _read_metrics(out_dir)
+  previous = read_dict(os.path.join(out_dir, "test_metrics.json")) or {}
   bow = None
   if embedding_model:
     loaded = load_model(embedding_model, trust_pickle=cfg.trust_pickle)
@@ -196,11 +197,3 @@ def score_file(test_data: str, cfg: ScoreConfig, output_dir: str | None = None,
   results.write(out_dir, records, metrics, classwise, info)
   return metrics
 
-
-def _read_metrics(out_dir: str) -> dict:
-  try:
-    with open(os.path.join(out_dir, "test_metrics.json"), encoding="utf-8") as f:
-      metrics = json.load(f)
-  except (OSError, ValueError):
-    return {}
-  return metrics if isinstance(metrics, dict) else {}

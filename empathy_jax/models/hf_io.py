@@ -12,16 +12,10 @@ import os
 import numpy as np
 
 from empathy_jax.errors import CheckpointError
+from empathy_jax.models import safe_pickle
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                 "pytorch_model.bin.index.json")
-
-
-def _torch_state(path: str) -> dict[str, np.ndarray]:
-  """A `pytorch_model.bin` read as data (`safe_pickle`: the zip format only, no code run)."""
-  from empathy_jax.models import safe_pickle  # pylint: disable=import-outside-toplevel
-
-  return safe_pickle.state_dict_arrays(path)
 
 
 def read_state_dict(model_dir: str) -> dict[str, np.ndarray]:
@@ -41,10 +35,10 @@ def read_state_dict(model_dir: str) -> dict[str, np.ndarray]:
         if loader == "st":
           state.update({k: v.astype(np.float32) for k, v in load_file(path(shard)).items()})
         else:
-          state.update(_torch_state(path(shard)))
+          state.update(safe_pickle.state_dict_arrays(path(shard)))
       return state
   if os.path.isfile(path("pytorch_model.bin")):
-    return _torch_state(path("pytorch_model.bin"))
+    return safe_pickle.state_dict_arrays(path("pytorch_model.bin"))
   raise CheckpointError(f"{model_dir}: no weights found (looked for {', '.join(WEIGHT_FILES)})")
 
 

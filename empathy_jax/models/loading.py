@@ -351,33 +351,29 @@ def convert_checkpoint(source: str, output: str, to: str, family: str | None = N
   """
   if to not in FORMATS:
     raise ValueError(f"--to must be one of {FORMATS}, got {to!r}")
-  target = output
-  if to == "ckpt" and (os.path.isdir(output) or not output.endswith(".ckpt")):
-    target = os.path.join(output, "checkpoints", "converted.ckpt")
-  top = target if target == output else output  # what is replaced as one
-  if os.path.lexists(top) and not overwrite:
-    raise OutputExistsError(f"{top}: already exists; pass --overwrite to replace it, or choose "
-                            f"another --output")
+  # `output` is what is replaced as one; a .ckpt run folder holds the file inside it.
+  inside = ("checkpoints", "converted.ckpt") if to == "ckpt" and (
+      os.path.isdir(output) or not output.endswith(".ckpt")) else ()
+  if os.path.lexists(output) and not overwrite:
+    raise OutputExistsError(f"{output}: already exists; pass --overwrite to replace it, or "
+                            f"choose another --output")
   loaded = load_model(source, family=family, trust_pickle=trust_pickle)
-  parent = os.path.dirname(os.path.abspath(top))
+  parent = os.path.dirname(os.path.abspath(output))
   os.makedirs(parent, exist_ok=True)
-  staging = tempfile.mkdtemp(prefix=f".{os.path.basename(top)}.converting-", dir=parent)
+  staging = tempfile.mkdtemp(prefix=f".{os.path.basename(output)}.converting-", dir=parent)
   try:
     staged = os.path.join(staging, "out")
-    staged_target = os.path.join(staged, os.path.relpath(target, top)) if target != top \
-        else staged
     if to == "hf":
       export_hf(loaded, staged)
     elif to == "ckpt":
-      export_lightning(loaded, staged_target)
+      export_lightning(loaded, os.path.join(staged, *inside))
     elif to == "packaged":
       model_dir.save(loaded, staged, param_dtype="bfloat16", with_tokenizer=False)
     else:
       model_dir.save(loaded, staged)
-    if os.path.lexists(top):
-      old = os.path.join(staging, "replaced")
-      os.rename(top, old)
-    os.rename(staged, top)
+    if os.path.lexists(output):  # moved aside, then removed with the staging folder
+      os.rename(output, os.path.join(staging, "replaced"))
+    os.rename(staged, output)
   finally:
     shutil.rmtree(staging, ignore_errors=True)
-  return target
+  return os.path.join(output, *inside)

@@ -22,6 +22,7 @@ for files whose author you trust (it runs any code they hold).
 from __future__ import annotations
 
 import _compat_pickle
+import collections
 import io
 import math
 import pickle
@@ -280,16 +281,15 @@ def _numpy_scalar(dtype, data=b""):
 
 def _globals(archive: _Archive) -> dict[tuple[str, str], Any]:
   """The globals one load may name, each a fresh sealed object."""
-  rebuild_v2 = Sealed("torch._utils._rebuild_tensor_v2", _rebuild_v2(archive))
   calls: dict[tuple[str, str], Callable] = {
       ("torch._utils", "_rebuild_tensor"): _rebuild_v2(archive),
-      ("torch._utils", "_rebuild_tensor_v2"): rebuild_v2,
+      ("torch._utils", "_rebuild_tensor_v2"): _rebuild_v2(archive),
       ("torch._utils", "_rebuild_tensor_v3"): _rebuild_v3(archive),
       ("torch._utils", "_rebuild_parameter"): _parameter,
       ("torch._utils", "_rebuild_parameter_with_state"): _parameter,
       ("torch._tensor", "_rebuild_from_type_v2"): _from_type,
       ("torch", "Size"): tuple, ("torch", "device"): str,
-      ("builtins", "set"): set,
+      ("collections", "OrderedDict"): collections.OrderedDict, ("builtins", "set"): set,
       ("builtins", "frozenset"): frozenset, ("builtins", "slice"): slice,
       ("builtins", "complex"): complex, ("builtins", "tuple"): tuple, ("builtins", "list"): list,
       ("builtins", "dict"): dict, ("builtins", "bytearray"): bytearray, ("builtins", "int"): int,
@@ -302,24 +302,16 @@ def _globals(archive: _Archive) -> dict[tuple[str, str], Any]:
       ("numpy._core.multiarray", "scalar"): _numpy_scalar,
   }
   table: dict[tuple[str, str], Any] = {
-      key: call if isinstance(call, Sealed) else Sealed(".".join(key), call)
-      for key, call in calls.items()}
-  table[("collections", "OrderedDict")] = Sealed("collections.OrderedDict", _ordered_dict)
-  table[("torch", "Tensor")] = Sealed("torch.Tensor", None)
-  table[("torch.nn.parameter", "Parameter")] = Sealed("torch.nn.parameter.Parameter", None)
-  table[("numpy", "ndarray")] = Sealed("numpy.ndarray", None)
-  table[("builtins", "object")] = Sealed("builtins.object", None)  # copyreg's base marker
+      key: Sealed(".".join(key), call) for key, call in calls.items()}
+  # Named as arguments (a tensor subclass's type, copyreg's base class), never called.
+  for key in (("torch", "Tensor"), ("torch.nn.parameter", "Parameter"), ("numpy", "ndarray"),
+              ("builtins", "object")):
+    table[key] = Sealed(".".join(key), None)
   for name, dtype in _STORAGE_DTYPES.items():
     table[("torch", name)] = StorageType(f"torch.{name}", dtype)
   for name, dtype in _TORCH_DTYPES.items():
     table[("torch", name)] = TorchDtype(name, dtype)
   return table
-
-
-def _ordered_dict(*args):
-  import collections  # pylint: disable=import-outside-toplevel
-
-  return collections.OrderedDict(*args)
 
 
 def _reconstructor(stand_ins: dict):

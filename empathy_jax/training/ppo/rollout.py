@@ -55,10 +55,15 @@ def policy_outputs(model, params, ctx_BxC, ctx_mask_BxC, tgt_BxT, tgt_mask_BxT,
   b, n, v = logits.shape
   warped = processors.warp(logits.reshape(b * n, v),
                            _Warp(temperature, top_k, top_p)).reshape(b, n, v)
-  logp_all = jax.nn.log_softmax(warped, axis=-1)
-  targets = response_view(model, jnp.asarray(tgt_BxT))
-  logp = jnp.take_along_axis(logp_all, targets[..., None], axis=-1)[..., 0]
-  probs = jnp.exp(logp_all)  # 0 outside the truncation set, where logp_all is -inf
+  return token_logprobs(warped, response_view(model, jnp.asarray(tgt_BxT)))
+
+
+def token_logprobs(logits_BxNxV, targets_BxN):
+  """(log-probs [B, N] of `targets`, entropy [B, N]) of the distributions `logits` define;
+  logits of -inf (outside a truncation set) have probability 0."""
+  logp_all = jax.nn.log_softmax(logits_BxNxV, axis=-1)
+  logp = jnp.take_along_axis(logp_all, targets_BxN[..., None], axis=-1)[..., 0]
+  probs = jnp.exp(logp_all)
   # -inf zeroed before the product: 0 * -inf would be NaN, in the value and in the gradient.
   entropy = -jnp.sum(probs * jnp.where(probs > 0, logp_all, 0.0), axis=-1)
   return logp, entropy
@@ -77,8 +82,13 @@ def values(model, critic, ctx_BxC, ctx_mask_BxC, tgt_BxT, tgt_mask_BxT, plan=Non
   (`critic` = {"backbone": params of `model`'s architecture, "head": scalar head})."""
   states, _ = model.prediction_states(critic["backbone"], ctx_BxC, ctx_mask_BxC, tgt_BxT,
                                       tgt_mask_BxT, plan=plan)
-  states = response_view(model, states).astype(jnp.float32)
-  return jnp.einsum("bnd,d->bn", states, critic["head"]["kernel"]) + critic["head"]["bias"]
+  return head_values(response_view(model, states), critic["head"])
+
+
+def head_values(states_BxNxD, head):
+  """A scalar value head on states."""
+  return (jnp.einsum("bnd,d->bn", states_BxNxD.astype(jnp.float32), head["kernel"])
+          + head["bias"])
 
 
 def zero_value_head(hidden_size: int) -> dict:

@@ -199,11 +199,16 @@ def minibatch_loss(params, mb: Rollout, model, cfg: PPOConfig, plan=None):
   vl, vclip = value_loss(v, mb.values, mb.returns, mask, cfg.value_clip)
   ent = masked_mean(entropy, mask)
   loss = pg + cfg.vf_coeff * vl - cfg.entropy_coeff * ent
+  return loss, _update_stats(pg, vl, loss, ent, stats, vclip, logp, anchor, mask)
+
+
+def _update_stats(pg, vl, loss, ent, stats, vclip, logp, anchor, mask) -> dict:
+  """A minibatch step's logged figures (TRL's names)."""
   dev = jnp.max(jnp.where(mask > 0, jnp.abs(jnp.exp(logp - anchor) - 1.0), 0.0))
-  return loss, {"loss/policy": pg, "loss/value": vl, "loss/total": loss, "entropy": ent,
-                "policy/clipfrac": stats["clip_fraction"], "policy/approxkl": stats["approx_kl"],
-                "val/clipfrac": vclip, "val/ratio": stats["ratio_mean"],
-                "val/ratio_max_deviation": dev}
+  return {"loss/policy": pg, "loss/value": vl, "loss/total": loss, "entropy": ent,
+          "policy/clipfrac": stats["clip_fraction"], "policy/approxkl": stats["approx_kl"],
+          "val/clipfrac": vclip, "val/ratio": stats["ratio_mean"],
+          "val/ratio_max_deviation": dev}
 
 
 def original_minibatch_loss(params, mb: Rollout, model, cfg: PPOConfig, kl_coef, rng):
@@ -221,16 +226,12 @@ def original_minibatch_loss(params, mb: Rollout, model, cfg: PPOConfig, kl_coef,
                                       mb.target_ids, mb.target_mask, deterministic,
                                       None if deterministic else policy_rng)
   logits = R.response_view(model, model.logits(params["policy"], states)).astype(jnp.float32)
-  logp_all = jax.nn.log_softmax(logits, axis=-1)
-  targets = R.response_view(model, mb.target_ids)
-  logp = jnp.take_along_axis(logp_all, targets[..., None], axis=-1)[..., 0]
-  entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, axis=-1)
+  logp, entropy = R.token_logprobs(logits, R.response_view(model, mb.target_ids))
   hidden = R.response_view(model, states).astype(jnp.float32)
   if cfg.value_head_dropout:
     keep = jax.random.bernoulli(head_rng, 1.0 - cfg.value_head_dropout, hidden.shape)
     hidden = jnp.where(keep, hidden / (1.0 - cfg.value_head_dropout), 0.0)
-  head = params["critic"]["head"]
-  values = jnp.einsum("bnd,d->bn", hidden, head["kernel"]) + head["bias"]
+  values = R.head_values(hidden, params["critic"]["head"])
   fixed = jax.lax.stop_gradient
   kl = (fixed(logp) - mb.ref_logprobs) * mask
   rewards = token_rewards(kl, mb.scores, mask, kl_coef)
@@ -241,11 +242,8 @@ def original_minibatch_loss(params, mb: Rollout, model, cfg: PPOConfig, kl_coef,
   vl = masked_mean(jnp.square(values - returns), mask)
   ent = masked_mean(entropy, mask)
   loss = pg + cfg.vf_coeff * vl - cfg.entropy_coeff * ent
-  return loss, {"loss/policy": pg, "loss/value": vl, "loss/total": loss, "entropy": ent,
-                "policy/clipfrac": stats["clip_fraction"], "policy/approxkl": stats["approx_kl"],
-                "val/clipfrac": jnp.float32(0.0), "val/ratio": stats["ratio_mean"],
-                "val/ratio_max_deviation": jnp.max(jnp.where(
-                    mask > 0, jnp.abs(jnp.exp(logp - mb.ref_logprobs) - 1.0), 0.0))}
+  return loss, _update_stats(pg, vl, loss, ent, stats, jnp.float32(0.0), logp, mb.ref_logprobs,
+                             mask)
 
 
 def update(params, opt_state, rollout: Rollout, rng, *, model, tx, cfg: PPOConfig,
