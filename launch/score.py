@@ -3,7 +3,11 @@
 dialogue model, and writes the same three result files.
 
   python launch/score.py --test_data outputs/gpt3/test_data.json \
-      --emo_classifier_dir clf/emotion --intent_classifier_dir clf/intent --epitome_dir epitome
+      --emo_classifier_dir clf/emotion --intent_classifier_dir clf/intent --epitome_dir epitome \
+      --output_dir outputs/gpt3_scored
+
+Without --output_dir the results go beside the file; a folder holding another run's results
+(test_llm.py's, test.py's) is refused unless --overwrite.
 
 BOW similarities need a dialogue model's embeddings: add --embedding_model NAME_OR_DIR.
 """
