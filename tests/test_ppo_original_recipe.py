@@ -129,3 +129,81 @@ def test_recipe_original_sets_what_it_fixes_and_refuses_contradictions(tmp_path)
   PPORunConfig(**base, recipe="original", ppo_epochs=1)  # the recipe's own value: fine
   with pytest.raises(ValueError, match="--ppo_epochs 2 contradicts --recipe original"):
     PPORunConfig(**base, recipe="original", ppo_epochs=2)
+
+
+def test_original_validation_loss_equals_the_originals_val_step(tmp_path, ed_test):
+  """`best/` under `--recipe original` is the lowest `val_loss`: the original's
+  `validation_step`, i.e. its PPO loss in eval mode (no dropout anywhere, no update) -- the
+  reference's step with the modules in eval mode and a learning rate of 0."""
+  from empathy_jax.training.ppo.trainer import original_val_loss  # pylint: disable=import-outside-toplevel
+
+  torch_model, fmt = hf.save_torch_model("godel", str(tmp_path / "godel"))
+  loaded = load_model(str(tmp_path / "godel"))
+  model = loaded.model
+  tuned = torch_model.eval()
+  frozen = type(torch_model).from_pretrained(str(tmp_path / "godel")).eval()
+  torch.manual_seed(2)
+  with torch.no_grad():  # a reference apart from the policy: ratios != 1, the policy term counts
+    for p in frozen.parameters():
+      p.add_(0.05 * torch.randn_like(p))
+  value_head = torch.nn.Linear(model.hidden_size, 1).eval()
+  optimizer = torch.optim.SGD(list(tuned.parameters()) + list(value_head.parameters()), lr=0.0)
+  gen = resolve({"max_new_tokens": 8, "sample": True, "beam_width": 1,
+                 "decoder_start_token_id": 0}, {}, model.cfg)
+  # Train-mode settings on: validation must switch them off.
+  cfg = S.PPOConfig(generation=gen, recipe="original", ratio_against="reference",
+                    shared_critic=True, policy_dropout=True, value_head_dropout=0.5,
+                    **{k: v for k, v in SETTINGS.items() if k != "kl_penalty"})
+  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), loaded.params)
+  reference = jax.tree.map(jnp.asarray, _torch_params(frozen, model.cfg, abstract))
+  params = {"policy": jax.tree.map(jnp.asarray, loaded.params),
+            "critic": {"head": {"kernel": jnp.asarray(value_head.weight.detach().numpy()[0]),
+                                "bias": jnp.asarray(value_head.bias.detach().numpy()[0])}}}
+  batch = hf.real_batch(fmt, ed_test, n=4)
+  ctx, cmask = np.asarray(batch.context_ids_BxC), np.asarray(batch.context_mask_BxC)
+  rng = np.random.default_rng(3)
+  ids, mask, enc = _responses(rng, fmt, 4, 8)
+  scores = rng.normal(0.0, 1.0, 4).astype(np.float32)
+  want = ref.ppo_step_reference(
+      tuned, frozen, value_head, optimizer, torch.from_numpy(ctx).long(),
+      torch.from_numpy(cmask).long(), torch.from_numpy(enc), fmt.pad_id,
+      torch.from_numpy(scores), **SETTINGS, dropout_p=0.5)
+  got = jax.jit(lambda p: original_val_loss(p, reference, ctx, cmask, ids, mask, scores,
+                                            SETTINGS["kl_penalty"], model=model, ppo=cfg))
+  assert float(got(params)) == pytest.approx(want["loss"], rel=1e-5)
+  # The loss depends on the scores it is given (the comparison is not of constants).
+  assert float(jax.jit(lambda p: original_val_loss(
+      p, reference, ctx, cmask, ids, mask, -scores, SETTINGS["kl_penalty"], model=model,
+      ppo=cfg))(params)) != pytest.approx(want["loss"], rel=1e-3)
+
+
+@pytest.mark.parametrize("family", ["godel", "dialogpt"])
+def test_original_recipe_samples_its_rollouts_with_dropout_on(tmp_path, ed_test, family):
+  """The original samples in train mode: the policy's dropout changes the rollout (top-k 1
+  here, so dropout is the only randomness); with a dropout rate of 0 the train-mode path
+  gives the eval-mode rollout exactly."""
+  from empathy_jax.models.configs import RuntimeOptions  # pylint: disable=import-outside-toplevel
+
+  _, fmt = hf.save_torch_model(family, str(tmp_path / family))
+  batch = hf.real_batch(fmt, ed_test, n=8)
+  ctx, cmask = np.asarray(batch.context_ids_BxC), np.asarray(batch.context_mask_BxC)
+
+  def rollout_tokens(dropout_rate, policy_dropout, seed=0):
+    loaded = load_model(str(tmp_path / family), RuntimeOptions(dropout_rate=dropout_rate))
+    gen = resolve({"max_new_tokens": 6, "sample": True, "top_k": 1, "beam_width": 1}, {},
+                  loaded.model.cfg)
+    cfg = S.PPOConfig(generation=gen, recipe="original", ratio_against="reference",
+                      shared_critic=True, policy_dropout=policy_dropout)
+    params = {"policy": jax.tree.map(jnp.asarray, loaded.params),
+              "critic": {"head": R.zero_value_head(loaded.model.hidden_size)}}
+    r = jax.jit(lambda p: S.sample(loaded.model, p, p["policy"], ctx, cmask,
+                                   jax.random.PRNGKey(seed), jnp.arange(8), cfg=cfg))(params)
+    return np.asarray(r.response_ids) * np.asarray(r.response_mask)
+
+  eval_mode = rollout_tokens(0.5, False)
+  np.testing.assert_array_equal(rollout_tokens(0.0, True), rollout_tokens(0.0, False))
+  np.testing.assert_array_equal(rollout_tokens(0.0, False), eval_mode)  # dropout unused
+  train_mode = rollout_tokens(0.5, True)
+  assert (train_mode != eval_mode).any(axis=1).sum() >= 2
+  np.testing.assert_array_equal(rollout_tokens(0.5, True), train_mode)  # keyed: reproducible
+  assert (rollout_tokens(0.5, True, seed=1) != train_mode).any()

@@ -128,3 +128,24 @@ def test_sigkilled_ppo_resumes_to_the_uninterrupted_result(models, short_dialogu
     for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
       np.testing.assert_array_equal(x, y)  # bit-identical on CPU
   assert _history(one_device) == _history(run)
+
+
+def test_recipe_original_keeps_the_policy_of_lowest_val_loss(models, short_dialogues, tmp_path):
+  """`--recipe original`: every epoch's validation reports the original's `val_loss` beside
+  `val_reward`, and `best/` is the epoch of the lowest `val_loss` (the checkpoint the
+  original's test-time loader picks), not of the highest reward."""
+  policy, rm = models
+  settings = dict(max_epochs=3, batch_size=8, max_train_examples=16, max_val_examples=8,
+                  max_new_tokens=4, initial_lr=3e-3, kl_penalty=0.05, checkpoint_interval=1)
+  cfg = PPORunConfig(dataset_dir=short_dialogues, output_dir=str(tmp_path / "ppo"),
+                     reward_model_dir=rm, pretrained_model_dir=policy, recipe="original",
+                     **settings)
+  summary = train_rlhf_pipeline(cfg)
+  history = summary["history"]
+  losses = [r["val_loss"] for r in history]
+  assert np.isfinite(losses).all() and len(set(losses)) == 3  # the policy moved each epoch
+  lowest = int(np.argmin(losses))
+  assert summary["best_val_loss"] == losses[lowest]
+  assert "best_val_reward" not in summary
+  info = json.load(open(os.path.join(summary["run_dir"], "best", model_dir.INFO)))
+  assert info["metadata"]["epoch"] == history[lowest]["epoch"], (info["metadata"], history)

@@ -57,8 +57,13 @@ class _Session:
 
 
 def _start(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, k: int, fill: int,
-           packing: PackingPlan | None, vocab_major: bool = False, cross_cache=None):
+           packing: PackingPlan | None, vocab_major: bool = False, cross_cache=None,
+           dropout_rng=None):
+  """`dropout_rng`: every pass in train mode (dropout on), each with its own key: the encoder,
+  the prompt and each decoding step (keyed by its cache slot)."""
   n = cfg.max_new_tokens
+  drop = (lambda i: None) if dropout_rng is None else (
+      lambda i: jax.random.fold_in(dropout_rng, i + 1))  # -1: the encoder or prompt
   last = (lambda logits: logits) if vocab_major else (lambda logits: logits[:, -1])
   ids, mask = _repeat(ids_BxC, k), _repeat(mask_BxC, k)
   rows = ids.shape[0]
@@ -70,14 +75,15 @@ def _start(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, k: int, fill
     seq = jnp.full((rows, length), fill, jnp.int32).at[:, 0].set(cfg.decoder_start_token_id)
     key_mask = jnp.ones((rows, length), jnp.int32)
     if cross_cache is None:
-      cross_cache, cross = model.prefill(params, ids_BxC, mask_BxC, packing)
+      cross_cache, cross = model.prefill(params, ids_BxC, mask_BxC, packing, drop(-1))
     else:
       cross = mask_BxC
     cache = model.init_cache(rows, length, cross=cross_cache)
 
     def step(tokens, slot, cache):
       out, _, cache = model.decode_step(params, tokens[:, None], key_mask, cache, slot,
-                                        encoder_mask_BxSe=cross, vocab_major=vocab_major)
+                                        encoder_mask_BxSe=cross, vocab_major=vocab_major,
+                                        dropout_rng=drop(slot))
       return last(out), cache
 
     return _Session(seq, 1, cache, step, ids)
@@ -89,13 +95,14 @@ def _start(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, k: int, fill
   prompt_pos = positions_from_mask(mask)
   if c > 1:  # the prompt but its last token, which the first step feeds
     _, _, cache = model.decode_step(params, ids[:, :-1], key_mask, cache, 0,
-                                    positions_BxT=prompt_pos[:, :-1])
+                                    positions_BxT=prompt_pos[:, :-1], dropout_rng=drop(-1))
   next_pos = jnp.sum(mask, axis=-1).astype(jnp.int32)
 
   def step(tokens, slot, cache):
     pos = jnp.where(slot < c, prompt_pos[:, -1], next_pos + slot - c)[:, None]
     out, _, cache = model.decode_step(params, tokens[:, None], key_mask, cache, slot,
-                                      positions_BxT=pos, vocab_major=vocab_major)
+                                      positions_BxT=pos, vocab_major=vocab_major,
+                                      dropout_rng=drop(slot))
     return last(out), cache
 
   return _Session(seq, c, cache, step, None)
@@ -136,13 +143,14 @@ def _greedy_vocab_major(logits_VxR):
 
 
 def greedy_or_sample(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, keys_B,
-                     packing: PackingPlan | None = None, cross_cache=None):
-  """HF `_sample`: argmax (or a draw from the warped distribution) until EOS or max length."""
+                     packing: PackingPlan | None = None, cross_cache=None, dropout_rng=None):
+  """HF `_sample`: argmax (or a draw from the warped distribution) until EOS or max length;
+  `dropout_rng`: the model in train mode, as HF's `generate` on a module left in training."""
   eos = cfg.eos_token_id
   # Plain greedy (nothing to sample, no constraint to apply) reads the logits vocab-major.
   plain = not cfg.sample and not P.constrains(cfg, model.is_encoder_decoder)
   s = _start(model, params, ids_BxC, mask_BxC, cfg, 1, cfg.pad_token_id, packing, plain,
-             cross_cache=cross_cache)
+             cross_cache=cross_cache, dropout_rng=dropout_rng)
   b, n = ids_BxC.shape[0], cfg.max_new_tokens
   max_length = s.prompt_len + n
 
@@ -203,13 +211,15 @@ def _gather(x_BxKx, idx_BxJ):
 
 
 def beam_search(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, keys_B,
-                packing: PackingPlan | None = None, cross_cache=None):
-  """Port of transformers' `_beam_search` (and beam sampling with Gumbel top-k)."""
+                packing: PackingPlan | None = None, cross_cache=None, dropout_rng=None):
+  """Port of transformers' `_beam_search` (and beam sampling with Gumbel top-k);
+  `dropout_rng` as in `greedy_or_sample`."""
   eos = cfg.eos_token_id
   k = cfg.beam_width
   b, n = ids_BxC.shape[0], cfg.max_new_tokens
   fill = cfg.pad_token_id or (eos if eos is not None else -1)  # HF: `pad or eos`
-  s = _start(model, params, ids_BxC, mask_BxC, cfg, k, fill, packing, cross_cache=cross_cache)
+  s = _start(model, params, ids_BxC, mask_BxC, cfg, k, fill, packing, cross_cache=cross_cache,
+             dropout_rng=dropout_rng)
   prompt = s.prompt_len
   max_length = prompt + n
   length = s.seq.shape[1]
@@ -308,14 +318,17 @@ def beam_search(model, params, ids_BxC, mask_BxC, cfg: GenerationConfig, keys_B,
 
 
 def generate(model, params, context_ids_BxC, context_mask_BxC, cfg: GenerationConfig, rng,
-             row_ids_B, packing: PackingPlan | None = None, cross_cache=None):
+             row_ids_B, packing: PackingPlan | None = None, cross_cache=None,
+             dropout_rng=None):
   """`generate_ids` without its jit, for programs that generate as one of their parts;
   `cross_cache`: the contexts' cross-attention keys/values (`model.cross_cache`, unpacked)
-  when the caller computed them already (the contexts are then not encoded)."""
+  when the caller computed them already (the contexts are then not encoded). `dropout_rng`:
+  greedy or sampled decoding with the model in train mode (dropout on; one key for the batch,
+  so rows are no longer independent of their batch-mates)."""
   keys = jax.vmap(lambda r: jax.random.fold_in(rng, r))(row_ids_B)
   search = beam_search if cfg.beam_width > 1 else greedy_or_sample
   return search(model, params, context_ids_BxC, context_mask_BxC, cfg, keys, packing,
-                cross_cache)
+                cross_cache, dropout_rng)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "cfg"))

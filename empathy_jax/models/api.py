@@ -249,9 +249,12 @@ class DialogueModel:
       return take(layer)
     return one(cache) if self.cfg.scan_layers else tuple(one(layer) for layer in cache)
 
-  def _encode_call(self, params):
+  def _encode_call(self, params, dropout_rng=None):
+    """The encoder as a function of (ids, mask, positions, segments); in train mode (dropout
+    on) when given a `dropout_rng`."""
+    rngs = None if dropout_rng is None else {"dropout": dropout_rng}
     return lambda ids, mask, pos, seg: self.module.apply(
-        {"params": params}, ids, mask, True, pos, seg, method="encode")
+        {"params": params}, ids, mask, dropout_rng is None, pos, seg, method="encode", rngs=rngs)
 
   def encode(self, params, ids_BxS, mask_BxS, plan: packing.PackingPlan | None = None):
     """Encoder states (zeros on padding when packed); with a `plan` (`packing.plan(mask)`)
@@ -262,41 +265,47 @@ class DialogueModel:
       return call(ids_BxS, mask_BxS, None, None)
     return plan.unpack(call(*plan.encoder_inputs(ids_BxS, mask_BxS)), mask_BxS)
 
-  def prefill(self, params, ids_BxS, mask_BxS, plan: packing.PackingPlan | None = None):
+  def prefill(self, params, ids_BxS, mask_BxS, plan: packing.PackingPlan | None = None,
+              dropout_rng=None):
     """Encoder-decoder: encodes the contexts for decoding. Returns (cross, cross_mask): the
     cross-attention keys/values (`cross_cache`, for `init_cache`) and what decoding steps take
     as `encoder_mask_BxSe`.
 
     With a `plan` the encoder runs on its packed rows and the cross-attention keys/values are
     kept on them: the same results, at a fraction of the encoder's cost and of every step's
-    cross-attention reads."""
-    call = self._encode_call(params)
+    cross-attention reads. `dropout_rng`: the encoder in train mode (dropout on)."""
+    call = self._encode_call(params, dropout_rng)
     if plan is None:
       return self.cross_cache(params, call(ids_BxS, mask_BxS, None, None)), mask_BxS
     states = call(*plan.encoder_inputs(ids_BxS, mask_BxS))
     return self.cross_cache(params, states), plan.cross_keys(mask_BxS)
 
   def decode_step(self, params, ids_BxT, key_mask_BxS, cache, cache_index, *,
-                  encoder_mask_BxSe=None, positions_BxT=None, vocab_major: bool = False):
+                  encoder_mask_BxSe=None, positions_BxT=None, vocab_major: bool = False,
+                  dropout_rng=None):
     """Runs T tokens through the decoder at cache slot `cache_index`.
 
     Returns (logits for the last token only: Bx1xV, or VxB with `vocab_major`, the faster
     layout for a decoding step; hidden_BxTxD, new_cache): a prefill over a long prompt never
     materialises TxV logits. Encoder-decoder: the cross-attention keys/values are the cache's
     (`init_cache(cross=cross_cache(...))`); `encoder_mask_BxSe` may be the
-    `packing.PackedKeys` of packed encoder states (see `prefill`).
+    `packing.PackedKeys` of packed encoder states (see `prefill`). `dropout_rng`: the
+    decoder in train mode (dropout on), as a model sampled during training.
     """
+    deterministic = dropout_rng is None
+
     def run(module):
       if self.is_encoder_decoder:
         hidden, new_cache = module.decode(ids_BxT, key_mask_BxS, None, encoder_mask_BxSe,
-                                          cache=cache,
-                                          cache_index=cache_index)
+                                          cache=cache, cache_index=cache_index,
+                                          deterministic=deterministic)
       else:
         hidden, new_cache = module.decode(ids_BxT, positions_BxT, key_mask_BxS, cache=cache,
-                                          cache_index=cache_index)
+                                          cache_index=cache_index, deterministic=deterministic)
       return module.logits(hidden[:, -1:], vocab_major), hidden, new_cache
 
-    return nn.apply(run, self.module)({"params": params})
+    rngs = None if deterministic else {"dropout": dropout_rng}
+    return nn.apply(run, self.module)({"params": params}, rngs=rngs)
 
 
 @functools.lru_cache(maxsize=8)

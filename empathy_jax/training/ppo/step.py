@@ -57,7 +57,7 @@ class PPOConfig:
   # "original": the original's update (`original_minibatch_loss`); "default": `minibatch_loss`.
   recipe: str = "default"
   value_head_dropout: float = 0.0  # the original: nn.Dropout() (p 0.5) before its value head
-  policy_dropout: bool = False  # the update's forward in train mode (the original's)
+  policy_dropout: bool = False  # sampling and the update's forward in train mode (the original's)
 
   def __post_init__(self):
     g = self.generation
@@ -93,6 +93,10 @@ def critic_params(params, cfg: PPOConfig) -> dict:
   return params["critic"]
 
 
+# The key of the rollout's dropout: folded into the rollout's key beyond any row id (rows' keys).
+DROPOUT_STREAM = 2**31 - 1
+
+
 @flax.struct.dataclass
 class Rollout:
   """A rollout batch; response arrays are [B, N] over the generated tokens."""
@@ -122,7 +126,10 @@ def sample(model, params, ref_params, context_ids, context_mask, rng, row_ids, *
   still zero: `finish` fills them once the responses are scored). `plan`: a packing of the
   contexts for the teacher-forced passes (encoder-decoder models; the same values)."""
   g = cfg.generation
-  gen = generate(model, params["policy"], context_ids, context_mask, g, rng, row_ids)
+  # The original samples with the policy in train mode (Lightning's training_step): dropout on.
+  dropout_rng = jax.random.fold_in(rng, DROPOUT_STREAM) if cfg.policy_dropout else None
+  gen = generate(model, params["policy"], context_ids, context_mask, g, rng, row_ids,
+                 dropout_rng=dropout_rng)
   # A row without a context is a batch's filler: its response takes no part.
   real = (jnp.asarray(context_mask).sum(1) > 0)[:, None]
   response_mask = gen.mask_BxN * real

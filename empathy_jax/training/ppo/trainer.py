@@ -9,7 +9,9 @@ responses are decoded and re-encoded in the reward model's format between the ro
 update (the original's path). The KL coefficient lives in the train state (an adaptive
 controller with `--kl_target`), so resume is exact. Each epoch: greedy responses on the
 validation contexts, their mean reward `val_reward`; `best/` holds the policy with the highest
-one, as a dialogue model folder `test.py` loads.
+one, as a dialogue model folder `test.py` loads. Under `--recipe original`, `best/` is the
+policy with the lowest `val_loss` (the PPO loss on those responses, in eval mode), the
+checkpoint the original's test-time loader picks.
 """
 
 from __future__ import annotations
@@ -365,6 +367,10 @@ class PPOTask(loop.Task):
       self._rm_contexts = [e.ids for e in rm_fmt.encode_contexts(train[0].contexts)]
       self._rm_batcher = make_batcher(rm_fmt, cfg.batch_size)
     self._data = sharding.batch_sharding(mesh, 2)
+    if cfg.recipe == "original":  # the original's test-time loader takes the lowest val loss
+      self.monitor, self.monitor_mode = "val_loss", "min"
+      self._val_loss = jax.jit(functools.partial(original_val_loss, model=policy.model,
+                                                 ppo=self.ppo))
 
   # -- batches -------------------------------------------------------------------------------
 
@@ -407,21 +413,45 @@ class PPOTask(loop.Task):
   def validate(self, state):
     split, table = self.val
     greedy = dataclasses.replace(self.ppo.generation, sample=False, temperature=1.0)
-    contexts, texts = [], []
+    contexts, texts, losses = [], [], []
     for batch in make_batcher(self.policy.fmt, self.cfg.batch_size).batches(table):
       b = self._host_batch(split, batch)
       out = generate_ids(self.policy.model, state.params["policy"], b["ctx"], b["cmask"],
                          greedy, jax.random.PRNGKey(0), b["rows"])
       ids, mask = sharding.to_host((out.tokens_BxN, out.mask_BxN))
-      for row in np.flatnonzero(b["real"]):
-        contexts.append(b["contexts"][row])
-        texts.append(self.policy.fmt.decode(ids[row][mask[row] == 1]))
+      real = np.flatnonzero(b["real"])
+      batch_texts = [self.policy.fmt.decode(ids[row][mask[row] == 1]) for row in real]
+      contexts += [b["contexts"][row] for row in real]
+      texts += batch_texts
+      if self.monitor == "val_loss":
+        scores = np.zeros(len(b["real"]), np.float32)
+        scores[real] = self.scorer([b["contexts"][row] for row in real], batch_texts)
+        loss = self._val_loss(state.params, self.programs.ref_params, b["ctx"], b["cmask"],
+                              out.tokens_BxN, out.mask_BxN * b["real"][:, None],
+                              sharding.replicate(scores, self.mesh), state.kl_coef)
+        losses.append((float(loss), len(real)))
     rewards = self.scorer(contexts, texts)
-    return {"val_reward": float(np.mean(rewards)), "val_reward_std": float(np.std(rewards))}
+    metrics = {"val_reward": float(np.mean(rewards)), "val_reward_std": float(np.std(rewards))}
+    if losses:  # Lightning's epoch value: the batch losses weighted by their contexts
+      metrics["val_loss"] = sum(v * n for v, n in losses) / sum(n for _, n in losses)
+    return metrics
 
   def save_model(self, state, path, metadata):
     model_dir.save(dataclasses.replace(self.policy, params=state.params["policy"]), path,
                    metadata=metadata)
+
+
+def original_val_loss(params, ref_params, ctx, cmask, tokens, mask, scores, kl_coef, *, model,
+                      ppo: S.PPOConfig):
+  """The original's validation loss of one batch (`RLHFSupervisor.validation_step`): its PPO
+  loss on greedy responses with their scores, in eval mode (no dropout anywhere)."""
+  tgt, tgt_mask = R.teacher_forced(model, tokens, mask, ppo.generation.decoder_start_token_id)
+  r = S.from_responses(model, params, ref_params, ctx, cmask, tgt, tgt_mask, mask, tokens,
+                       cfg=ppo)
+  eval_mode = dataclasses.replace(ppo, policy_dropout=False, value_head_dropout=0.0)
+  loss, _ = S.original_minibatch_loss(params, r.replace(scores=scores), model, eval_mode,
+                                      kl_coef, jax.random.PRNGKey(0))
+  return loss
 
 
 def state_layout(model, tx, mesh, shared_critic: bool) -> tuple[PPOState, PPOState]:
