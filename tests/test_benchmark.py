@@ -2,11 +2,13 @@
 same-work assertion, and one small `--mode test` run end to end (the PyTorch original-style
 loop and test.py must produce the same outputs and metrics, or the mode fails)."""
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -76,3 +78,56 @@ def test_mode_test_end_to_end(tmp_path):
   times = result["times"]
   assert len(times["original-style loop"]) == len(times["test.py, first run"]) == 1
   assert result["ratio"] == pytest.approx(result["torch"] / result["jax"], rel=1e-2)
+
+
+@pytest.mark.parametrize("family", ["godel", "dialogpt"])
+def test_ppo_benchmarks_pytorch_side_learns_as_ours_over_two_iterations(tmp_path, family):
+  """The benchmark's PyTorch PPO (the default recipe: 4 PPO epochs of AdamW on the scored
+  rollout) trained on our rollouts' tokens for two iterations ends where our programs end:
+  every policy parameter, and on a third rollout the old and reference log-probs, the
+  critic's values, the reward scores and the first loss (`_same_work`)."""
+  from conftest import ED_DIR  # pylint: disable=import-outside-toplevel
+  from empathy_jax.benchmarks import ppo as bench  # pylint: disable=import-outside-toplevel
+  from empathy_jax.models import weights  # pylint: disable=import-outside-toplevel
+
+  hf.save_torch_model(family, str(tmp_path / family))
+  cfg = common.BenchConfig(mode="ppo", model=str(tmp_path / family), batch_size=8,
+                           max_new_tokens=5, dataset_dir=ED_DIR)
+  policy, reward, run, ppo, split, batch = bench._setup(cfg)  # pylint: disable=protected-access
+  run = dataclasses.replace(run, initial_lr=1e-3)  # steps large enough to tell apart
+  programs, inputs, holder, _, lr_schedule = bench._our_side(  # pylint: disable=protected-access
+      policy, reward, run, ppo, split, batch)
+  theirs = bench._torch_side(policy, reward, ppo, batch, run.initial_lr,  # pylint: disable=protected-access
+                             run.weight_decay, lr_schedule)
+  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), policy.params)
+  start = jax.tree.map(np.asarray, policy.params)
+  first_tokens = before = None
+  for _ in range(2):
+    state = holder["state"]
+    r = programs.sample(state, programs.ref_params, inputs["ctx"], inputs["cmask"],
+                        inputs["rows"], inputs["plan"])
+    scores = programs.score(programs.rm_params, r, inputs["rm_ctx"], inputs["rm_cmask"])
+    tokens = np.asarray(r.response_ids)
+    if first_tokens is None:
+      first_tokens, before = tokens, theirs.check(tokens)["old"]
+    theirs.learn(tokens)
+    holder["state"], _ = programs.finish(state, r, scores, inputs["plan"])
+  ours = jax.tree.map(np.asarray, holder["state"].params["policy"])
+  torch_policy = weights.hf_to_params(
+      {k: v.detach().numpy() for k, v in theirs.modules["policy"].state_dict().items()},
+      policy.model.cfg, abstract)
+  for (path, a), b, s in zip(jax.tree_util.tree_leaves_with_path(ours),
+                             jax.tree.leaves(torch_policy), jax.tree.leaves(start)):
+    if "c_attn" in jax.tree_util.keystr(path) and a.ndim == 3:  # GPT-2's [q, k, v] biases
+      # The key bias's gradient is 0 in exact arithmetic (softmax ignores a shift), so AdamW
+      # turns each side's float noise there into full-size steps of either sign; it changes
+      # no output. The query and value biases are compared.
+      a, b, s = a[[0, 2]], b[[0, 2]], s[[0, 2]]
+    moved = np.linalg.norm(a - s)
+    assert moved > 0, jax.tree_util.keystr(path)  # AdamW's decay moves every weight
+    assert np.linalg.norm(a - b) <= 0.02 * moved, jax.tree_util.keystr(path)
+  # The trained policies' log-probs moved far beyond `_same_work`'s tolerance ...
+  after = theirs.check(first_tokens)["old"]
+  assert np.abs(after - before).max() > 0.05
+  # ... and agree with ours on a third rollout, with the critics and the reward model.
+  bench._same_work(programs, inputs, holder, theirs.check)  # pylint: disable=protected-access

@@ -9,8 +9,10 @@ model's backbone with a zero value head, reward model), same contexts (PyTorch's
 their longest), exactly `max_new_tokens` sampled tokens per row on both sides (EOS off).
 
 Sampled tokens cannot match across frameworks, so the same-work check feeds our rollout's
-tokens to the PyTorch side: its old/reference log-probs, values and scores, and the first
-minibatch's loss computed from them, must equal ours before anything is timed.
+tokens to the PyTorch side: its old/reference log-probs, values, scores, advantages and
+returns, and the first minibatch's loss computed from them, must equal ours before anything is
+timed. `tests/test_benchmark.py` trains both sides on the same rollouts for two iterations
+and compares the policies' parameters.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import types
 
 import jax
 import jax.numpy as jnp
@@ -43,8 +46,10 @@ KL_COEF = 0.05
 def _setup(cfg: BenchConfig):
   policy = load_model(cfg.model)
   reward = reward_model.new_reward_model(load_model(cfg.model), seed=0)
+  source = ({"pretrained_model_dir": cfg.model} if os.path.isdir(cfg.model)
+            else {"model": cfg.model})  # a model folder, or a registry name
   run = T.PPORunConfig(dataset_dir=cfg.dataset_dir, output_dir="(benchmark)",
-                       reward_model_dir="(a new reward model)", model=cfg.model,
+                       reward_model_dir="(a new reward model)", **source,
                        batch_size=cfg.batch_size, max_new_tokens=cfg.max_new_tokens,
                        kl_penalty=KL_COEF, initial_lr=1e-5)
   ppo = run.ppo(resolve({}, {}, policy.model.cfg))
@@ -59,7 +64,7 @@ def _setup(cfg: BenchConfig):
 
 def _our_side(policy, reward, run, ppo, split, batch):
   mesh = sharding.make_mesh(sharding.MeshConfig())
-  tx, _ = make_optimizer(run.optimizer(), 1000, 1)
+  tx, lr_schedule = make_optimizer(run.optimizer(), 1000, 1)
   state, shardings = T.initial_state(run, policy, reward, tx, mesh)
   programs = T.Programs(run, ppo, policy, reward, mesh, shardings, tx)
   assert programs.in_graph
@@ -76,12 +81,14 @@ def _our_side(policy, reward, run, ppo, split, batch):
     holder["state"], metrics = programs.iteration(holder["state"], inputs, timed=True)
     holder["splits"].append([metrics[f"time/{p}"] for p in PHASES])
 
-  return programs, inputs, holder, iteration
+  return programs, inputs, holder, iteration, lr_schedule
 
 
-def _torch_side(policy, reward, ppo, batch, tx_lr: float, weight_decay: float):
-  """(the PyTorch iteration, its teacher-forced pieces on given response tokens, its first
-  minibatch loss on given pieces) over the same weights."""
+def _torch_side(policy, reward, ppo, batch, tx_lr: float, weight_decay: float, lr_schedule):
+  """The PyTorch side over the same weights: `iteration()` (timed into `clock`), `check(resp)`
+  (its teacher-forced pieces, scores and first loss on given response tokens), `learn(resp)`
+  (an iteration's scoring and updates on given response tokens) and its `modules`. AdamW steps
+  at `lr_schedule(step)`, ours."""
   import torch  # pylint: disable=import-outside-toplevel
 
   enc_dec = policy.model.is_encoder_decoder
@@ -102,6 +109,7 @@ def _torch_side(policy, reward, ppo, batch, tx_lr: float, weight_decay: float):
     rm_head.bias.copy_(torch.from_numpy(np.array(reward.head["bias"])).reshape(1))
   params = [*model.parameters(), *critic.parameters(), *v_head.parameters()]
   opt = torch.optim.AdamW(params, lr=tx_lr, weight_decay=weight_decay)
+  sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: float(lr_schedule(k)) / tx_lr)
   ctx_np, cmask_np = trim_padding(batch.context_ids_BxC, batch.context_mask_BxC, not enc_dec)
   ctx, cmask = torch.from_numpy(ctx_np).long(), torch.from_numpy(cmask_np).long()
   c = ctx.shape[1]
@@ -109,31 +117,37 @@ def _torch_side(policy, reward, ppo, batch, tx_lr: float, weight_decay: float):
   pad, eos = reward.backbone.fmt.pad_id, reward.backbone.fmt.eos_id
   n = g.max_new_tokens
 
-  def lm_inputs(resp):
-    """Teacher-forced inputs of `resp` and the slice of positions that predict its tokens."""
+  def lm_inputs(resp, rows):
+    """Teacher-forced inputs of `resp`, the responses to contexts `rows`, and the slice of
+    positions that predict its tokens."""
     if enc_dec:
       start = torch.full((resp.shape[0], 1), g.decoder_start_token_id, dtype=torch.long)
       dec = torch.cat([start, resp], 1)
-      return dict(input_ids=ctx, attention_mask=cmask, decoder_input_ids=dec), slice(0, n)
-    full_mask = torch.cat([cmask, torch.ones_like(resp)], 1)
+      return (dict(input_ids=ctx[rows], attention_mask=cmask[rows], decoder_input_ids=dec),
+              slice(0, n))
+    full_mask = torch.cat([cmask[rows], torch.ones_like(resp)], 1)
     pos = (full_mask.cumsum(-1) - 1).masked_fill(full_mask == 0, 1)
-    return (dict(input_ids=torch.cat([ctx, resp], 1), attention_mask=full_mask,
+    return (dict(input_ids=torch.cat([ctx[rows], resp], 1), attention_mask=full_mask,
                  position_ids=pos), slice(c - 1, c - 1 + n))
 
-  def logprobs(net, resp):
-    inputs, span = lm_inputs(resp)
+  every = slice(None)
+
+  def logprobs(net, resp, rows=every):
+    inputs, span = lm_inputs(resp, rows)
     logits = net(**inputs).logits[:, span].float() / g.temperature
     logp_all = torch.log_softmax(logits, -1)
     logp = logp_all.gather(-1, resp[..., None])[..., 0]
     return logp, -(logp_all.exp() * logp_all).sum(-1)
 
-  def values(resp):
-    inputs, span = lm_inputs(resp)
+  def values(resp, rows=every):
+    inputs, span = lm_inputs(resp, rows)
     return v_head(critic(**inputs).last_hidden_state[:, span])[..., 0]
 
   def scores(resp):
     # A response cut off at max_new_tokens gets EOS after it, as re-encoding its text would.
-    real = resp != pad
+    # EOS is off, so every sampled token is real, even one equal to the pad id (the pad token
+    # is in the vocabulary: a policy can sample it).
+    real = torch.ones_like(resp, dtype=torch.bool)
     cut = ~((resp == eos) & real).any(1) & real.any(1)
     resp = torch.cat([resp, torch.full((resp.shape[0], 1), pad, dtype=resp.dtype)], 1)
     rows = torch.nonzero(cut)[:, 0]
@@ -148,7 +162,8 @@ def _torch_side(policy, reward, ppo, batch, tx_lr: float, weight_decay: float):
       h = rm(input_ids=torch.cat([ctx, ids], 1), attention_mask=full_mask,
              position_ids=pos).last_hidden_state[:, c:]
     # The original's pooling: every real position, the format's start token included.
-    pool = torch.cat([torch.ones(resp.shape[0], len(prefix)), (resp != pad).float()], 1)
+    pool = torch.cat([torch.ones(resp.shape[0], len(prefix)), real.float(),
+                      cut.float()[:, None]], 1)
     mean = (h * pool[..., None]).sum(1) / pool.sum(1, keepdim=True)
     return rm_head(mean)[:, 0] - float(reward.mean_offset)
 
@@ -175,12 +190,12 @@ def _torch_side(policy, reward, ppo, batch, tx_lr: float, weight_decay: float):
     adv = torch.stack(adv[::-1], 1)
     return whiten(adv), adv + vals
 
-  def loss(resp, old, vals, adv, ret):
-    logp, entropy = logprobs(model, resp)
+  def loss(resp, old, vals, adv, ret, rows=every):
+    logp, entropy = logprobs(model, resp, rows)
     ratio = torch.exp(logp - old)
     pg = torch.max(-adv * ratio, -adv * ratio.clamp(1 - ppo.clip_epsilon,
                                                      1 + ppo.clip_epsilon)).mean()
-    v = values(resp)
+    v = values(resp, rows)
     v_clip = vals + (v - vals).clamp(-ppo.value_clip, ppo.value_clip)
     vl = 0.5 * torch.max((v - ret) ** 2, (v_clip - ret) ** 2).mean()
     return pg + ppo.vf_coeff * vl - ppo.entropy_coeff * entropy.mean()
@@ -193,8 +208,16 @@ def _torch_side(policy, reward, ppo, batch, tx_lr: float, weight_decay: float):
       for i in range(ppo.num_minibatches):
         mb = order[i * size:(i + 1) * size]
         opt.zero_grad()
-        loss(resp[mb], old[mb], vals[mb], adv[mb], ret[mb]).backward()
+        loss(resp[mb], old[mb], vals[mb], adv[mb], ret[mb], mb).backward()  # mb's contexts
         opt.step()
+        sched.step()
+
+  def learn(resp):
+    """Pieces, scores, advantages and the updates of an iteration whose rollout is `resp`."""
+    old, ref_logp, vals = pieces(resp)
+    with torch.no_grad():
+      adv, ret = advantages(old, ref_logp, vals, scores(resp))
+    update(resp, old, vals, adv, ret)
 
   clock = []
 
@@ -226,9 +249,13 @@ def _torch_side(policy, reward, ppo, batch, tx_lr: float, weight_decay: float):
       adv, ret = advantages(old, ref_logp, vals, score)
       first = loss(resp, old, vals, adv, ret)
     return {k: v.numpy() for k, v in dict(old=old, ref=ref_logp, values=vals, scores=score,
-                                          loss=first).items()}
+                                          advantages=adv, returns=ret, loss=first).items()}
 
-  return iteration, check, clock
+  return types.SimpleNamespace(
+      iteration=iteration, check=check, clock=clock,
+      learn=lambda resp_np: learn(torch.from_numpy(np.array(resp_np)).long()),
+      modules={"policy": model, "critic": critic, "value_head": v_head, "reward": rm,
+               "reward_head": rm_head})
 
 
 def _same_work(programs, inputs, holder, check):
@@ -246,6 +273,11 @@ def _same_work(programs, inputs, holder, check):
   # The first update minibatch's loss (the whole rollout when num_minibatches is 1): under
   # the rollout's own parameters, from the finished rollout.
   finished = S.finish(r, ours_scores, jnp.float32(KL_COEF), cfg=programs.ppo)
+  # At ratio 1 the policy term of the loss is -mean(whitened advantages) = 0 whatever they
+  # are: the advantages themselves are compared.
+  for name, ours in (("advantages", finished.advantages), ("returns", finished.returns)):
+    np.testing.assert_allclose(np.asarray(ours), theirs[name], rtol=2e-4, atol=2e-4,
+                               err_msg=f"{name}: our rollout differs from PyTorch's")
   loss, _ = S.minibatch_loss(state.params, finished, programs.policy.model, programs.ppo,
                              inputs["plan"])
   np.testing.assert_allclose(float(loss), float(theirs["loss"]), rtol=1e-3, atol=1e-4,
@@ -276,15 +308,17 @@ def _update_flops(programs, inputs, holder) -> float:
 def run(cfg: BenchConfig) -> dict:
   pin_threads()
   policy, reward, run_cfg, ppo, split, batch = _setup(cfg)
-  programs, inputs, holder, ours = _our_side(policy, reward, run_cfg, ppo, split, batch)
+  programs, inputs, holder, ours, lr_schedule = _our_side(policy, reward, run_cfg, ppo, split,
+                                                          batch)
   sides = {"jax": ours}
   if cfg.torch and torch_available():
-    torch_iteration, check, torch_clock = _torch_side(policy, reward, ppo, batch,
-                                                      run_cfg.initial_lr,
-                                                      run_cfg.weight_decay)
-    _same_work(programs, inputs, holder, check)
-    print("same work: PyTorch's old/reference log-probs, values, reward scores (rtol 2e-4) and "
-          "first-minibatch loss (rtol 1e-3) on our rollout's tokens equal ours")
+    side = _torch_side(policy, reward, ppo, batch, run_cfg.initial_lr, run_cfg.weight_decay,
+                       lr_schedule)  # the same schedule, stepped per AdamW step
+    torch_iteration, torch_clock = side.iteration, side.clock
+    _same_work(programs, inputs, holder, side.check)
+    print("same work: PyTorch's old/reference log-probs, values, reward scores, advantages, "
+          "returns (rtol 2e-4) and first-minibatch loss (rtol 1e-3) on our rollout's tokens "
+          "equal ours")
     sides["torch"] = torch_iteration
   times = interleaved(sides, cfg.repeats)
   real = int(batch.context_mask_BxC.sum())
