@@ -28,7 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from empathy_jax import ranges, sharding
+from empathy_jax import ranges, settings, sharding
+from empathy_jax.settings import setting
 from empathy_jax.data.dialogue_dataset import load_dialogue_split, split_dir
 from empathy_jax.data.pipeline import make_batcher, tokenize_split
 from empathy_jax.generation.config import GenerationConfig, resolve
@@ -50,6 +51,7 @@ ORIGINAL_RECIPE = dict(ratio_against="reference", critic="shared", ppo_epochs=1,
                        value_head_init="torch", whiten_rewards=False, kl_target=0.0,
                        kl_estimator="k1", missing_eos_penalty=0.0)
 VALUE_HEAD_INITS = ("zeros", "torch")
+KL_ESTIMATORS = ("k1", "k3")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -57,56 +59,75 @@ class PPORunConfig(TrainRunConfig):
   """`train_rlhf_pipeline`'s flags: the original's names and defaults, plus the PPO settings
   the original fixed or lacked."""
 
-  dataset_dir: str
-  output_dir: str
-  reward_model_dir: str
-  max_epochs: int = 10
-  batch_size: int = 8
-  initial_lr: float = 1e-5
-  data_erasure_level: float = 0.3
-  max_new_tokens: int = 100
-  temperature: float = 1.0
-  beam_width: int = 1
-  sample: bool = True
-  top_k: int = 0
-  top_p: float = 1.0
-  length_alpha: float | None = None
-  clip_epsilon: float = 0.2
-  kl_penalty: float = 0.0
-  gamma: float = 0.99
-  lam: float = 0.95
-  vf_coeff: float = 1.0
-  entropy_coeff: float = 0.01
-  ppo_epochs: int = 4
-  num_minibatches: int = 1
-  kl_estimator: str = "k1"
-  kl_target: float = 0.0
-  kl_horizon: int = 10000
-  value_clip: float = 0.2
-  missing_eos_penalty: float = 0.0
-  whiten_rewards: bool = False
-  ratio_against: str = "rollout"
-  reference_dtype: str = "float32"
-  critic: str = "separate"
-  recipe: str = "default"
-  value_head_dropout: float = 0.0
-  value_head_init: str = "zeros"
-  max_train_examples: int | None = None
-  max_val_examples: int | None = None
-  weight_decay: float = 0.01
-  clip_norm: float = 0.0
+  dataset_dir: str = setting(help="Dialogue dataset folder (train/ and val/ contexts).")
+  output_dir: str = setting(help="Run folder root (tensorboard_logs/version_N).")
+  reward_model_dir: str = setting(help="Reward model: a run or folder of "
+                                  "launch/train_reward_model.py, or an original reward .ckpt / "
+                                  "run folder.")
+  max_epochs: int = setting(10, "Passes over the training contexts.")
+  batch_size: int = setting(8, "Contexts (episodes) per rollout.")
+  initial_lr: float = setting(1e-5, "AdamW learning rate (linear decay over all updates; "
+                              "per epoch with --recipe original).")
+  data_erasure_level: float = setting(0.3, "Fraction of instructions/knowledge erased.")
+  max_new_tokens: int = setting(100, "Response tokens sampled per rollout.")
+  temperature: float = setting(1.0, "Sampling temperature of the rollouts (and of the ratio).")
+  beam_width: int = setting(1, "The original's flag; PPO rollouts take 1 (one sampled response "
+                            "per context).")
+  sample: bool = setting(True, "The original's flag; PPO rollouts sample (--no_sample, greedy, "
+                         "is refused).")
+  top_k: int = setting(0, "Top-k truncation of the rollouts' sampling (0: off); the log-probs "
+                       "of the ratio are those of the truncated distribution.")
+  top_p: float = setting(1.0, "Nucleus truncation of the rollouts' sampling (1: off); the "
+                         "log-probs of the ratio are those of the truncated distribution.")
+  length_alpha: float | None = setting(None, "The original's beam length penalty; no effect on "
+                                       "one sampled response.")
+  clip_epsilon: float = setting(0.2, "PPO ratio clipping.")
+  kl_penalty: float = setting(0.0, "KL coefficient (the initial one with --kl_target).")
+  gamma: float = setting(0.99, "Discount.")
+  lam: float = setting(0.95, "GAE lambda.")
+  vf_coeff: float = setting(1.0, "Value-loss coefficient.")
+  entropy_coeff: float = setting(0.01, "Entropy-bonus coefficient.")
+  ppo_epochs: int = setting(4, "Passes over each rollout (TRL's num_ppo_epochs).")
+  num_minibatches: int = setting(1, "Minibatches per pass (updates per pass).")
+  kl_estimator: str = setting("k1", "Per-token KL estimator.", KL_ESTIMATORS)
+  kl_target: float = setting(0.0, "Adaptive KL controller's target (0: fixed --kl_penalty).")
+  kl_horizon: int = setting(10000, "Adaptive KL controller's horizon (episodes).")
+  value_clip: float = setting(0.2, "Value-loss clipping around the rollout's values (0: off).")
+  missing_eos_penalty: float = setting(0.0, "Subtracted from the score of a response without "
+                                       "EOS.")
+  whiten_rewards: bool = setting(False, "Whiten per-token rewards (TRL's whiten_rewards).")
+  ratio_against: str = setting("rollout", "Policy ratio against the rollout policy (correct) "
+                               "or the frozen reference (the original's, for comparisons).",
+                               ("rollout", "reference"))
+  reference_dtype: str = setting("float32", "Storage dtype of the frozen reference's weights "
+                                 "(bfloat16 halves its memory; layers compute in --dtype).",
+                                 ("float32", "bfloat16"))
+  critic: str = setting("separate", "separate: its own backbone (from the reward model's when "
+                        "it has the policy's architecture, else a copy of the policy); shared: "
+                        "a value head on the policy.", ("separate", "shared"))
+  recipe: str = setting("default", "original: the original's update as it ran (one step per "
+                        "rollout batch, ratio against the reference, advantages and returns = "
+                        "whitened advantages + values inside the step, a value head with "
+                        "dropout on the policy, log-probs of the whole distribution, rollouts "
+                        "sampled with dropout on, the LR decayed per epoch, best/ by the "
+                        "lowest val_loss; docs/differences.md). Flags it fixes may be left out.",
+                        S.RECIPES)
+  value_head_dropout: float = setting(0.0, "Dropout before the value head (--recipe original: "
+                                      "0.5, the original's nn.Dropout()).")
+  value_head_init: str = setting("zeros", "Value head start: zeros (TRL's) or torch.nn.Linear's "
+                                 "uniform init (the original's).", VALUE_HEAD_INITS)
+  max_train_examples: int | None = setting(None, "Use only the first N train contexts.")
+  max_val_examples: int | None = setting(None, "Use only the first N val contexts.")
+  weight_decay: float = setting(0.01, "AdamW weight decay.")
+  clip_norm: float = setting(0.0, "Global gradient-norm clipping (0: off).")
   log_interval: int = 1
   checkpoint_interval: int = 50
 
   def __post_init__(self):
     ranges.check(self)
-    if self.recipe not in S.RECIPES:
-      raise ValueError(f"--recipe must be one of {S.RECIPES}, got {self.recipe!r}")
+    settings.check_choices(self)
     if self.recipe == "original":
       self._apply_recipe(ORIGINAL_RECIPE)
-    if self.value_head_init not in VALUE_HEAD_INITS:
-      raise ValueError(f"--value_head_init must be one of {VALUE_HEAD_INITS}, got "
-                       f"{self.value_head_init!r}")
     self.check_model_choice("the fine-tuned policy to start from")
     self.loop()
     if not self.reward_model_dir:
@@ -115,13 +136,6 @@ class PPORunConfig(TrainRunConfig):
     if self.batch_size < 1 or self.batch_size % self.num_minibatches:
       raise ValueError(f"--batch_size {self.batch_size} must be >= 1 and divisible by "
                        f"--num_minibatches {self.num_minibatches}")
-    if self.critic not in ("separate", "shared"):
-      raise ValueError(f"--critic must be separate or shared, got {self.critic!r}")
-    if self.kl_estimator not in ("k1", "k3"):
-      raise ValueError(f"--kl_estimator must be k1 or k3, got {self.kl_estimator!r}")
-    if self.reference_dtype not in ("float32", "bfloat16"):
-      raise ValueError(f"--reference_dtype must be float32 or bfloat16, got "
-                       f"{self.reference_dtype!r}")
     if self.kl_target < 0 or self.kl_horizon < 1:
       raise ValueError("--kl_target must be >= 0 and --kl_horizon >= 1")
     if not os.path.isdir(self.dataset_dir):

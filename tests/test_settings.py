@@ -1,0 +1,71 @@
+"""Settings defined once: a launcher's flags carry the defaults of the config fields they set
+(each train launcher, imported in its own process), and `settings.define_flags` turns fields
+into absl flags of the right kind."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from absl import flags
+
+from conftest import REPO
+from empathy_jax import settings
+from empathy_jax.settings import setting
+from empathy_jax.training.ppo.trainer import PPORunConfig
+from empathy_jax.training.reward_trainer import RewardConfig
+from empathy_jax.training.sft import SFTConfig
+
+LAUNCHERS = {"train_dialogue_model.py": SFTConfig, "train_reward_model.py": RewardConfig,
+             "train_rlhf_pipeline.py": PPORunConfig}
+
+
+def _flags_of(launcher):
+  done = subprocess.run([sys.executable, os.path.join(REPO, "tests", "flag_dump.py"),
+                         os.path.join(REPO, "launch", launcher)], capture_output=True,
+                        text=True, cwd=REPO, timeout=300, check=False)
+  assert done.returncode == 0, done.stderr[-2000:]
+  return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+def test_every_launcher_flag_has_its_fields_default_and_a_help(launcher):
+  config_cls = LAUNCHERS[launcher]
+  defined = _flags_of(launcher)
+  fields = {f.name: f for f in dataclasses.fields(config_cls) if f.name != "mesh"}
+  missing = sorted(set(fields) - set(defined))
+  assert not missing, f"fields without a flag: {missing}"
+  for name, field in fields.items():
+    default, help_text = defined[name]
+    want = None if field.default is dataclasses.MISSING else field.default
+    assert default == want, (name, default, want)
+    assert help_text and help_text.strip(), name
+
+
+def test_define_flags_makes_flags_of_each_kind_from_fields():
+  @dataclasses.dataclass(frozen=True, kw_only=True)
+  class Example:
+    folder: str = setting(help="Where.")
+    steps: int = setting(3, "How many.")
+    limit: int | None = setting(None, "At most.")
+    rate: float = setting(0.5, "How fast.")
+    on: bool = setting(True, "Whether.")
+    mode: str = setting("a", "Which.", ("a", "b"))
+    internal: int = 7  # not a setting: no flag
+
+  values = flags.FlagValues()
+  assert settings.define_flags(Example, values) == ["folder", "steps", "limit", "rate", "on",
+                                                     "mode"]
+  values(["prog", "--folder=x", "--steps=5", "--limit=2", "--rate=0.25", "--noon", "--mode=b"])
+  assert {n: values[n].value for n in ("folder", "steps", "limit", "rate", "on", "mode")} == {
+      "folder": "x", "steps": 5, "limit": 2, "rate": 0.25, "on": False, "mode": "b"}
+  assert values["folder"].default is None and values["limit"].default is None
+  assert "internal" not in values
+  with pytest.raises(flags.IllegalFlagValueError):
+    values["mode"].parse("c")
+  with pytest.raises(ValueError, match="--mode must be one of a, b, got 'c'"):
+    settings.check_choices(Example(folder="x", mode="c"))
+  with pytest.raises(ValueError, match="needs its help"):
+    setting(1)
