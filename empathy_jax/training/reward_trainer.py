@@ -21,12 +21,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from empathy_jax import preflight, ranges, sharding
+from empathy_jax import preflight, ranges, settings, sharding
 from empathy_jax.data.dialogue_dataset import RewardSplit, load_reward_split, split_dir
 from empathy_jax.data.pipeline import DEFAULT_BUCKETS, bucket_length
 from empathy_jax.errors import DatasetError, Problem
 from empathy_jax.models import reward_model
 from empathy_jax.models.loading import load_model
+from empathy_jax.settings import setting
 from empathy_jax.training import loop, reward, runs
 from empathy_jax.training.optimizer import OptimizerConfig, make_optimizer
 from empathy_jax.training.run_config import TrainRunConfig
@@ -39,22 +40,29 @@ LOSSES = ("original", "bradley_terry")
 class RewardConfig(TrainRunConfig):
   """Everything `train_reward_model` needs; the original's flags keep their names/defaults."""
 
-  dataset_dir: str
-  output_dir: str
-  max_epochs: int = 1
-  initial_lr: float = 1e-5
-  batch_size: int = 1
-  val_fraction: float = 0.0
-  dropout: float = 0.6
-  loss: str = "original"
-  margin: float = 0.0
-  center_rewards_coefficient: float = 0.0
-  max_contexts: int | None = None
-  weight_decay: float = 0.01
-  clip_norm: float = 0.0
+  dataset_dir: str = setting(help="Reward dataset folder (train/contexts.json, "
+                             "responses.json, ratings.json).")
+  output_dir: str = setting(help="Run folder root (tensorboard_logs/version_N).")
+  max_epochs: int = setting(1, "Training epochs.")
+  initial_lr: float = setting(1e-5, "AdamW learning rate, halved every epoch.")
+  batch_size: int = setting(1, "Contexts per step, each with all its responses and ratings "
+                            "(the original: 1).")
+  val_fraction: float = setting(0.0, "Share of contexts held out for validation, chosen by "
+                                "--seed; 0 validates on the training contexts as the original.")
+  dropout: float = setting(0.6, "Dropout before the reward head (the original's 0.6).")
+  loss: str = setting("original", "original: the graded pairwise loss (ties: squared "
+                      "difference; else -sqrt|factor| log sigmoid(margin)); bradley_terry: "
+                      "-log sigmoid(r_better - r_worse - margin) over non-tie pairs, as TRL.",
+                      LOSSES)
+  margin: float = setting(0.0, "Bradley-Terry margin (with --loss=bradley_terry).")
+  center_rewards_coefficient: float = setting(0.0, "Reward centring coefficient, TRL's (with "
+                                              "--loss=bradley_terry; TRL suggests 0.01).")
+  max_contexts: int | None = setting(None, "Use only the first N contexts.")
+  weight_decay: float = setting(0.01, "AdamW weight decay (torch's default).")
+  clip_norm: float = setting(0.0, "Global gradient-norm clipping (0: off).")
   log_interval: int = 10
   checkpoint_interval: int = 500
-  num_val_samples: int = 2
+  num_val_samples: int = setting(2, "Validation contexts whose rewards are logged per epoch.")
 
   def __post_init__(self):
     ranges.check(self)
@@ -62,8 +70,7 @@ class RewardConfig(TrainRunConfig):
     self.loop()
     if self.batch_size < 1:
       raise ValueError(f"--batch_size must be >= 1, got {self.batch_size}")
-    if self.loss not in LOSSES:
-      raise ValueError(f"--loss must be one of {LOSSES}, got {self.loss!r}")
+    settings.check_choices(self)
     if self.loss == "original" and (self.margin or self.center_rewards_coefficient):
       raise ValueError("--margin and --center_rewards_coefficient belong to "
                        "--loss=bradley_terry")

@@ -18,12 +18,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from empathy_jax import preflight, ranges, sharding
+from empathy_jax import preflight, ranges, settings, sharding
 from empathy_jax.data.dialogue_dataset import load_dialogue_split, split_dir
 from empathy_jax.data.pipeline import Batch, make_batcher, tokenize_split
 from empathy_jax.models import model_dir
 from empathy_jax.models.loading import load_model
 from empathy_jax.models.packing import encoder_plan
+from empathy_jax.settings import setting
 from empathy_jax.training import loop, runs
 from empathy_jax.training.loss import batch_nll
 from empathy_jax.training.optimizer import OptimizerConfig, make_optimizer
@@ -35,27 +36,32 @@ from empathy_jax.training.state import TrainState, abstract_state, create_state,
 class SFTConfig(TrainRunConfig):
   """Everything `train_dialogue_model` needs; flags keep the original's names and defaults."""
 
-  dataset_dir: str
-  output_dir: str
-  max_epochs: int = 10
-  batch_size: int = 8
-  data_erasure_level: float = 0.3
-  initial_lr: float = 1e-5
-  lr_schedule: str = "epoch"
-  warmup_steps: int = 0
-  weight_decay: float = 0.01
-  clip_norm: float = 0.0
-  grad_accum: int = 1
+  dataset_dir: str = setting(help="Dialogue dataset folder (train/val/test).")
+  output_dir: str = setting(help="Run folder root (tensorboard_logs/version_N).")
+  max_epochs: int = setting(10, "Training epochs.")
+  batch_size: int = setting(8, "Global batch size.")
+  data_erasure_level: float = setting(0.3, "Fraction of instructions/knowledge erased "
+                                      "(original's seeded selection).")
+  initial_lr: float = setting(1e-5, "AdamW learning rate, decayed linearly to 0.")
+  lr_schedule: str = setting("epoch", "Decay per epoch (the original) or per step.",
+                             ("epoch", "step"))
+  warmup_steps: int = setting(0, "Linear warmup steps (with --lr_schedule=step).")
+  weight_decay: float = setting(0.01, "AdamW weight decay (torch's default).")
+  clip_norm: float = setting(0.0, "Global gradient-norm clipping (0: off).")
+  grad_accum: int = setting(1, "Micro-batches per step (batch_size divisible).")
   log_interval: int = 10
   checkpoint_interval: int = 500
-  max_train_examples: int | None = None
-  max_val_examples: int | None = None
-  num_val_samples: int = 3
-  sample_max_new_tokens: int = 40
-  input_pipeline: str = "python"  # or "tfdata": in-graph SentencePiece (the [tf] extra)
+  max_train_examples: int | None = setting(None, "Use only the first N train rows.")
+  max_val_examples: int | None = setting(None, "Use only the first N val rows.")
+  num_val_samples: int = setting(3, "Validation responses logged per epoch.")
+  sample_max_new_tokens: int = setting(40, "New tokens of each logged validation sample.")
+  input_pipeline: str = setting("python", "Tokenize with transformers (python) or with "
+                                "tf.data and in-graph SentencePiece (tfdata, GODEL family; pip "
+                                "install 'empathy-jax[tf]'): the same ids.", ("python", "tfdata"))
 
   def __post_init__(self):
     ranges.check(self)
+    settings.check_choices(self)
     self.check_model_choice()
     self.loop()  # validates the cadence flags
     if self.batch_size < 1:
@@ -66,8 +72,6 @@ class SFTConfig(TrainRunConfig):
     if not os.path.isdir(self.dataset_dir):
       raise ValueError(f"--dataset_dir {self.dataset_dir!r} does not exist")
     self.optimizer()  # validates the schedule flags
-    if self.input_pipeline not in ("python", "tfdata"):
-      raise ValueError(f"--input_pipeline must be python or tfdata, got {self.input_pipeline!r}")
 
   def check_inputs(self) -> None:
     """Every file the run will read or write, checked before any heavy work."""
