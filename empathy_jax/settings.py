@@ -69,6 +69,12 @@ def define_flags(config_cls, flag_values=flags.FLAGS) -> list[str]:
   return defined
 
 
+def from_flags(config_cls, flag_values=flags.FLAGS, **values):
+  """`config_cls` built from the parsed values of its `setting` flags (`values` win)."""
+  given = {f.name: flag_values[f.name].value for f in flag_fields(config_cls)}
+  return config_cls(**{**given, **values})
+
+
 def check_choices(config) -> None:
   """Raises ValueError naming the flag when a field declared with choices holds another
   value (configs built in code or from config files do not pass through absl)."""

@@ -16,40 +16,17 @@ turn, median and range, threads pinned and printed.
 
 from absl import app, flags
 
+from empathy_jax import settings
 from empathy_jax.benchmarks.common import BenchConfig
 
-MODES = ("test", "generation", "sft", "classifiers", "reward", "ppo", "tokenize")
-_MODE = flags.DEFINE_enum("mode", None, list(MODES), "What to measure: test = the whole "
-                          "test.py process vs the original's loop; generation = tokens/s; "
-                          "sft = train steps; classifiers = the metric classifiers; "
-                          "reward = reward-model train steps (rated pairs/s); ppo = one PPO "
-                          "iteration (episodes/s, rollout/scoring/update split); tokenize = "
-                          "the tf.data input path vs the default tokenizer (examples/s).",
-                          required=True)
-_MODEL = flags.DEFINE_string("model", "GODEL_TINY", "Registry model (or checkpoint path).")
-_BATCH = flags.DEFINE_integer("batch_size", None, "Batch size (default: 32 for test and "
-                              "generation, 8 for sft, reward and ppo, 32 for classifiers).")
-_BEAMS = flags.DEFINE_integer("beam_width", 1, "Beams for --mode generation.")
-_NEW = flags.DEFINE_integer("max_new_tokens", 32, "New tokens for --mode test, generation "
-                            "and ppo.")
-_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repetitions of each side, interleaved "
-                                 "(median and range are reported).")
-_TORCH = flags.DEFINE_bool("torch", True, "Also measure the PyTorch reference.")
-_EXAMPLES = flags.DEFINE_integer("max_examples", 512, "Test rows for --mode test; contexts "
-                                 "for --mode reward.")
-_DATASET = flags.DEFINE_string("dataset_dir", "datasets/empathetic_dialogues",
-                               "Dataset whose test split gives the inputs.")
+settings.define_flags(BenchConfig)
+flags.mark_flag_as_required("mode")
+flags.adopt_module_key_flags(settings)
 
 
 def main(argv):
   del argv
-  default_batch = {"test": 32, "generation": 32, "sft": 8, "classifiers": 32,
-                   "reward": 8, "ppo": 8, "tokenize": 512}[_MODE.value]
-  cfg = BenchConfig(mode=_MODE.value, model=_MODEL.value,
-                    batch_size=_BATCH.value or default_batch, beam_width=_BEAMS.value,
-                    max_new_tokens=_NEW.value, repeats=_REPEATS.value,
-                    dataset_dir=_DATASET.value, torch=_TORCH.value,
-                    max_examples=_EXAMPLES.value)
+  cfg = settings.from_flags(BenchConfig)
   if cfg.mode == "test":
     from empathy_jax.benchmarks import test_mode as bench  # pylint: disable=import-outside-toplevel
   elif cfg.mode == "generation":

@@ -1,5 +1,5 @@
 """Settings defined once: a launcher's flags carry the defaults of the config fields they set
-(each train launcher, imported in its own process), and `settings.define_flags` turns fields
+(each train launcher and the benchmark, imported in its own process), and `settings.define_flags` turns fields
 into absl flags of the right kind."""
 
 import dataclasses
@@ -13,13 +13,14 @@ from absl import flags
 
 from conftest import REPO
 from empathy_jax import settings
+from empathy_jax.benchmarks.common import BenchConfig
 from empathy_jax.settings import setting
 from empathy_jax.training.ppo.trainer import PPORunConfig
 from empathy_jax.training.reward_trainer import RewardConfig
 from empathy_jax.training.sft import SFTConfig
 
 LAUNCHERS = {"train_dialogue_model.py": SFTConfig, "train_reward_model.py": RewardConfig,
-             "train_rlhf_pipeline.py": PPORunConfig}
+             "train_rlhf_pipeline.py": PPORunConfig, "benchmark.py": BenchConfig}
 
 
 def _flags_of(launcher):

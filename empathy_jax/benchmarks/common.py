@@ -12,18 +12,41 @@ from typing import Callable
 
 import numpy as np
 
+from empathy_jax.settings import setting
+
+
+MODES = ("test", "generation", "sft", "classifiers", "reward", "ppo", "tokenize")
+# --batch_size when not given: what each mode measures at.
+DEFAULT_BATCH = {"test": 32, "generation": 32, "sft": 8, "classifiers": 32, "reward": 8,
+                 "ppo": 8, "tokenize": 512}
+
 
 @dataclasses.dataclass(frozen=True)
 class BenchConfig:
-  mode: str
-  model: str
-  batch_size: int = 32
-  beam_width: int = 1
-  max_new_tokens: int = 32
-  repeats: int = 3
-  dataset_dir: str = "datasets/empathetic_dialogues"
-  torch: bool = True
-  max_examples: int = 512
+  """`launch/benchmark.py`'s settings (its flags are generated from these fields)."""
+
+  mode: str = setting(help="What to measure: test = the whole test.py process vs the "
+                      "original's loop; generation = tokens/s; sft = train steps; classifiers "
+                      "= the metric classifiers; reward = reward-model train steps (rated "
+                      "pairs/s); ppo = one PPO iteration (episodes/s, rollout/scoring/update "
+                      "split); tokenize = the tf.data input path vs the default tokenizer "
+                      "(examples/s).", choices=MODES)
+  model: str = setting("GODEL_TINY", "Registry model (or checkpoint path).")
+  batch_size: int | None = setting(None, "Batch size (default: 32 for test and generation, 8 "
+                                   "for sft, reward and ppo, 32 for classifiers, 512 for "
+                                   "tokenize).")
+  beam_width: int = setting(1, "Beams for --mode generation.")
+  max_new_tokens: int = setting(32, "New tokens for --mode test, generation and ppo.")
+  repeats: int = setting(5, "Timed repetitions of each side, interleaved (median and range are "
+                         "reported).")
+  dataset_dir: str = setting("datasets/empathetic_dialogues", "Dataset whose test split gives "
+                             "the inputs.")
+  torch: bool = setting(True, "Also measure the PyTorch reference.")
+  max_examples: int = setting(512, "Test rows for --mode test; contexts for --mode reward.")
+
+  def __post_init__(self):
+    if self.batch_size is None:
+      object.__setattr__(self, "batch_size", DEFAULT_BATCH.get(self.mode, 32))
 
 
 def timed(fn: Callable[[], object], repeats: int) -> float:
