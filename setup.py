@@ -52,8 +52,10 @@ setup(
         # tensorflow-text: the tf.data input path's tests run in CI too.
         # pytest-xdist: the suite runs in two workers (much of a serial run waits on
         # subprocesses, tokenizer loading and I/O; 15.9 -> 8.3 minutes warm on 2 cores).
+        # selenium: the report page is opened in a real browser (Debian's chromium and
+        # chromium-driver, installed apart: README's set-up).
         "test": ["torch==2.13.0", "pytest==9.0.3", "pytest-xdist==3.8.0", "pexpect==4.8.0",
-                 "tensorflow-text==2.21.1"],
+                 "tensorflow-text==2.21.1", "selenium==4.51.0"],
         "torch": ["torch==2.13.0"],
         "tf": ["tensorflow-text==2.21.1"],
     },

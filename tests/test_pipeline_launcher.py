@@ -11,6 +11,7 @@ import sys
 import matplotlib.image
 import numpy as np
 
+import browser
 import hf_fixtures as hf
 from conftest import REPO, REWARD_DIR
 from empathy_jax.pipeline_report import fmt
@@ -104,6 +105,20 @@ def _check_html(folder):
   assert {base64.b64decode(s.split(",", 1)[1]) for s in sources} == pngs
   assert all(s.startswith("data:image/png;base64,") for s in sources)
   assert "PPO changed mean held-out reward by" in page
+  # Opened in a real browser with no network: both plots decode at their PNGs' sizes, nothing
+  # is fetched, and the page shows the Markdown report's headline and as many tables.
+  shapes = [matplotlib.image.imread(folder / n).shape[:2] for n in ("curves.png", "metrics.png")]
+  markdown = (folder / "report.md").read_text()
+  with browser.chromium() as chrome:
+    chrome.get((folder / "report.html").as_uri())
+    images = chrome.execute_script("return Array.from(document.images).map("
+                                   "i => [i.complete, i.naturalHeight, i.naturalWidth])")
+    assert sorted(images) == sorted([True, h, w] for h, w in shapes)
+    assert chrome.execute_script("return performance.getEntriesByType('resource').length") == 0
+    text = chrome.find_element("tag name", "body").text
+    assert markdown.splitlines()[2].strip("*") in text
+    tables = chrome.execute_script("return document.querySelectorAll('table').length")
+    assert tables == sum(1 for line in markdown.splitlines() if line.startswith("|---"))
 
 
 def test_the_whole_loop_in_one_command(tmp_path, short_dialogues):
