@@ -30,6 +30,7 @@ from empathy_jax.models import heads
 from empathy_jax.models.api import DialogueModel
 from empathy_jax.models.configs import RuntimeOptions, config_from_hf
 from empathy_jax.models.loaded import format_for
+from empathy_jax.settings import setting
 from empathy_jax.training import reward_trainer, sft
 from empathy_jax.training.optimizer import OptimizerConfig, make_optimizer
 from empathy_jax.training.ppo import trainer as ppo_trainer
@@ -84,16 +85,17 @@ class PlanConfig:
   model: str
   mesh: sharding.MeshConfig = sharding.MeshConfig()
   steps: tuple[str, ...] = STEPS
-  batch_size: int = 8
+  batch_size: int = setting(8, "Global batch size (PPO: rollout contexts).")
   context_length: int = 256
-  target_length: int = 64
-  max_new_tokens: int = 100
-  num_responses: int = 4
-  dtype: str = "float32"
-  reference_dtype: str = "float32"
-  remat: bool = False
-  scan_layers: bool = False
-  device_memory_gb: float = 16.0
+  target_length: int = setting(64, "SFT target / reward response tokens.")
+  max_new_tokens: int = setting(100, "PPO response tokens (the original's default).")
+  num_responses: int = setting(4, "Reward model: responses per context.")
+  dtype: str = setting("float32", "Compute dtype (weights and the optimizer stay float32).",
+                       ("float32", "bfloat16"))
+  reference_dtype: str = setting("float32", "PPO's frozen reference.", ("float32", "bfloat16"))
+  remat: bool = setting(False, "Rematerialise blocks in the backward pass.")
+  scan_layers: bool = setting(False, "Scan over layers.")
+  device_memory_gb: float = setting(16.0, "Accelerator memory per device, GiB.")
   overrides: tuple[tuple[str, Any], ...] = ()
 
   def __post_init__(self):

@@ -69,9 +69,12 @@ def define_flags(config_cls, flag_values=flags.FLAGS) -> list[str]:
   return defined
 
 
-def from_flags(config_cls, flag_values=flags.FLAGS, **values):
-  """`config_cls` built from the parsed values of its `setting` flags (`values` win)."""
-  given = {f.name: flag_values[f.name].value for f in flag_fields(config_cls)}
+def from_flags(config_cls, read=None, **values):
+  """`config_cls` built from the parsed values of its `setting` flags (`values` win); `read`
+  (name -> value) reads them otherwise than from the flags alone (an experiment config's
+  fields: `launch_flags.value`)."""
+  read = read or (lambda name: flags.FLAGS[name].value)
+  given = {f.name: read(f.name) for f in flag_fields(config_cls)}
   return config_cls(**{**given, **values})
 
 

@@ -34,7 +34,7 @@ import json  # noqa: E402
 
 from absl import app, flags, logging  # noqa: E402
 
-from empathy_jax import launch_flags, planning, registry  # noqa: E402
+from empathy_jax import launch_flags, planning, registry, settings  # noqa: E402
 
 F = flags
 F.DEFINE_integer("devices", None, "Simulate this many devices (fake CPU devices). Without it, "
@@ -43,21 +43,13 @@ launch_flags.define_model_flags()
 _CONFIG = launch_flags.define_config_flag()
 _MESH = launch_flags.define_mesh_flags()
 F.DEFINE_list("steps", list(planning.STEPS), f"Programs to plan: {', '.join(planning.STEPS)}.")
-F.DEFINE_integer("batch_size", 8, "Global batch size (PPO: rollout contexts).")
 F.DEFINE_integer("context_length", None, "Context tokens (the padded bucket; default 256, or "
                  "the model's longest input when shorter: BlenderBot's 128).")
-F.DEFINE_integer("target_length", 64, "SFT target / reward response tokens.")
-F.DEFINE_integer("max_new_tokens", 100, "PPO response tokens (the original's default).")
-F.DEFINE_integer("num_responses", 4, "Reward model: responses per context.")
-F.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype (weights and the "
-              "optimizer stay float32).")
-F.DEFINE_enum("reference_dtype", "float32", ["float32", "bfloat16"], "PPO's frozen reference.")
-F.DEFINE_bool("remat", False, "Rematerialise blocks in the backward pass.")
-F.DEFINE_bool("scan_layers", False, "Scan over layers.")
-F.DEFINE_float("device_memory_gb", 16.0, "Accelerator memory per device, GiB.")
+settings.define_flags(planning.PlanConfig)  # the plan's settings, from its fields
 F.DEFINE_multi_string("override", [], "Architecture field=value (e.g. num_layers=2), for a "
                       "reduced model.")
 F.DEFINE_string("output_json", None, "Also write the figures here.")
+F.adopt_module_key_flags(settings)
 
 def _override(text: str):
   key, _, raw = text.partition("=")
@@ -80,15 +72,11 @@ def main(argv):
   if model not in registry.all_models():
     launch_flags.fail(f"unknown model {model!r}; known: {', '.join(sorted(registry.all_models()))}")
   try:
-    cfg = planning.PlanConfig(
-        model=model, mesh=_MESH(), steps=tuple(F.FLAGS.steps),
-        batch_size=value("batch_size"),
+    cfg = settings.from_flags(
+        planning.PlanConfig, launch_flags.value, model=model, mesh=_MESH(),
+        steps=tuple(F.FLAGS.steps),
         context_length=F.FLAGS.context_length or min(256, registry.get_model_spec(model)
                                                      .max_length),
-        target_length=F.FLAGS.target_length, max_new_tokens=value("max_new_tokens"),
-        num_responses=F.FLAGS.num_responses, dtype=value("dtype"),
-        reference_dtype=value("reference_dtype"), remat=value("remat"),
-        scan_layers=value("scan_layers"), device_memory_gb=F.FLAGS.device_memory_gb,
         overrides=tuple(_override(o) for o in F.FLAGS.override))
     planning.architecture(cfg.model)
   except (ValueError, KeyError) as e:

@@ -1,5 +1,5 @@
 """Settings defined once: a launcher's flags carry the defaults of the config fields they set
-(each train launcher and the benchmark, imported in its own process), and `settings.define_flags` turns fields
+(each train launcher, the benchmark and the planner, imported in its own process), and `settings.define_flags` turns fields
 into absl flags of the right kind."""
 
 import dataclasses
@@ -14,13 +14,17 @@ from absl import flags
 from conftest import REPO
 from empathy_jax import settings
 from empathy_jax.benchmarks.common import BenchConfig
+from empathy_jax.planning import PlanConfig
 from empathy_jax.settings import setting
 from empathy_jax.training.ppo.trainer import PPORunConfig
 from empathy_jax.training.reward_trainer import RewardConfig
 from empathy_jax.training.sft import SFTConfig
 
-LAUNCHERS = {"train_dialogue_model.py": SFTConfig, "train_reward_model.py": RewardConfig,
-             "train_rlhf_pipeline.py": PPORunConfig, "benchmark.py": BenchConfig}
+# launcher -> (its config, whether every field is a flag; else only the `setting` fields).
+LAUNCHERS = {"train_dialogue_model.py": (SFTConfig, True),
+             "train_reward_model.py": (RewardConfig, True),
+             "train_rlhf_pipeline.py": (PPORunConfig, True), "benchmark.py": (BenchConfig, True),
+             "plan.py": (PlanConfig, False)}
 
 
 def _flags_of(launcher):
@@ -33,9 +37,10 @@ def _flags_of(launcher):
 
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
 def test_every_launcher_flag_has_its_fields_default_and_a_help(launcher):
-  config_cls = LAUNCHERS[launcher]
+  config_cls, every_field = LAUNCHERS[launcher]
   defined = _flags_of(launcher)
-  fields = {f.name: f for f in dataclasses.fields(config_cls) if f.name != "mesh"}
+  fields = {f.name: f for f in (dataclasses.fields(config_cls) if every_field
+                                else settings.flag_fields(config_cls)) if f.name != "mesh"}
   missing = sorted(set(fields) - set(defined))
   assert not missing, f"fields without a flag: {missing}"
   for name, field in fields.items():
