@@ -62,6 +62,16 @@ def define_generation_flags() -> Callable[[], dict]:
   return lambda: {k: value(k) for k in GENERATION_FLAGS}
 
 
+def define_distributed_flags() -> None:
+  """--distributed and the three arguments of jax.distributed.initialize()."""
+  flags.DEFINE_bool("distributed", False, "Multi-host: call jax.distributed.initialize() "
+                    "(arguments auto-detected on TPU pods/SLURM, or the three flags below).")
+  flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (with "
+                      "--distributed).")
+  flags.DEFINE_integer("num_processes", None, "Number of processes (with --distributed).")
+  flags.DEFINE_integer("process_id", None, "This process's index (with --distributed).")
+
+
 def define_overwrite_flag():
   if "overwrite" in FLAGS:
     return FLAGS["overwrite"]
@@ -209,12 +219,7 @@ def define_run_flags(log_interval: int, checkpoint_interval: int,
   flags.DEFINE_integer("checkpoint_interval", checkpoint_interval, f"{step.capitalize()} "
                        f"between resumable checkpoints (and one after every epoch).")
   flags.DEFINE_integer("eval_interval", 0, f"Extra validation every N {step} (0: per epoch).")
-  flags.DEFINE_bool("distributed", False, "Multi-host: call jax.distributed.initialize() "
-                    "(arguments auto-detected on TPU pods/SLURM, or the three flags below).")
-  flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (with "
-                      "--distributed).")
-  flags.DEFINE_integer("num_processes", None, "Number of processes (with --distributed).")
-  flags.DEFINE_integer("process_id", None, "This process's index (with --distributed).")
+  define_distributed_flags()
   define_trust_pickle_flag()
   cache = define_compilation_cache_flag()
   define_config_flag()

@@ -18,36 +18,26 @@ import sys
 import jax
 from absl import app, flags
 
-from empathy_jax import compilation, launch_flags, sharding
+from empathy_jax import compilation, launch_flags, settings, sharding
 from empathy_jax.errors import CheckpointError, DatasetError, OutputExistsError
 from empathy_jax.evaluation.suite import format_table
 from empathy_jax.evaluation.testing import TestConfig, run_test
 
 F = flags
-F.DEFINE_string("dataset_dir", None, "Dialogue dataset folder.")
 launch_flags.define_model_flags()
-F.DEFINE_string("output_dir", None, "Where results go (default: the model folder).")
+settings.define_flags(TestConfig)  # the run's settings, from its fields
 _SCORES = launch_flags.define_metric_flags()
-F.DEFINE_integer("batch_size", 32, "Generation/scoring batch size.")
-F.DEFINE_float("data_erasure_level", 1.0, "Erased fraction of instructions.")
-F.DEFINE_integer("max_examples", None, "Score only the first N rows.")
-F.DEFINE_string("split", "test", "Split to evaluate.")
-F.DEFINE_integer("seed", 0, "Sampling seed.")
 _GENERATION_FLAGS = launch_flags.define_generation_flags()
 _MESH = launch_flags.define_mesh_flags()
-F.DEFINE_bool("distributed", False, "Multi-host: jax.distributed.initialize() (arguments "
-              "auto-detected, or the three flags below).")
-F.DEFINE_string("coordinator_address", None, "host:port of process 0 (with --distributed).")
-F.DEFINE_integer("num_processes", None, "Number of processes (with --distributed).")
-F.DEFINE_integer("process_id", None, "This process's index (with --distributed).")
+launch_flags.define_distributed_flags()
 _OVERWRITE = launch_flags.define_overwrite_flag()
 _CACHE = launch_flags.define_compilation_cache_flag()
 launch_flags.define_config_flag()
 F.adopt_module_key_flags(launch_flags)  # list them in --help
+F.adopt_module_key_flags(settings)
 
 _GENERATION = launch_flags.GENERATION_FLAGS
-_PLAIN = ("dataset_dir", "output_dir", "batch_size", "data_erasure_level", "max_examples",
-          "split", "seed")
+_PLAIN = tuple(f.name for f in settings.flag_fields(TestConfig))
 _METRICS = ("emo_classifier_dir", "intent_classifier_dir", "epitome_dir", "reward_model_dir",
             "metric_n_grams", "trust_pickle")
 

@@ -1,6 +1,6 @@
 """Settings defined once: a launcher's flags carry the defaults of the config fields they set
-(each train launcher, the benchmark and the planner, imported in its own process), and `settings.define_flags` turns fields
-into absl flags of the right kind."""
+(the train launchers, test.py, the benchmark and the planner, each imported in its own
+process), and `settings.define_flags` turns fields into absl flags of the right kind."""
 
 import dataclasses
 import json
@@ -14,6 +14,7 @@ from absl import flags
 from conftest import REPO
 from empathy_jax import settings
 from empathy_jax.benchmarks.common import BenchConfig
+from empathy_jax.evaluation.testing import TestConfig
 from empathy_jax.planning import PlanConfig
 from empathy_jax.settings import setting
 from empathy_jax.training.ppo.trainer import PPORunConfig
@@ -24,7 +25,7 @@ from empathy_jax.training.sft import SFTConfig
 LAUNCHERS = {"train_dialogue_model.py": (SFTConfig, True),
              "train_reward_model.py": (RewardConfig, True),
              "train_rlhf_pipeline.py": (PPORunConfig, True), "benchmark.py": (BenchConfig, True),
-             "plan.py": (PlanConfig, False)}
+             "plan.py": (PlanConfig, False), "test.py": (TestConfig, False)}
 
 
 def _flags_of(launcher):

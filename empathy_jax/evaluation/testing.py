@@ -27,6 +27,7 @@ from empathy_jax.evaluation import text_metrics as T
 from empathy_jax.evaluation import batch_program
 from empathy_jax.generation.config import resolve
 from empathy_jax.models.loading import load_model
+from empathy_jax.settings import setting
 from empathy_jax.training.metrics_log import progress
 
 
@@ -102,17 +103,17 @@ def eval_batcher(fmt, batch_size: int, table) -> Batcher:
 class TestConfig:
   """Flags of the original's `test`, plus --max_examples and the mesh."""
 
-  dataset_dir: str
+  dataset_dir: str = setting(help="Dialogue dataset folder.")
   model: str | None = None
   pretrained_model_dir: str | None = None
-  output_dir: str | None = None
+  output_dir: str | None = setting(None, "Where results go (default: the model folder).")
   scores: suite.ScoreConfig = suite.ScoreConfig()
-  batch_size: int = 32
-  data_erasure_level: float = 1.0
-  max_examples: int | None = None
-  split: str = "test"
+  batch_size: int = setting(32, "Generation/scoring batch size.")
+  data_erasure_level: float = setting(1.0, "Erased fraction of instructions.")
+  max_examples: int | None = setting(None, "Score only the first N rows.")
+  split: str = setting("test", "Split to evaluate.")
   generation: dict = dataclasses.field(default_factory=dict)  # only the flags the user gave
-  seed: int = 0
+  seed: int = setting(0, "Sampling seed.")
   mesh: sharding.MeshConfig = sharding.MeshConfig()
   trust_pickle: bool = False
   overwrite: bool = False
