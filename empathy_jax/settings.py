@@ -53,9 +53,13 @@ def define_flags(config_cls, flag_values=flags.FLAGS) -> list[str]:
   hints = typing.get_type_hints(config_cls)
   defined = []
   for f in flag_fields(config_cls):
-    if f.name in flag_values:
-      continue
     default = None if f.default is dataclasses.MISSING else f.default
+    if f.name in flag_values:  # defined by a shared group: it must agree with the field
+      if flag_values[f.name].default != default:
+        raise ValueError(f"--{f.name} is defined already with default "
+                         f"{flag_values[f.name].default!r}; {config_cls.__name__}.{f.name} "
+                         f"says {default!r}")
+      continue
     choices = f.metadata[CHOICES]
     if choices:
       flags.DEFINE_enum(f.name, default, list(choices), f.metadata[HELP],

@@ -16,7 +16,7 @@ turn, median and range, threads pinned and printed.
 
 from absl import app, flags
 
-from empathy_jax import settings
+from empathy_jax import launch_flags, settings
 from empathy_jax.benchmarks.common import BenchConfig
 
 settings.define_flags(BenchConfig)
@@ -26,7 +26,10 @@ flags.adopt_module_key_flags(settings)
 
 def main(argv):
   del argv
-  cfg = settings.from_flags(BenchConfig)
+  try:
+    cfg = settings.from_flags(BenchConfig)
+  except ValueError as e:
+    launch_flags.fail(str(e))
   if cfg.mode == "test":
     from empathy_jax.benchmarks import test_mode as bench  # pylint: disable=import-outside-toplevel
   elif cfg.mode == "generation":

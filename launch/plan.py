@@ -68,7 +68,6 @@ def main(argv):
   model = launch_flags.model_source()[0]
   if not model:
     launch_flags.fail("give --model (a registry name, e.g. GODEL_LARGE) or a --config with one")
-  value = launch_flags.value
   if model not in registry.all_models():
     launch_flags.fail(f"unknown model {model!r}; known: {', '.join(sorted(registry.all_models()))}")
   try:

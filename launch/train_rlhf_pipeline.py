@@ -41,7 +41,8 @@ F.DEFINE_string("pretrained_model_dir", None, "Policy to start from (an SFT run,
 F.DEFINE_integer("seed", 0, "Seed for data order and sampling.")
 settings.define_flags(PPORunConfig)  # every PPO setting, from its field
 _MESH, _CACHE = launch_flags.define_run_flags(
-    1, 50, dropout_help="Override the policy's dropout (rollouts and updates run without it).",
+    1, 50, dropout_help="Override the policy's dropout (rollouts and updates run without it; "
+    "with --recipe original, with it, as the original's).",
     step="iterations")
 F.adopt_module_key_flags(launch_flags)
 F.adopt_module_key_flags(settings)

@@ -21,6 +21,9 @@ from conftest import REPO
 from empathy_jax.models import model_dir, reward_model
 from empathy_jax.models.loading import load_model
 from empathy_jax.training.metrics_log import read_scalars
+from empathy_jax.data.dialogue_dataset import load_dialogue_split, split_dir
+from empathy_jax.data.pipeline import tokenize_split
+from empathy_jax.training.ppo import trainer
 from empathy_jax.training.ppo.trainer import PPORunConfig, train_rlhf_pipeline
 
 LAUNCHER = os.path.join(REPO, "launch", "train_rlhf_pipeline.py")
@@ -130,17 +133,35 @@ def test_sigkilled_ppo_resumes_to_the_uninterrupted_result(models, short_dialogu
   assert _history(one_device) == _history(run)
 
 
-def test_recipe_original_keeps_the_policy_of_lowest_val_loss(models, short_dialogues, tmp_path):
-  """`--recipe original`: every epoch's validation reports the original's `val_loss` beside
-  `val_reward`, and `best/` is the epoch of the lowest `val_loss` (the checkpoint the
-  original's test-time loader picks), not of the highest reward."""
+def test_recipe_original_keeps_the_policy_of_lowest_val_loss(models, short_dialogues, tmp_path,
+                                                             monkeypatch):
+  """`--recipe original`: every epoch's validation reports the original's `val_loss` (over two
+  batches in the dataset's order) beside `val_reward`, and `best/` is the epoch of the lowest
+  `val_loss` (the checkpoint the original's test-time loader picks), not of the highest
+  reward."""
   policy, rm = models
-  settings = dict(max_epochs=3, batch_size=8, max_train_examples=16, max_val_examples=8,
+  settings = dict(max_epochs=3, batch_size=8, max_train_examples=24, max_val_examples=16,
                   max_new_tokens=4, initial_lr=3e-3, kl_penalty=0.05, checkpoint_interval=1)
   cfg = PPORunConfig(dataset_dir=short_dialogues, output_dir=str(tmp_path / "ppo"),
                      reward_model_dir=rm, pretrained_model_dir=policy, recipe="original",
                      **settings)
+  # The validation batches, seen as they are made: the original's loader keeps the dataset's
+  # order (its loss whitens per batch, so the batches' make-up matters).
+  made, real_batcher = [], trainer.make_batcher
+
+  def watched(*args, **kwargs):
+    batcher = real_batcher(*args, **kwargs)
+    if not kwargs.get("group_by_length", True):
+      made.append(batcher)
+    return batcher
+
+  monkeypatch.setattr(trainer, "make_batcher", watched)
   summary = train_rlhf_pipeline(cfg)
+  assert len(made) == 3  # one validation per epoch
+  val = load_dialogue_split(split_dir(short_dialogues, "val"), 0.3).select(range(16))
+  rows = [list(b.example_index_B) for b in made[0].batches(tokenize_split(val, load_model(
+      policy).fmt))]
+  assert rows == [list(range(8)), list(range(8, 16))]
   history = summary["history"]
   losses = [r["val_loss"] for r in history]
   assert np.isfinite(losses).all() and len(set(losses)) == 3  # the policy moved each epoch

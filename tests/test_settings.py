@@ -36,10 +36,25 @@ def _flags_of(launcher):
   return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+# Defaults the launchers had before their flags were generated (the original's, where it has
+# the flag): generation must not move them.
+PINNED = {"train_dialogue_model.py": dict(max_epochs=10, batch_size=8, initial_lr=1e-5,
+                                          data_erasure_level=0.3, lr_schedule="epoch"),
+          "train_reward_model.py": dict(max_epochs=1, batch_size=1, initial_lr=1e-5,
+                                        dropout=0.6, loss="original"),
+          "train_rlhf_pipeline.py": dict(max_epochs=10, batch_size=8, initial_lr=1e-5,
+                                         max_new_tokens=100, ppo_epochs=4, clip_epsilon=0.2,
+                                         kl_penalty=0.0, recipe="default", sample=True),
+          "test.py": dict(batch_size=32, data_erasure_level=1.0, split="test", seed=0),
+          "benchmark.py": dict(repeats=5, max_new_tokens=32, batch_size=None),
+          "plan.py": dict(batch_size=8, max_new_tokens=100, device_memory_gb=16.0)}
+
+
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
 def test_every_launcher_flag_has_its_fields_default_and_a_help(launcher):
   config_cls, every_field = LAUNCHERS[launcher]
   defined = _flags_of(launcher)
+  assert {k: defined[k][0] for k in PINNED[launcher]} == PINNED[launcher]
   fields = {f.name: f for f in (dataclasses.fields(config_cls) if every_field
                                 else settings.flag_fields(config_cls)) if f.name != "mesh"}
   missing = sorted(set(fields) - set(defined))
@@ -76,3 +91,10 @@ def test_define_flags_makes_flags_of_each_kind_from_fields():
     settings.check_choices(Example(folder="x", mode="c"))
   with pytest.raises(ValueError, match="needs its help"):
     setting(1)
+
+  @dataclasses.dataclass(frozen=True)
+  class Clash:
+    steps: int = setting(4, "Another default for a flag defined already.")
+
+  with pytest.raises(ValueError, match="--steps is defined already with default 3"):
+    settings.define_flags(Clash, values)

@@ -45,8 +45,11 @@ class BenchConfig:
   max_examples: int = setting(512, "Test rows for --mode test; contexts for --mode reward.")
 
   def __post_init__(self):
-    if self.batch_size is None:
+    if not self.batch_size:  # None or 0: the mode's own
       object.__setattr__(self, "batch_size", DEFAULT_BATCH.get(self.mode, 32))
+    if self.batch_size < 0 or self.repeats < 1:
+      raise ValueError(f"--batch_size must be >= 0 and --repeats >= 1, got {self.batch_size} "
+                       f"and {self.repeats}")
 
 
 def timed(fn: Callable[[], object], repeats: int) -> float:

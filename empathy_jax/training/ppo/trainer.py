@@ -427,24 +427,27 @@ class PPOTask(loop.Task):
   def validate(self, state):
     split, table = self.val
     greedy = dataclasses.replace(self.ppo.generation, sample=False, temperature=1.0)
-    contexts, texts, losses = [], [], []
-    for batch in make_batcher(self.policy.fmt, self.cfg.batch_size).batches(table):
+    original = self.monitor == "val_loss"
+    # The original's val_dataloader keeps the dataset's order, and its loss whitens advantages
+    # per batch: the same batches matter there; elsewhere length grouping saves padding.
+    batcher = make_batcher(self.policy.fmt, self.cfg.batch_size, group_by_length=not original)
+    rewards, losses = [], []
+    for batch in batcher.batches(table):
       b = self._host_batch(split, batch)
       out = generate_ids(self.policy.model, state.params["policy"], b["ctx"], b["cmask"],
                          greedy, jax.random.PRNGKey(0), b["rows"])
       ids, mask = sharding.to_host((out.tokens_BxN, out.mask_BxN))
       real = np.flatnonzero(b["real"])
-      batch_texts = [self.policy.fmt.decode(ids[row][mask[row] == 1]) for row in real]
-      contexts += [b["contexts"][row] for row in real]
-      texts += batch_texts
-      if self.monitor == "val_loss":
-        scores = np.zeros(len(b["real"]), np.float32)
-        scores[real] = self.scorer([b["contexts"][row] for row in real], batch_texts)
+      scores = self.scorer([b["contexts"][row] for row in real],
+                           [self.policy.fmt.decode(ids[row][mask[row] == 1]) for row in real])
+      rewards.extend(scores)
+      if original:
+        padded = np.zeros(len(b["real"]), np.float32)
+        padded[real] = scores
         loss = self._val_loss(state.params, self.programs.ref_params, b["ctx"], b["cmask"],
                               out.tokens_BxN, out.mask_BxN * b["real"][:, None],
-                              sharding.replicate(scores, self.mesh), state.kl_coef)
+                              sharding.replicate(padded, self.mesh), state.kl_coef)
         losses.append((float(loss), len(real)))
-    rewards = self.scorer(contexts, texts)
     metrics = {"val_reward": float(np.mean(rewards)), "val_reward_std": float(np.std(rewards))}
     if losses:  # Lightning's epoch value: the batch losses weighted by their contexts
       metrics["val_loss"] = sum(v * n for v, n in losses) / sum(n for _, n in losses)
