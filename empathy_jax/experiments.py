@@ -21,6 +21,10 @@ GODEL_SMALL_ED = dict(dataset_dir=ED, model="GODEL_TINY", seed=0, dropout_rate=0
                       max_epochs=2, batch_size=32, initial_lr=2e-3, lr_schedule="step",
                       warmup_steps=300, clip_norm=1.0, max_val_examples=1000,
                       num_val_samples=3, checkpoint_interval=200)
+# Its second stage: one more epoch from the first stage's weights (--model GODEL_SMALL_ED), a
+# fresh optimizer, warm-up and decay again (configs/godel_small_ed.py:continue).
+GODEL_SMALL_ED_CONTINUE = dict(GODEL_SMALL_ED, model="GODEL_SMALL_ED", seed=1, max_epochs=1,
+                               initial_lr=1e-3, warmup_steps=100)
 # The main job's default (pipeline.demo): GODEL_SMALL_ED, the model this project trained, as the
 # SFT stage with a short fine-tune, its backbone for the reward model, PPO, and the test.
 DEMO_SFT = dict(model="GODEL_SMALL_ED", max_epochs=1, batch_size=16, initial_lr=1e-4,

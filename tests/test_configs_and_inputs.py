@@ -52,6 +52,10 @@ def test_every_config_and_its_tiny_twin_parse(path, monkeypatch):
   if os.path.basename(path) == "godel_small_ed.py":  # trained from scratch: GODEL_TINY's
     # random initialisation is the run's real start (the registry entry's architecture)
     assert full.model == tiny.model == "GODEL_TINY"
+    # ... and its second stage continues from the shipped weights with a fresh optimizer.
+    second = _load(f"{path}:continue")
+    assert (second.model, second.max_epochs, second.initial_lr) == ("GODEL_SMALL_ED", 1, 1e-3)
+    SFTConfig(**second.to_dict(), output_dir="unused")  # builds and validates
   elif "model" in full:  # the run's real model, and a tiny one for its CPU twin
     assert not full.model.endswith("_TINY") and tiny.model.endswith("_TINY")
   if os.path.basename(path).startswith(("sft_", "pipeline")):
