@@ -41,7 +41,8 @@ def _base_type(annotation):
   args = [a for a in typing.get_args(annotation) if a is not type(None)]
   if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
     if len(args) != 1:
-      raise TypeError(f"a setting's type must be one type or it or None, got {annotation}")
+      raise TypeError(f"a setting's type must be one type, optionally with None; got "
+                      f"{annotation}")
     return args[0]
   return annotation
 

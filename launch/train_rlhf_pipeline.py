@@ -22,7 +22,8 @@ are untruncated, so the KL stays finite). Greedy (--no_sample) and beam rollouts
 they are not samples of a distribution. Writes OUT/tensorboard_logs/version_N/ (TensorBoard with
 TRL's metric names; best/ = the policy with the highest greedy validation reward, or with
 --recipe original the lowest val_loss; latest/; the resumable train state);
-`launch/test.py --pretrained_model_dir OUT/tensorboard_logs/version_N` tests the best policy. Re-running the same command after an interruption resumes it.
+`launch/test.py --pretrained_model_dir OUT/tensorboard_logs/version_N` tests the best policy.
+Re-running the same command after an interruption resumes it.
 """
 
 import json

@@ -114,7 +114,7 @@ def test_ppo_benchmarks_pytorch_side_learns_as_ours_over_two_iterations(tmp_path
     holder["state"], _ = programs.finish(state, r, scores, inputs["plan"])
   ours = jax.tree.map(np.asarray, holder["state"].params["policy"])
   torch_policy = weights.hf_to_params(
-      {k: v.detach().numpy() for k, v in theirs.modules["policy"].state_dict().items()},
+      {k: v.detach().numpy() for k, v in theirs.policy.state_dict().items()},
       policy.model.cfg, abstract)
   for (path, a), b, s in zip(jax.tree_util.tree_leaves_with_path(ours),
                              jax.tree.leaves(torch_policy), jax.tree.leaves(start)):

@@ -41,6 +41,12 @@ def _responses(rng, fmt, b, n):
   return ids, mask, enc
 
 
+def _head(value_head):
+  """Our value head from the original's torch.nn.Linear(hidden, 1)."""
+  return {"kernel": jnp.asarray(value_head.weight.detach().numpy()[0]),
+          "bias": jnp.asarray(value_head.bias.detach().numpy()[0])}
+
+
 def _torch_params(model, cfg_ours, abstract):
   state = {k: v.detach().numpy().astype(np.float32) for k, v in model.state_dict().items()}
   return weights.hf_to_params(state, cfg_ours, abstract)
@@ -69,9 +75,7 @@ def test_recipe_original_equals_the_originals_step_over_two_updates(tmp_path, ed
                     shared_critic=True, **{k: v for k, v in SETTINGS.items()
                                            if k != "kl_penalty"})
   start = jax.tree.map(jnp.asarray, loaded.params)
-  params = {"policy": start,
-            "critic": {"head": {"kernel": jnp.asarray(value_head.weight.detach().numpy()[0]),
-                                "bias": jnp.asarray(value_head.bias.detach().numpy()[0])}}}
+  params = {"policy": start, "critic": {"head": _head(value_head)}}
   ref_params = start
   tx = optax.sgd(LR)
   opt_state = tx.init(params)
@@ -157,8 +161,7 @@ def test_original_validation_loss_equals_the_originals_val_step(tmp_path, ed_tes
   abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), loaded.params)
   reference = jax.tree.map(jnp.asarray, _torch_params(frozen, model.cfg, abstract))
   params = {"policy": jax.tree.map(jnp.asarray, loaded.params),
-            "critic": {"head": {"kernel": jnp.asarray(value_head.weight.detach().numpy()[0]),
-                                "bias": jnp.asarray(value_head.bias.detach().numpy()[0])}}}
+            "critic": {"head": _head(value_head)}}
   batch = hf.real_batch(fmt, ed_test, n=4)
   ctx, cmask = np.asarray(batch.context_ids_BxC), np.asarray(batch.context_mask_BxC)
   rng = np.random.default_rng(3)
@@ -168,13 +171,11 @@ def test_original_validation_loss_equals_the_originals_val_step(tmp_path, ed_tes
       tuned, frozen, value_head, optimizer, torch.from_numpy(ctx).long(),
       torch.from_numpy(cmask).long(), torch.from_numpy(enc), fmt.pad_id,
       torch.from_numpy(scores), **SETTINGS, dropout_p=0.5)
-  got = jax.jit(lambda p: original_val_loss(p, reference, ctx, cmask, ids, mask, scores,
-                                            SETTINGS["kl_penalty"], model=model, ppo=cfg))
-  assert float(got(params)) == pytest.approx(want["loss"], rel=1e-5)
+  got = jax.jit(lambda p, s: original_val_loss(p, reference, ctx, cmask, ids, mask, s,
+                                               SETTINGS["kl_penalty"], model=model, ppo=cfg))
+  assert float(got(params, scores)) == pytest.approx(want["loss"], rel=1e-5)
   # The loss depends on the scores it is given (the comparison is not of constants).
-  assert float(jax.jit(lambda p: original_val_loss(
-      p, reference, ctx, cmask, ids, mask, -scores, SETTINGS["kl_penalty"], model=model,
-      ppo=cfg))(params)) != pytest.approx(want["loss"], rel=1e-3)
+  assert float(got(params, -scores)) != pytest.approx(want["loss"], rel=1e-3)
 
 
 @pytest.mark.parametrize("family", ["godel", "dialogpt"])
@@ -200,9 +201,9 @@ def test_original_recipe_samples_its_rollouts_with_dropout_on(tmp_path, ed_test,
                                    jax.random.PRNGKey(seed), jnp.arange(8), cfg=cfg))(params)
     return np.asarray(r.response_ids) * np.asarray(r.response_mask)
 
-  eval_mode = rollout_tokens(0.5, False)
-  np.testing.assert_array_equal(rollout_tokens(0.0, True), rollout_tokens(0.0, False))
-  np.testing.assert_array_equal(rollout_tokens(0.0, False), eval_mode)  # dropout unused
+  eval_mode, rate_0 = rollout_tokens(0.5, False), rollout_tokens(0.0, False)
+  np.testing.assert_array_equal(rollout_tokens(0.0, True), rate_0)
+  np.testing.assert_array_equal(rate_0, eval_mode)  # dropout unused
   train_mode = rollout_tokens(0.5, True)
   assert (train_mode != eval_mode).any(axis=1).sum() >= 2
   np.testing.assert_array_equal(rollout_tokens(0.5, True), train_mode)  # keyed: reproducible

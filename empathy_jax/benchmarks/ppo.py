@@ -87,7 +87,7 @@ def _our_side(policy, reward, run, ppo, split, batch):
 def _torch_side(policy, reward, ppo, batch, tx_lr: float, weight_decay: float, lr_schedule):
   """The PyTorch side over the same weights: `iteration()` (timed into `clock`), `check(resp)`
   (its teacher-forced pieces, scores and first loss on given response tokens), `learn(resp)`
-  (an iteration's scoring and updates on given response tokens) and its `modules`. AdamW steps
+  (an iteration's scoring and updates on given response tokens) and its `policy`. AdamW steps
   at `lr_schedule(step)`, ours."""
   import torch  # pylint: disable=import-outside-toplevel
 
@@ -144,14 +144,12 @@ def _torch_side(policy, reward, ppo, batch, tx_lr: float, weight_decay: float, l
     return v_head(critic(**inputs).last_hidden_state[:, span])[..., 0]
 
   def scores(resp):
-    # A response cut off at max_new_tokens gets EOS after it, as re-encoding its text would.
-    # EOS is off, so every sampled token is real, even one equal to the pad id (the pad token
-    # is in the vocabulary: a policy can sample it).
-    real = torch.ones_like(resp, dtype=torch.bool)
-    cut = ~((resp == eos) & real).any(1) & real.any(1)
+    # EOS is off, so every one of the n sampled tokens is real, even one equal to the pad id
+    # (a policy can sample it). A response without EOS was cut off at max_new_tokens and gets
+    # EOS after it, as re-encoding its text would.
+    cut = ~(resp == eos).any(1)
     resp = torch.cat([resp, torch.full((resp.shape[0], 1), pad, dtype=resp.dtype)], 1)
-    rows = torch.nonzero(cut)[:, 0]
-    resp[rows, real.sum(1)[rows]] = eos
+    resp[cut, n] = eos
     ids = torch.cat([torch.tensor([prefix] * resp.shape[0], dtype=torch.long).reshape(
         resp.shape[0], len(prefix)), resp], 1)
     if enc_dec:
@@ -162,8 +160,7 @@ def _torch_side(policy, reward, ppo, batch, tx_lr: float, weight_decay: float, l
       h = rm(input_ids=torch.cat([ctx, ids], 1), attention_mask=full_mask,
              position_ids=pos).last_hidden_state[:, c:]
     # The original's pooling: every real position, the format's start token included.
-    pool = torch.cat([torch.ones(resp.shape[0], len(prefix)), real.float(),
-                      cut.float()[:, None]], 1)
+    pool = torch.cat([torch.ones(resp.shape[0], len(prefix) + n), cut.float()[:, None]], 1)
     mean = (h * pool[..., None]).sum(1) / pool.sum(1, keepdim=True)
     return rm_head(mean)[:, 0] - float(reward.mean_offset)
 
@@ -252,10 +249,8 @@ def _torch_side(policy, reward, ppo, batch, tx_lr: float, weight_decay: float, l
                                           advantages=adv, returns=ret, loss=first).items()}
 
   return types.SimpleNamespace(
-      iteration=iteration, check=check, clock=clock,
-      learn=lambda resp_np: learn(torch.from_numpy(np.array(resp_np)).long()),
-      modules={"policy": model, "critic": critic, "value_head": v_head, "reward": rm,
-               "reward_head": rm_head})
+      iteration=iteration, check=check, clock=clock, policy=model,
+      learn=lambda resp_np: learn(torch.from_numpy(np.array(resp_np)).long()))
 
 
 def _same_work(programs, inputs, holder, check):

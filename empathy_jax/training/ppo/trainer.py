@@ -29,13 +29,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from empathy_jax import ranges, settings, sharding
-from empathy_jax.settings import setting
 from empathy_jax.data.dialogue_dataset import load_dialogue_split, split_dir
 from empathy_jax.data.pipeline import make_batcher, tokenize_split
 from empathy_jax.generation.config import GenerationConfig, resolve
 from empathy_jax.generation.search import generate_ids
 from empathy_jax.models import heads, model_dir, packing, reward_model
 from empathy_jax.models.loading import load_model
+from empathy_jax.settings import setting
 from empathy_jax.training import loop, runs
 from empathy_jax.training.optimizer import OptimizerConfig, make_optimizer
 from empathy_jax.training.ppo import rollout as R
