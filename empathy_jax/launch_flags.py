@@ -130,11 +130,13 @@ def model_source() -> tuple[str | None, str | None]:
   return value("model"), value("pretrained_model_dir")
 
 
-def define_model_flags() -> None:
-  """--model / --pretrained_model_dir: the two ways to name a dialogue model."""
-  flags.DEFINE_string("model", None, "Registry model name.")
-  flags.DEFINE_string("pretrained_model_dir", None, "Our run/model folder, a Hugging Face "
-                      "directory or hub name, or an original Lightning run.")
+def define_model_flags(role: str = "") -> None:
+  """--model / --pretrained_model_dir: the two ways to name a dialogue model; `role` says what
+  the launcher does with it (e.g. "the policy to start from")."""
+  role = f" ({role})" if role else ""
+  flags.DEFINE_string("model", None, f"Registry model name, e.g. GODEL_TINY{role}.")
+  flags.DEFINE_string("pretrained_model_dir", None, f"Our run/model folder, a Hugging Face "
+                      f"directory or hub name, or an original Lightning .ckpt / run{role}.")
 
 
 def required_model_source() -> str:

@@ -23,11 +23,7 @@ from empathy_jax.errors import CheckpointError, DatasetError, DivergedError
 from empathy_jax.training.sft import SFTConfig, train_dialogue_model
 
 F = flags
-F.DEFINE_string("model", None, "Registry model to start from (e.g. GODEL_TINY).")
-F.DEFINE_string("pretrained_model_dir", None, "Checkpoint to continue from: an empathy-jax "
-                "run/model folder, a Hugging Face directory or hub name, or an original "
-                "Lightning .ckpt / run folder.")
-F.DEFINE_integer("seed", 0, "Seed for data order, dropout and random init.")
+launch_flags.define_model_flags("the model to fine-tune")
 settings.define_flags(SFTConfig)  # every SFT setting, from its field
 _MESH, _CACHE = launch_flags.define_run_flags(10, 500)
 F.adopt_module_key_flags(launch_flags)  # list the shared flags in --help

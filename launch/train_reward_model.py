@@ -24,11 +24,7 @@ from empathy_jax.errors import CheckpointError, DatasetError, DivergedError
 from empathy_jax.training.reward_trainer import RewardConfig, train_reward_model
 
 F = flags
-F.DEFINE_string("model", None, "Registry model for the backbone (e.g. GODEL_TINY).")
-F.DEFINE_string("pretrained_model_dir", None, "Backbone to start from: an empathy-jax run or "
-                "model folder (e.g. an SFT run), a Hugging Face directory or hub name, or an "
-                "original Lightning .ckpt / run folder.")
-F.DEFINE_integer("seed", 0, "Seed for the head, data order, held-out split and dropout.")
+launch_flags.define_model_flags("the backbone of the reward model")
 settings.define_flags(RewardConfig)  # every reward-model setting, from its field
 _MESH, _CACHE = launch_flags.define_run_flags(
     10, 500, dropout_help="Override the backbone's own dropout.")

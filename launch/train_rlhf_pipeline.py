@@ -36,10 +36,7 @@ from empathy_jax.errors import CheckpointError, DatasetError, DivergedError
 from empathy_jax.training.ppo.trainer import PPORunConfig, train_rlhf_pipeline
 
 F = flags
-F.DEFINE_string("model", None, "Registry model for the policy (e.g. GODEL_TINY).")
-F.DEFINE_string("pretrained_model_dir", None, "Policy to start from (an SFT run, a Hugging "
-                "Face directory, an original .ckpt); also the frozen reference.")
-F.DEFINE_integer("seed", 0, "Seed for data order and sampling.")
+launch_flags.define_model_flags("the policy to start from; also the frozen reference")
 settings.define_flags(PPORunConfig)  # every PPO setting, from its field
 _MESH, _CACHE = launch_flags.define_run_flags(
     1, 50, dropout_help="Override the policy's dropout (rollouts and updates run without it; "

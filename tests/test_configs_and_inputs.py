@@ -126,7 +126,7 @@ def no_model_loading(monkeypatch):
   """Fails the test if anything gets as far as loading a model."""
   def refuse(*args, **kwargs):
     raise AssertionError("a model was loaded before the inputs were checked")
-  monkeypatch.setattr("empathy_jax.training.sft.load_model", refuse)
+  monkeypatch.setattr("empathy_jax.training.core.load_model", refuse)
   monkeypatch.setattr("empathy_jax.evaluation.testing.load_model", refuse)
 
 

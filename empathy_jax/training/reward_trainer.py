@@ -26,12 +26,11 @@ from empathy_jax.data.dialogue_dataset import RewardSplit, load_reward_split, sp
 from empathy_jax.data.pipeline import DEFAULT_BUCKETS, bucket_length
 from empathy_jax.errors import DatasetError, Problem
 from empathy_jax.models import reward_model
-from empathy_jax.models.loading import load_model
 from empathy_jax.settings import setting
-from empathy_jax.training import loop, reward, runs
-from empathy_jax.training.optimizer import OptimizerConfig, make_optimizer
+from empathy_jax.training import core, loop, reward
+from empathy_jax.training.optimizer import OptimizerConfig
 from empathy_jax.training.run_config import TrainRunConfig
-from empathy_jax.training.state import TrainState, abstract_state, create_state, state_shardings
+from empathy_jax.training.state import TrainState
 
 LOSSES = ("original", "bradley_terry")
 
@@ -369,38 +368,39 @@ class RewardTask(loop.Task):
     reward_model.save(self.start.with_params(state.params, offset), path, metadata=metadata)
 
 
+class RewardModelTraining(core.Algorithm):
+  """Reward-model training for `core.run`: rated pairs of the reward split, the pair loss."""
+
+  def prepare(self, cfg: RewardConfig, mesh) -> RewardSplit:
+    split = load_reward_split(split_dir(cfg.dataset_dir, "train"))
+    if cfg.max_contexts is not None:
+      split = RewardSplit(split.contexts[:cfg.max_contexts], split.responses[:cfg.max_contexts],
+                          split.ratings[:cfg.max_contexts], split.path)
+    if len(split.contexts) < 1:
+      raise DatasetError([Problem(split.path, None, "no contexts to train on")])
+    return split
+
+  def build(self, cfg: RewardConfig, loaded, prepared: RewardSplit, mesh) -> core.Setup:
+    start = reward_model.new_reward_model(loaded, cfg.seed)
+    shards = sharding.batch_shards(mesh)
+    rows = -(-cfg.batch_size // shards) * shards  # filler contexts carry no pairs
+    if rows != cfg.batch_size:
+      logging.warning("--batch_size %d padded to %d rows (a multiple of the %d batch shards); "
+                      "the filler rows carry no pairs", cfg.batch_size, rows, shards)
+    data = RewardData(prepared, loaded.fmt, rows)
+    train_idx, val_idx = split_contexts(data.n, cfg.val_fraction, cfg.seed)
+    state, shardings, tx, lr_fn = core.adamw_state(cfg, start.params, start.abstract_params(),
+                                                   data.num_batches(train_idx), mesh, cfg.seed)
+    task = RewardTask(cfg, start, data, train_idx, val_idx, mesh, shardings, tx, lr_fn)
+
+    def finish(state, summary):
+      offset = task._evaluate(state)[1]["val_reward_mean"]  # pylint: disable=protected-access
+      return {**summary, "reward_model": start.with_params(state.params, offset)}
+    return core.Setup(task, state, {"train_contexts": len(train_idx),
+                                    "val_contexts": len(val_idx)}, finish)
+
+
 def train_reward_model(cfg: RewardConfig) -> dict:
   """Trains a reward model; returns a summary (run folder, best validation loss, per-epoch
   history, the final `RewardModel`)."""
-  cfg.check_inputs()
-  if cfg.distributed:
-    sharding.initialize_distributed(cfg.coordinator_address, cfg.num_processes, cfg.process_id)
-  split = load_reward_split(split_dir(cfg.dataset_dir, "train"))
-  if cfg.max_contexts is not None:
-    split = RewardSplit(split.contexts[:cfg.max_contexts], split.responses[:cfg.max_contexts],
-                        split.ratings[:cfg.max_contexts], split.path)
-  if len(split.contexts) < 1:
-    raise DatasetError([Problem(split.path, None, "no contexts to train on")])
-  run_dir, resuming = runs.select_run(cfg.output_dir, cfg.identity())
-  backbone = load_model(cfg.model or cfg.pretrained_model_dir, cfg.runtime(), seed=cfg.seed,
-                        trust_pickle=cfg.trust_pickle)
-  start = reward_model.new_reward_model(backbone, cfg.seed)
-  mesh = sharding.make_mesh(cfg.mesh)
-  shards = sharding.batch_shards(mesh)
-  rows = -(-cfg.batch_size // shards) * shards  # filler contexts carry no pairs
-  if rows != cfg.batch_size:
-    logging.warning("--batch_size %d padded to %d rows (a multiple of the %d batch shards); "
-                    "the filler rows carry no pairs", cfg.batch_size, rows, shards)
-  data = RewardData(split, backbone.fmt, rows)
-  train_idx, val_idx = split_contexts(data.n, cfg.val_fraction, cfg.seed)
-  steps_per_epoch = data.num_batches(train_idx)
-  tx, lr_fn = make_optimizer(cfg.optimizer(), steps_per_epoch, cfg.max_epochs)
-  shardings = state_shardings(abstract_state(start.abstract_params(), tx), mesh)
-  state = create_state(start.params, tx, jax.random.PRNGKey(cfg.seed), shardings)
-  task = RewardTask(cfg, start, data, train_idx, val_idx, mesh, shardings, tx, lr_fn)
-  runs.write_hparams(run_dir, {**cfg.identity(), "steps_per_epoch": steps_per_epoch,
-                               "train_contexts": len(train_idx), "val_contexts": len(val_idx)})
-  state, summary = loop.fit(task, state, cfg.loop(), run_dir, resuming)
-  summary["reward_model"] = start.with_params(state.params,
-                                              task._evaluate(state)[1]["val_reward_mean"])  # pylint: disable=protected-access
-  return summary
+  return core.run(cfg, RewardModelTraining())

@@ -10,6 +10,7 @@ import dataclasses
 
 from empathy_jax import preflight, sharding
 from empathy_jax.models.configs import RuntimeOptions
+from empathy_jax.settings import setting
 from empathy_jax.training.loop import LoopConfig
 
 # Fields that say how a process was launched, not what it computes: a rerun with other values
@@ -23,7 +24,8 @@ class TrainRunConfig:
 
   model: str | None = None
   pretrained_model_dir: str | None = None
-  seed: int = 0
+  seed: int = setting(0, "Seed of the run: data order, held-out split, new weights, dropout and "
+                      "sampling.")
   dtype: str = "float32"
   dropout_rate: float | None = None
   remat: bool = False

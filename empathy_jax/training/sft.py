@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import logging
 import os
 
 import jax
@@ -22,14 +21,13 @@ from empathy_jax import preflight, ranges, settings, sharding
 from empathy_jax.data.dialogue_dataset import load_dialogue_split, split_dir
 from empathy_jax.data.pipeline import Batch, make_batcher, tokenize_split
 from empathy_jax.models import model_dir
-from empathy_jax.models.loading import load_model
 from empathy_jax.models.packing import encoder_plan
 from empathy_jax.settings import setting
-from empathy_jax.training import loop, runs
+from empathy_jax.training import core, loop
 from empathy_jax.training.loss import batch_nll
-from empathy_jax.training.optimizer import OptimizerConfig, make_optimizer
+from empathy_jax.training.optimizer import OptimizerConfig
 from empathy_jax.training.run_config import TrainRunConfig
-from empathy_jax.training.state import TrainState, abstract_state, create_state, state_shardings
+from empathy_jax.training.state import TrainState
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -242,29 +240,27 @@ def validation_samples(loaded, params, split, mesh, n: int, max_new_tokens: int)
            "output": fmt.decode(tokens[i][out_mask[i] == 1])} for i in range(len(split))]
 
 
+class SFT(core.Algorithm):
+  """SFT for `core.run`: the dialogue split's batches and the token cross-entropy."""
+
+  def build(self, cfg: SFTConfig, loaded, prepared, mesh) -> core.Setup:
+    if cfg.input_pipeline == "tfdata":
+      from empathy_jax.data import tfdata  # pylint: disable=import-outside-toplevel
+
+      tfdata.check_format(loaded.fmt)  # another family: a clear error before any data work
+    data = SFTData(cfg, loaded.fmt, loaded.tokenizer_source)
+    steps_per_epoch = data.train_batcher.num_batches(len(data.train))
+    state, shardings, tx, lr_fn = core.adamw_state(cfg, loaded.params,
+                                                   loaded.model.abstract_params(),
+                                                   steps_per_epoch, mesh, cfg.seed)
+    task = SFTTask(cfg, loaded, data, mesh, shardings, tx, lr_fn)
+
+    def finish(state, summary):
+      return {**summary, "params": state.params}
+    return core.Setup(task, state, finish=finish)
+
+
 def train_dialogue_model(cfg: SFTConfig) -> dict:
   """Fine-tunes and returns a summary: run folder, best validation loss, per-epoch history,
   final parameters."""
-  cfg.check_inputs()
-  if cfg.distributed:
-    sharding.initialize_distributed(cfg.coordinator_address, cfg.num_processes, cfg.process_id)
-  logging.info("process %d/%d, %d devices", jax.process_index(), jax.process_count(),
-               jax.device_count())
-  run_dir, resuming = runs.select_run(cfg.output_dir, cfg.identity())
-  loaded = load_model(cfg.model or cfg.pretrained_model_dir, cfg.runtime(), seed=cfg.seed,
-                      trust_pickle=cfg.trust_pickle)
-  if cfg.input_pipeline == "tfdata":
-    from empathy_jax.data import tfdata  # pylint: disable=import-outside-toplevel
-
-    tfdata.check_format(loaded.fmt)  # another family: a clear error before any data work
-  data = SFTData(cfg, loaded.fmt, loaded.tokenizer_source)
-  steps_per_epoch = data.train_batcher.num_batches(len(data.train))
-  tx, lr_fn = make_optimizer(cfg.optimizer(), steps_per_epoch, cfg.max_epochs)
-  mesh = sharding.make_mesh(cfg.mesh)
-  shardings = state_shardings(abstract_state(loaded.model.abstract_params(), tx), mesh)
-  state = create_state(loaded.params, tx, jax.random.PRNGKey(cfg.seed), shardings)
-  task = SFTTask(cfg, loaded, data, mesh, shardings, tx, lr_fn)
-  runs.write_hparams(run_dir, {**cfg.identity(), "steps_per_epoch": steps_per_epoch})
-  state, summary = loop.fit(task, state, cfg.loop(), run_dir, resuming)
-  summary["params"] = state.params
-  return summary
+  return core.run(cfg, SFT())

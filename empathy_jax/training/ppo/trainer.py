@@ -34,9 +34,8 @@ from empathy_jax.data.pipeline import make_batcher, tokenize_split
 from empathy_jax.generation.config import GenerationConfig, resolve
 from empathy_jax.generation.search import generate_ids
 from empathy_jax.models import heads, model_dir, packing, reward_model
-from empathy_jax.models.loading import load_model
 from empathy_jax.settings import setting
-from empathy_jax.training import loop, runs
+from empathy_jax.training import core, loop
 from empathy_jax.training.optimizer import OptimizerConfig, make_optimizer
 from empathy_jax.training.ppo import rollout as R
 from empathy_jax.training.ppo import step as S
@@ -434,12 +433,8 @@ class PPOTask(loop.Task):
     rewards, losses = [], []
     for batch in batcher.batches(table):
       b = self._host_batch(split, batch)
-      out = generate_ids(self.policy.model, state.params["policy"], b["ctx"], b["cmask"],
-                         greedy, jax.random.PRNGKey(0), b["rows"])
-      ids, mask = sharding.to_host((out.tokens_BxN, out.mask_BxN))
-      real = np.flatnonzero(b["real"])
-      scores = self.scorer([b["contexts"][row] for row in real],
-                           [self.policy.fmt.decode(ids[row][mask[row] == 1]) for row in real])
+      out, real, scores = greedy_scores(self.policy, state.params["policy"], b, greedy,
+                                        self.scorer)
       rewards.extend(scores)
       if original:
         padded = np.zeros(len(b["real"]), np.float32)
@@ -456,6 +451,18 @@ class PPOTask(loop.Task):
   def save_model(self, state, path, metadata):
     model_dir.save(dataclasses.replace(self.policy, params=state.params["policy"]), path,
                    metadata=metadata)
+
+
+def greedy_scores(policy, params, b: dict, greedy: GenerationConfig, scorer):
+  """Greedy responses to a host batch's contexts (`b`: ctx, cmask, rows, contexts, real) and
+  the reward model's scores of its real rows: (generation output, real row indices, scores)."""
+  out = generate_ids(policy.model, params, b["ctx"], b["cmask"], greedy, jax.random.PRNGKey(0),
+                     b["rows"])
+  ids, mask = sharding.to_host((out.tokens_BxN, out.mask_BxN))
+  real = np.flatnonzero(b["real"])
+  scores = scorer([b["contexts"][row] for row in real],
+                  [policy.fmt.decode(ids[row][mask[row] == 1]) for row in real])
+  return out, real, scores
 
 
 def original_val_loss(params, ref_params, ctx, cmask, tokens, mask, scores, kl_coef, *, model,
@@ -516,36 +523,38 @@ def initial_state(cfg: PPORunConfig, policy, reward, tx, mesh) -> tuple[PPOState
   return state, shardings
 
 
-def _split(cfg, name, limit, fmt):
+def dialogue_split(cfg, name, limit, fmt):
+  """(the split `name` of `cfg.dataset_dir`, its first `limit` rows, tokenized in `fmt`)."""
   split = load_dialogue_split(split_dir(cfg.dataset_dir, name), cfg.data_erasure_level)
   if limit is not None:
     split = split.select(range(min(limit, len(split))))
   return split, tokenize_split(split, fmt)
 
 
+class PPO(core.Algorithm):
+  """PPO for `core.run`: rollouts from the policy, scored by the reward model, clipped updates
+  of the policy and its critic."""
+
+  def prepare(self, cfg: PPORunConfig, mesh) -> None:
+    shards = sharding.batch_shards(mesh)
+    if cfg.batch_size % shards:
+      raise ValueError(f"--batch_size {cfg.batch_size} must be a multiple of the mesh's {shards} "
+                       f"batch shards (data x fsdp)")
+
+  def build(self, cfg: PPORunConfig, loaded, prepared, mesh) -> core.Setup:
+    reward = reward_model.load(cfg.reward_model_dir, trust_pickle=cfg.trust_pickle)
+    train = dialogue_split(cfg, "train", cfg.max_train_examples, loaded.fmt)
+    val = dialogue_split(cfg, "val", cfg.max_val_examples, loaded.fmt)
+    steps = make_batcher(loaded.fmt, cfg.batch_size).num_batches(len(train[1]))
+    tx, _ = make_optimizer(cfg.optimizer(), steps * cfg.ppo_epochs * cfg.num_minibatches,
+                           cfg.max_epochs)
+    state, shardings = initial_state(cfg, loaded, reward, tx, mesh)
+    task = PPOTask(cfg, loaded, reward, train, val, mesh, shardings, tx)
+    logging.info("reward scoring %s", "in the graph (shared tokenizer)" if task.programs.in_graph
+                 else "through text (different tokenizers)")
+    return core.Setup(task, state)
+
+
 def train_rlhf_pipeline(cfg: PPORunConfig) -> dict:
   """PPO-trains the policy; returns the loop's summary."""
-  cfg.check_inputs()
-  if cfg.distributed:
-    sharding.initialize_distributed(cfg.coordinator_address, cfg.num_processes, cfg.process_id)
-  mesh = sharding.make_mesh(cfg.mesh)
-  shards = sharding.batch_shards(mesh)
-  if cfg.batch_size % shards:
-    raise ValueError(f"--batch_size {cfg.batch_size} must be a multiple of the mesh's {shards} "
-                     f"batch shards (data x fsdp)")
-  run_dir, resuming = runs.select_run(cfg.output_dir, cfg.identity())
-  policy = load_model(cfg.model or cfg.pretrained_model_dir, cfg.runtime(), seed=cfg.seed,
-                      trust_pickle=cfg.trust_pickle)
-  reward = reward_model.load(cfg.reward_model_dir, trust_pickle=cfg.trust_pickle)
-  train = _split(cfg, "train", cfg.max_train_examples, policy.fmt)
-  val = _split(cfg, "val", cfg.max_val_examples, policy.fmt)
-  steps = make_batcher(policy.fmt, cfg.batch_size).num_batches(len(train[1]))
-  tx, _ = make_optimizer(cfg.optimizer(), steps * cfg.ppo_epochs * cfg.num_minibatches,
-                         cfg.max_epochs)
-  state, shardings = initial_state(cfg, policy, reward, tx, mesh)
-  task = PPOTask(cfg, policy, reward, train, val, mesh, shardings, tx)
-  logging.info("reward scoring %s", "in the graph (shared tokenizer)" if task.programs.in_graph
-               else "through text (different tokenizers)")
-  runs.write_hparams(run_dir, {**cfg.identity(), "steps_per_epoch": task.steps_per_epoch})
-  _, summary = loop.fit(task, state, cfg.loop(), run_dir, resuming)
-  return summary
+  return core.run(cfg, PPO())
