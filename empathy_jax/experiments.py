@@ -35,6 +35,11 @@ DEMO_REWARD = dict(model="GODEL_SMALL_ED", batch_size=4, initial_lr=1e-4, max_ep
 DEMO_PPO = dict(max_epochs=1, batch_size=16, max_train_examples=256, max_val_examples=32,
                 max_new_tokens=20, kl_penalty=0.05, initial_lr=1e-4, checkpoint_interval=8)
 DEMO_EVAL = dict(max_examples=256, max_new_tokens=24)
+# The main job's other algorithms (--algorithm dpo,grpo,rloo), from the SFT stage's policy.
+DEMO_DPO = dict(max_epochs=2, batch_size=8, initial_lr=1e-5, beta=0.1, val_fraction=0.1)
+DEMO_GRPO = dict(max_epochs=1, batch_size=8, group_size=4, max_train_examples=128,
+                 max_val_examples=32, max_new_tokens=20, initial_lr=1e-5, beta=0.04,
+                 checkpoint_interval=8)
 # train_reward_model: one context (all its responses) per step, LR halved every epoch.
 REWARD = dict(dataset_dir=REWARD_DATA, max_epochs=1, initial_lr=1e-5, batch_size=1,
               dropout=0.6, val_fraction=0.0, loss="original")
@@ -44,6 +49,19 @@ PPO = dict(dataset_dir=ED, max_epochs=10, batch_size=8, initial_lr=1e-5, data_er
            max_new_tokens=100, clip_epsilon=0.2, kl_penalty=0.0, gamma=0.99, lam=0.95,
            vf_coeff=1.0, entropy_coeff=0.01, reward_model_dir="")
 PPO_TINY = dict(max_epochs=1, max_new_tokens=16, max_train_examples=64, max_val_examples=16)
+# train_dpo: the rated pairs of the reward dataset as preferences, a tenth of the contexts held
+# out; the policy is GODEL_SMALL_ED (the model this project trained).
+DPO = dict(dataset_dir=REWARD_DATA, model="GODEL_SMALL_ED", max_epochs=3, batch_size=8,
+           initial_lr=5e-6, beta=0.1, val_fraction=0.1)
+DPO_TINY = dict(model="GODEL_TINY", max_epochs=2, batch_size=4, initial_lr=1e-4,
+                max_contexts=20, val_fraction=0.2)
+# train_grpo: group-relative advantages over 4 samples per context; reward_model_dir is
+# required and set per run.
+GRPO = dict(dataset_dir=ED, model="GODEL_SMALL_ED", max_epochs=1, batch_size=8, group_size=4,
+            max_new_tokens=20, initial_lr=1e-5, beta=0.04, max_train_examples=512,
+            max_val_examples=64, reward_model_dir="")
+GRPO_TINY = dict(model="GODEL_TINY", batch_size=4, max_new_tokens=12, max_train_examples=32,
+                 max_val_examples=8)
 # test: the metric suite on the test split.
 EVAL = dict(dataset_dir=ED, batch_size=32, data_erasure_level=1.0, metric_n_grams=4)
 EVAL_TINY = dict(max_examples=128, max_new_tokens=24)

@@ -17,6 +17,8 @@ from empathy_jax.benchmarks.common import BenchConfig
 from empathy_jax.evaluation.testing import TestConfig
 from empathy_jax.planning import PlanConfig
 from empathy_jax.settings import setting
+from empathy_jax.training.dpo import DPOConfig
+from empathy_jax.training.grpo import GRPOConfig
 from empathy_jax.training.ppo.trainer import PPORunConfig
 from empathy_jax.training.reward_trainer import RewardConfig
 from empathy_jax.training.sft import SFTConfig
@@ -25,6 +27,7 @@ from empathy_jax.training.sft import SFTConfig
 LAUNCHERS = {"train_dialogue_model.py": (SFTConfig, True),
              "train_reward_model.py": (RewardConfig, True),
              "train_rlhf_pipeline.py": (PPORunConfig, True), "benchmark.py": (BenchConfig, True),
+             "train_dpo.py": (DPOConfig, True), "train_grpo.py": (GRPOConfig, True),
              "plan.py": (PlanConfig, False), "test.py": (TestConfig, False)}
 
 
@@ -45,6 +48,10 @@ PINNED = {"train_dialogue_model.py": dict(max_epochs=10, batch_size=8, initial_l
           "train_rlhf_pipeline.py": dict(max_epochs=10, batch_size=8, initial_lr=1e-5,
                                          max_new_tokens=100, ppo_epochs=4, clip_epsilon=0.2,
                                          kl_penalty=0.0, recipe="default", sample=True),
+          "train_dpo.py": dict(beta=0.1, loss_type="sigmoid", label_smoothing=0.0,
+                               ties="exclude", pair_weight="none", log_interval=10),
+          "train_grpo.py": dict(advantage="grpo", group_size=4, beta=0.04, num_iterations=1,
+                                scale_rewards=True, log_interval=1, checkpoint_interval=50),
           "test.py": dict(batch_size=32, data_erasure_level=1.0, split="test", seed=0),
           "benchmark.py": dict(repeats=5, max_new_tokens=32, batch_size=None),
           "plan.py": dict(batch_size=8, max_new_tokens=100, device_memory_gb=16.0)}

@@ -1,0 +1,45 @@
+#!/usr/bin/env python
+"""DPO: trains a dialogue policy directly on the reward dataset's pairwise ratings (no reward
+model, no rollouts).
+
+  python launch/train_dpo.py --dataset_dir datasets/reward_dataset --model GODEL_SMALL_ED \
+      --output_dir runs/dpo --beta 0.1 --max_epochs 3
+  python launch/train_dpo.py --config configs/dpo_godel_ed.py:tiny --output_dir runs/dpo_tiny
+
+Writes OUT/tensorboard_logs/version_N/ (TensorBoard events under TRL's names, best/ and latest/
+dialogue-model folders that test.py and interact.py load, the resumable train state) and prints
+one JSON line per epoch (held-out loss, implicit-reward accuracy and margins). Re-running the
+same command after an interruption (even a kill) resumes it.
+"""
+
+import json
+import sys
+
+from absl import app, flags, logging
+
+from empathy_jax import compilation, launch_flags, settings
+from empathy_jax.errors import CheckpointError, DatasetError, DivergedError
+from empathy_jax.training.dpo import DPOConfig, train_dpo
+
+launch_flags.define_model_flags("the policy to start from; also the reference")
+settings.define_flags(DPOConfig)  # every DPO setting, from its field
+_MESH, _CACHE = launch_flags.define_run_flags(10, 500)
+flags.adopt_module_key_flags(launch_flags)
+flags.adopt_module_key_flags(settings)
+
+
+def main(argv):
+  del argv
+  _CACHE()
+  cfg = launch_flags.train_config(DPOConfig, _MESH)
+  logging.set_verbosity(logging.WARNING)
+  try:
+    summary = train_dpo(cfg)  # checks every input before heavy work
+  except (DatasetError, CheckpointError, DivergedError, ValueError) as e:
+    launch_flags.fail(str(e))
+  print(json.dumps(summary, indent=2))
+  print(compilation.summary(), file=sys.stderr)
+
+
+if __name__ == "__main__":
+  app.run(main, flags_parser=launch_flags.original_flag_parser)

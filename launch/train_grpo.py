@@ -1,0 +1,48 @@
+#!/usr/bin/env python
+"""GRPO or RLOO: trains a dialogue policy against a reward model with group-relative
+advantages over several sampled responses per context (no critic).
+
+  python launch/train_grpo.py --dataset_dir datasets/empathetic_dialogues \
+      --model GODEL_SMALL_ED --reward_model_dir runs/reward --output_dir runs/grpo \
+      --advantage grpo --group_size 4
+  python launch/train_grpo.py --config configs/grpo_godel_ed.py:tiny \
+      --reward_model_dir runs/reward_tiny --output_dir runs/grpo_tiny
+
+Writes OUT/tensorboard_logs/version_N/ (TensorBoard events under TRL's GRPO names: reward,
+reward_std, kl, clip_ratio, completions/mean_length; best/ and latest/ dialogue-model folders
+that test.py and interact.py load; the resumable train state) and prints one JSON line per
+epoch (mean reward of greedy validation responses). Re-running the same command after an
+interruption (even a kill) resumes it.
+"""
+
+import json
+import sys
+
+from absl import app, flags, logging
+
+from empathy_jax import compilation, launch_flags, settings
+from empathy_jax.errors import CheckpointError, DatasetError, DivergedError
+from empathy_jax.training.grpo import GRPOConfig, train_grpo
+
+launch_flags.define_model_flags("the policy to start from; also the reference")
+settings.define_flags(GRPOConfig)  # every GRPO setting, from its field
+_MESH, _CACHE = launch_flags.define_run_flags(1, 50, step="updates")
+flags.adopt_module_key_flags(launch_flags)
+flags.adopt_module_key_flags(settings)
+
+
+def main(argv):
+  del argv
+  _CACHE()
+  cfg = launch_flags.train_config(GRPOConfig, _MESH)
+  logging.set_verbosity(logging.WARNING)
+  try:
+    summary = train_grpo(cfg)  # checks every input before heavy work
+  except (DatasetError, CheckpointError, DivergedError, ValueError) as e:
+    launch_flags.fail(str(e))
+  print(json.dumps(summary, indent=2))
+  print(compilation.summary(), file=sys.stderr)
+
+
+if __name__ == "__main__":
+  app.run(main, flags_parser=launch_flags.original_flag_parser)
