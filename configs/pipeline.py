@@ -1,5 +1,6 @@
 """The whole loop (launch/pipeline.py): SFT of GODEL on EmpatheticDialogues, the reward model,
-PPO against it, then the test of both policies, at the original's scale; `:tiny` is the
+PPO against it (and DPO, GRPO, RLOO with --algorithm), then the test of every policy, at the
+original's scale; `:tiny` is the
 default the launcher runs without --config.
 
   python launch/pipeline.py --config configs/pipeline.py --output_dir runs/pipeline_large
@@ -20,4 +21,6 @@ def get_config(variant: str = ""):
       "sft": {**experiments.SFT, "model": "GODEL_LARGE"},
       "reward": {**experiments.REWARD, "model": "GODEL_LARGE"},
       "ppo": dict(experiments.PPO),
+      "dpo": dict(experiments.DPO),
+      "grpo": {**experiments.GRPO, "max_train_examples": None, "max_val_examples": None},
       "test": dict(experiments.EVAL)})

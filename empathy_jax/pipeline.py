@@ -1,5 +1,5 @@
-"""The whole loop in one command (`launch/pipeline.py`): SFT -> reward model -> PPO -> test of
-the SFT and the PPO policies -> one report. Each stage is the library function its own launcher
+"""The whole loop in one command (`launch/pipeline.py`): SFT -> reward model -> PPO (and/or DPO,
+GRPO, RLOO: `algorithms`) -> test of the SFT policy and of each trained one -> one report. Each stage is the library function its own launcher
 calls, on its own run folder under OUTPUT_DIR; a stage that finished with the same settings is
 not run again, an interrupted one resumes, so rerunning the command after a kill continues.
 
@@ -20,6 +20,7 @@ from empathy_jax.json_files import read_dict, write_atomic
 from empathy_jax.training import runs
 
 STAGES = ("sft", "reward", "ppo", "test")
+ALGORITHMS = ("ppo", "dpo", "grpo", "rloo")
 TIMINGS = "timings.json"  # seconds each stage took, kept across reruns
 
 
@@ -30,6 +31,8 @@ def demo() -> dict:
   return {"sft": {**experiments.SFT, **experiments.DEMO_SFT},
           "reward": {**experiments.REWARD, **experiments.DEMO_REWARD},
           "ppo": {**experiments.PPO, **experiments.DEMO_PPO},
+          "dpo": {**experiments.DPO, **experiments.DEMO_DPO},
+          "grpo": {**experiments.GRPO, **experiments.DEMO_GRPO},
           "test": {**experiments.EVAL, **experiments.DEMO_EVAL}}
 
 
@@ -38,22 +41,35 @@ def tiny() -> dict:
   return {"sft": {**experiments.SFT, **experiments.SFT_TINY, "model": "GODEL_TINY"},
           "reward": {**experiments.REWARD, **experiments.REWARD_TINY, "model": "GODEL_TINY"},
           "ppo": {**experiments.PPO, **experiments.PPO_TINY, "kl_penalty": 0.05},
+          "dpo": {**experiments.DPO, **experiments.DPO_TINY},
+          "grpo": {**experiments.GRPO, **experiments.GRPO_TINY},
           "test": {**experiments.EVAL, **experiments.EVAL_TINY}}
 
 
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
-  """Per stage, the fields of its launcher's config (SFTConfig, RewardConfig, PPORunConfig;
-  test: dataset_dir, batch_size, data_erasure_level, metric_n_grams, max_examples and the
-  generation flags). Output folders, the PPO policy and reward model are set by the pipeline."""
+  """Per stage, the fields of its launcher's config (SFTConfig, RewardConfig, PPORunConfig,
+  DPOConfig, GRPOConfig -- rloo is grpo with advantage "rloo"; test: dataset_dir, batch_size,
+  data_erasure_level, metric_n_grams, max_examples and the generation flags). Output folders,
+  the starting policy and the reward model are set by the pipeline. `algorithms`: which of
+  ppo, dpo, grpo, rloo train a policy from the SFT stage's."""
 
   output_dir: str = "runs/pipeline"
   sft: dict = dataclasses.field(default_factory=lambda: demo()["sft"])
   reward: dict = dataclasses.field(default_factory=lambda: demo()["reward"])
   ppo: dict = dataclasses.field(default_factory=lambda: demo()["ppo"])
+  dpo: dict = dataclasses.field(default_factory=lambda: demo()["dpo"])
+  grpo: dict = dataclasses.field(default_factory=lambda: demo()["grpo"])
   test: dict = dataclasses.field(default_factory=lambda: demo()["test"])
+  algorithms: tuple[str, ...] = ("ppo",)
   num_samples: int = 5
   published_dir: str | None = "datasets/published_results"
+
+  def __post_init__(self):
+    unknown = [a for a in self.algorithms if a not in ALGORITHMS]
+    if unknown or not self.algorithms or len(set(self.algorithms)) != len(self.algorithms):
+      raise ValueError(f"--algorithm takes distinct names among {', '.join(ALGORITHMS)}; got "
+                       f"{', '.join(self.algorithms) or 'none'}")
 
 
 class _Clock:
@@ -126,44 +142,97 @@ def _test(name, policy_dir, reward_dir, settings, out, clock):
   return clock.run(f"test {name}", lambda: run_test(cfg))
 
 
+def _kl(name, policy_dir, start_dir, settings, out, clock) -> dict:
+  """KL(policy || SFT policy) per response on the test rows (`evaluation.policy_kl`), kept in
+  OUT/kl.json and reused while the policies and rows are the same."""
+  from empathy_jax.data.dialogue_dataset import load_dialogue_split, split_dir  # pylint: disable=import-outside-toplevel
+  from empathy_jax.evaluation.policy_kl import sampled_kl  # pylint: disable=import-outside-toplevel
+  from empathy_jax.models.loading import load_model  # pylint: disable=import-outside-toplevel
+
+  key = {"policy": policy_dir, "start": start_dir, "rows": settings.get("max_examples"),
+         "max_new_tokens": settings.get("max_new_tokens", 24)}
+  path = os.path.join(out, "kl.json")
+  done = read_dict(path)
+  if done and done.get("key") == key:
+    return done["result"]
+  split = load_dialogue_split(split_dir(settings["dataset_dir"], "test"),
+                              settings.get("data_erasure_level", 1.0))
+  if key["rows"]:
+    split = split.select(range(min(key["rows"], len(split))))
+  print(f"[kl {name}] {policy_dir} against {start_dir}", flush=True)
+  result = clock.run(f"kl {name}", lambda: sampled_kl(
+      load_model(policy_dir), load_model(start_dir), split, key["max_new_tokens"],
+      settings.get("batch_size", 32)))
+  os.makedirs(out, exist_ok=True)
+  write_atomic(path, {"key": key, "result": result})
+  return result
+
+
+def _algorithm_stages(cfg: PipelineConfig, out: str, sft_dir: str, reward_dir: str):
+  """(stage name, its config, its train function) of each chosen algorithm."""
+  from empathy_jax.training.dpo import DPOConfig, train_dpo  # pylint: disable=import-outside-toplevel
+  from empathy_jax.training.grpo import GRPOConfig, train_grpo  # pylint: disable=import-outside-toplevel
+  from empathy_jax.training.ppo.trainer import PPORunConfig, train_rlhf_pipeline  # pylint: disable=import-outside-toplevel
+
+  start = {"model": None, "pretrained_model_dir": sft_dir}
+  for name in cfg.algorithms:
+    where = {"output_dir": os.path.join(out, name)}
+    if name == "ppo":
+      yield name, PPORunConfig(**{**cfg.ppo, **start, **where,
+                                  "reward_model_dir": reward_dir}), train_rlhf_pipeline
+    elif name == "dpo":
+      yield name, DPOConfig(**{**cfg.dpo, **start, **where}), train_dpo
+    else:
+      yield name, GRPOConfig(**{**cfg.grpo, **start, **where, "reward_model_dir": reward_dir,
+                                "advantage": name}), train_grpo
+
+
 def run_pipeline(cfg: PipelineConfig) -> dict:
   """Runs (or continues) every stage and writes the report; returns {stage: run folder or
   metrics, "report": path}."""
-  from empathy_jax.training.ppo.trainer import PPORunConfig, train_rlhf_pipeline  # pylint: disable=import-outside-toplevel
   from empathy_jax.training.reward_trainer import RewardConfig, train_reward_model  # pylint: disable=import-outside-toplevel
   from empathy_jax.training.sft import SFTConfig, train_dialogue_model  # pylint: disable=import-outside-toplevel
 
   out = cfg.output_dir
   sft_cfg = SFTConfig(**{**cfg.sft, "output_dir": os.path.join(out, "sft")})
   reward_cfg = RewardConfig(**{**cfg.reward, "output_dir": os.path.join(out, "reward")})
-  # Every stage's inputs are checked before the first one starts.
+  # Every stage's inputs are checked before the first one starts (the algorithms' configs are
+  # built with placeholders for the folders the first stages make).
   sft_cfg.check_inputs()
   reward_cfg.check_inputs()
+  list(_algorithm_stages(cfg, out, sft_cfg.output_dir, reward_cfg.output_dir))  # fields checked
   clock = _Clock(out)
   sft_dir = _stage("sft", sft_cfg, train_dialogue_model, sft_cfg.output_dir, clock)
   reward_dir = _stage("reward", reward_cfg, train_reward_model, reward_cfg.output_dir, clock)
-  ppo_cfg = PPORunConfig(**{**cfg.ppo, "model": None, "pretrained_model_dir": sft_dir,
-                            "reward_model_dir": reward_dir,
-                            "output_dir": os.path.join(out, "ppo")})
-  ppo_dir = _stage("ppo", ppo_cfg, train_rlhf_pipeline, ppo_cfg.output_dir, clock)
-  tests = {"SFT": os.path.join(out, "test", "sft"), "SFT+PPO": os.path.join(out, "test", "ppo")}
-  metrics = {"SFT": _test("SFT", sft_dir, reward_dir, cfg.test, tests["SFT"], clock),
-             "SFT+PPO": _test("SFT+PPO", ppo_dir, reward_dir, cfg.test, tests["SFT+PPO"],
-                              clock)}
+  trained = {name: _stage(name, stage_cfg, fn, stage_cfg.output_dir, clock)
+             for name, stage_cfg, fn in _algorithm_stages(cfg, out, sft_dir, reward_dir)}
+  label = lambda name: f"SFT+{name.upper()}"
+  tests = {"SFT": os.path.join(out, "test", "sft"),
+           **{label(n): os.path.join(out, "test", n) for n in trained}}
+  metrics = {"SFT": _test("SFT", sft_dir, reward_dir, cfg.test, tests["SFT"], clock)}
+  for name, run_dir in trained.items():
+    metrics[label(name)] = _test(label(name), run_dir, reward_dir, cfg.test, tests[label(name)],
+                                 clock)
+  kls = {label(n): _kl(label(n), d, sft_dir, cfg.test, tests[label(n)], clock)
+         for n, d in trained.items()}
   from empathy_jax.pipeline_report import write_report  # pylint: disable=import-outside-toplevel
 
   start = cfg.sft.get("model") or cfg.sft.get("pretrained_model_dir")
+  rows = {"ppo": _rows(cfg.ppo), "dpo": _rows(cfg.dpo), "grpo": _rows(cfg.grpo),
+          "rloo": _rows(cfg.grpo)}
   summary = [("SFT", f"{start} fine-tuned", _parameters(sft_dir), _rows(cfg.sft),
               clock.text("sft")),
              ("reward", f"{cfg.reward.get('model') or cfg.reward.get('pretrained_model_dir')}"
                         f" + scalar head", _parameters(reward_dir), _rows(cfg.reward),
               clock.text("reward")),
-             ("PPO", "the SFT policy", _parameters(ppo_dir), _rows(cfg.ppo), clock.text("ppo")),
-             ("test", "SFT and SFT+PPO", "", _rows(cfg.test, "test"),
-              f"{clock.text('test SFT')} + {clock.text('test SFT+PPO')}")]
+             *((name.upper(), "the SFT policy", _parameters(d), rows[name], clock.text(name))
+               for name, d in trained.items()),
+             ("test", ", ".join(tests), "", _rows(cfg.test, "test"),
+              " + ".join(clock.text(f"test {n}") for n in tests))]
   report = write_report(os.path.join(out, "report"), {"sft": sft_dir, "reward": reward_dir,
-                                                       "ppo": ppo_dir}, metrics, tests,
-                        cfg.published_dir, cfg.num_samples, summary)
+                                                       **trained}, metrics, tests,
+                        cfg.published_dir, cfg.num_samples, summary, kls=kls,
+                        train_times={label(n): clock.text(n) for n in trained})
   print(f"report: {report}", flush=True)
-  return {"sft": sft_dir, "reward": reward_dir, "ppo": ppo_dir, "metrics": metrics,
+  return {"sft": sft_dir, "reward": reward_dir, **trained, "metrics": metrics, "kl": kls,
           "report": report}

@@ -33,14 +33,23 @@ CURVES = {
     "ppo": ([("train_objective/scores", "rollout reward (mean)", None),
              ("train_objective/kl", "KL to the SFT policy (nats)", None),
              ("val_reward", "validation reward (mean)", None)], "PPO iteration"),
+    "dpo": ([("train_loss", "train loss (DPO)", None),
+             ("val_loss", "held-out loss (DPO)", None),
+             ("val_rewards/accuracies", "held-out implicit-reward accuracy", 0.5)],
+            "optimizer step"),
+    "grpo": ([("train_reward", "sampled reward (mean)", None),
+              ("train_kl", "KL to the SFT policy (nats/token)", None),
+              ("val_reward", "validation reward (mean)", None)], "generation"),
 }
+CURVES["rloo"] = CURVES["grpo"]
 # PPO "without collapse": its dist-2 at most this share below SFT's, and at least this share
 # of SFT's distinct outputs.
 DIST2_MARGIN, DISTINCT_MARGIN = 0.25, 0.5
 CAVEAT = ("The published rows are the original's full-size models (GODEL-large and others, "
           "trained on the whole datasets on GPUs, with its released classifiers). Ours are "
           "demo-size: a small model trained for minutes on a CPU, tested on a slice of the test "
-          "split. Compare SFT-only with SFT+PPO within our rows; the published rows say what the "
+          "split. Compare SFT-only with the trained policies within our rows; the published rows "
+          "say what the "
           "full method reaches, not what this run should.")
 
 
@@ -144,7 +153,8 @@ def plot_curves(path: str, stage_dirs: dict[str, str], target_reward: float | No
     ax.plot(steps, values, marker="o" if len(steps) < 20 else None, label=tag)
     if chance is not None:
       ax.axhline(chance, color="gray", linestyle=":", label=f"chance ({chance:g})")
-    reference = stage == "ppo" and "reward" in tag and target_reward is not None
+    reference = stage in ("ppo", "grpo", "rloo") and tag == "val_reward" and (
+        target_reward is not None)
     if reference:
       ax.axhline(target_reward, color="tab:green", linestyle="--",
                  label=f"human targets ({target_reward:+.3f})")
@@ -179,13 +189,13 @@ def headline(rows: dict[str, dict[int, dict]], before: str = "SFT",
   ids = sorted(i for i in a if i in b and "reward_output" in a[i] and "reward_output" in b[i])
   if not ids:
     return {"text": "No reward was computed on the test rows (no reward model): the report "
-                    "cannot say whether PPO changed the reward.", "rows": 0}
+                    f"cannot say whether {after.split('+')[-1]} changed the reward.", "rows": 0}
   change = paired_bootstrap([a[i]["reward_output"] for i in ids],
                             [b[i]["reward_output"] for i in ids])
   verdict = ("an increase: the interval is above zero" if change.significant_increase else
              "a decrease: the interval is below zero" if change.significant_decrease else
              "not distinguishable from no change: the interval contains zero")
-  text = (f"PPO changed mean held-out reward by {change.mean_change:+.4f} "
+  text = (f"{after.split('+')[-1]} changed mean held-out reward by {change.mean_change:+.4f} "
           f"[95% CI {change.low:+.4f}, {change.high:+.4f}] on {change.rows} test rows "
           f"(paired bootstrap, {RESAMPLES:,} resamples): {verdict}.")
   return {"text": text, "rows": change.rows, "mean_change": change.mean_change,
@@ -194,7 +204,7 @@ def headline(rows: dict[str, dict[int, dict]], before: str = "SFT",
 
 def diversity_check(checks: dict, metrics: dict, before: str = "SFT",
                     after: str = "SFT+PPO") -> dict | None:
-  """Whether PPO kept the SFT policy's diversity within the stated margins."""
+  """Whether the trained policy kept the SFT policy's diversity within the stated margins."""
   if before not in checks or after not in checks:
     return None
   d2 = (metrics.get(before, {}).get("dist-2"), metrics.get(after, {}).get("dist-2"))
@@ -206,8 +216,8 @@ def diversity_check(checks: dict, metrics: dict, before: str = "SFT",
   text = (f"Diversity, {after} against {before}: {checks[after].distinct} distinct outputs "
           f"against {checks[before].distinct}, dist-2 {d2[1]:.4f} against {d2[0]:.4f} "
           f"({change:+.0%}). "
-          + ("Within the stated margins" if ok else "Outside the stated margins: PPO reduced "
-             "diversity")
+          + ("Within the stated margins" if ok else f"Outside the stated margins: "
+             f"{after.split('+')[-1]} reduced diversity")
           + f" (dist-2 at most {DIST2_MARGIN:.0%} below, at least "
             f"{DISTINCT_MARGIN:.0%} of the distinct outputs).")
   return {"ok": ok, "text": text}
@@ -229,9 +239,12 @@ def _hardware() -> str:
 
 def write_report(out_dir: str, stage_dirs: dict[str, str], metrics: dict[str, dict],
                  test_dirs: dict[str, str], published_dir: str | None, num_samples: int,
-                 summary: list[tuple[str, ...]] | None = None) -> str:
+                 summary: list[tuple[str, ...]] | None = None, kls: dict | None = None,
+                 train_times: dict | None = None) -> str:
   """Writes report.md, report.html and their plots; returns report.md's path. `summary`: rows
-  of (stage, model, parameters, data, time) for the run table."""
+  of (stage, model, parameters, data, time) for the run table. The policies after "SFT" in
+  `test_dirs` (SFT+PPO, SFT+DPO, ...) are each compared with it; `kls`: their KL to the SFT
+  policy (`evaluation.policy_kl`), `train_times`: their training time, for the comparison."""
   os.makedirs(out_dir, exist_ok=True)
   first = next(iter(metrics.values()), {})
   target_reward = first.get("mean_reward_target")
@@ -244,20 +257,43 @@ def write_report(out_dir: str, stage_dirs: dict[str, str], metrics: dict[str, di
   bars = os.path.join(out_dir, "metrics.png")
   plot_metrics(bars, metrics, published)
   rows = {name: _rows(d) for name, d in test_dirs.items()}
-  head = headline(rows) if {"SFT", "SFT+PPO"} <= set(rows) else {
-      "text": "Only one policy was tested.", "rows": 0}
+  trained = [n for n in rows if n != "SFT"] if "SFT" in rows else []
+  heads = {n: headline(rows, "SFT", n) for n in trained}
+  head = heads[trained[0]] if trained else {"text": "Only one policy was tested.", "rows": 0}
   checks = {name: degeneracy([r["output"] for r in policy_rows.values()])
             for name, policy_rows in rows.items()}
-  diversity = diversity_check(checks, metrics)
+  diversities = {n: diversity_check(checks, metrics, "SFT", n) for n in trained}
+  diversity = diversities[trained[0]] if trained else None
+  kls = kls or {}
   with open(os.path.join(out_dir, "headline.json"), "w", encoding="utf-8") as f:
     json.dump({**head, "diversity": diversity, "outputs": {n: {"rows": c.rows, "distinct": c.distinct,
                                        "top_output": c.top_output, "top_share": c.top_share,
-                                       "collapsed": c.collapsed} for n, c in checks.items()}},
+                                       "collapsed": c.collapsed} for n, c in checks.items()},
+               "algorithms": {n: {**heads[n], "diversity": diversities[n], "kl": kls.get(n)}
+                              for n in trained}},
               f, indent=2)
 
-  blocks = [("h", 1, "Pipeline report"), ("p", f"**{head['text']}**")]
-  if diversity is not None:
-    blocks.append(("p" if diversity["ok"] else "warn", diversity["text"]))
+  blocks = [("h", 1, "Pipeline report")]
+  if not trained:
+    blocks.append(("p", f"**{head['text']}**"))
+  for n in trained:
+    blocks.append(("p", f"**{heads[n]['text']}**"))
+    if diversities[n] is not None:
+      blocks.append(("p" if diversities[n]["ok"] else "warn", diversities[n]["text"]))
+  if len(trained) > 1 or kls:
+    blocks += [("h", 2, "Algorithms on the same test rows"),
+               ("table", ["policy", "held-out reward change [95% CI]",
+                          "KL to SFT (nats/response)", "dist-2", "distinct outputs",
+                          "training time"],
+                [[n, (f"{heads[n]['mean_change']:+.4f} [{heads[n]['low']:+.4f}, "
+                      f"{heads[n]['high']:+.4f}]") if heads[n]["rows"] else "—",
+                  (f"{kls[n]['kl']:.3f} ± {kls[n]['kl_sem']:.3f}" if n in kls else "—"),
+                  fmt("dist-2", metrics.get(n, {}).get("dist-2")),
+                  f"{checks[n].distinct} of {checks[n].rows}",
+                  (train_times or {}).get(n, "—")] for n in trained]),
+               ("p", "KL: the mean over the test contexts of log p(policy) − log p(SFT) "
+                     "summed over one response sampled from the policy (temperature 1); ± its "
+                     "standard error.")]
   blocks += [("warn", f"{name}: {c.warning()}") for name, c in checks.items() if c.collapsed]
   blocks += [("h", 2, "Outputs"),
              ("table", ["policy", "rows", "distinct outputs", "most common output",
@@ -274,7 +310,7 @@ def write_report(out_dir: str, stage_dirs: dict[str, str], metrics: dict[str, di
   blocks += [("list", [f"{stage}: {d}" for stage, d in stage_dirs.items()]),
              ("p", f"Hardware: {_hardware()}.")]
   keys = [k for k in compare.MAIN if any(k in m for m in metrics.values())]
-  blocks += [("h", 2, "Test metrics: SFT-only vs SFT+PPO"),
+  blocks += [("h", 2, "Test metrics: " + " vs ".join(metrics)),
              ("table", ["model", *keys], [[n, *(fmt(k, m.get(k)) for k in keys)]
                                            for n, m in metrics.items()])]
   if target_reward is not None:

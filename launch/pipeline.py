@@ -1,11 +1,12 @@
 #!/usr/bin/env python
-"""The whole empathy-RLHF loop in one command: SFT -> reward model -> PPO -> test of both
-policies -> a report. Without --config it runs the demo default (GODEL_SMALL_ED, the model
+"""The whole empathy-RLHF loop in one command: SFT -> reward model -> PPO (and/or DPO, GRPO,
+RLOO with --algorithm) -> test of every policy -> a report. Without --config it runs the demo default (GODEL_SMALL_ED, the model
 shipped in the package, on slices of the shipped datasets; about ten minutes on a 2-core CPU,
 nothing downloaded).
 
   python launch/pipeline.py --output_dir runs/pipeline
   python launch/pipeline.py --config configs/pipeline.py --output_dir runs/pipeline_large
+  python launch/pipeline.py --algorithm ppo,dpo,grpo --output_dir runs/pipeline
 
 Writes OUTPUT_DIR/{sft,reward,ppo}/tensorboard_logs/version_N (each stage's run),
 OUTPUT_DIR/test/{sft,ppo}/ (test.py's three result files, with rewards) and
@@ -25,8 +26,11 @@ from empathy_jax.errors import CheckpointError, DatasetError, DivergedError
 _OUT = flags.DEFINE_string("output_dir", "runs/pipeline", "Root of every stage's output.")
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "configs/pipeline.py[:tiny], or a file of the same shape (sft, reward, "
-    "ppo and test field dicts, optional num_samples).")
+    "ppo, dpo, grpo and test field dicts, optional num_samples).")
 _SAMPLES = flags.DEFINE_integer("num_samples", 5, "Sample responses in the report.")
+_ALGORITHMS = flags.DEFINE_list("algorithm", ["ppo"], "Algorithms that train a policy from the "
+                                "SFT stage's, compared on the same test rows: ppo, dpo, grpo, "
+                                "rloo (comma-separated).")
 _CACHE = launch_flags.define_compilation_cache_flag()
 
 
@@ -40,13 +44,14 @@ def main(argv):
   num_samples = _SAMPLES.value
   if _CONFIG.value is not None:
     given = _CONFIG.value.to_dict()
-    unknown = sorted(set(given) - {"sft", "reward", "ppo", "test", "num_samples"})
+    unknown = sorted(set(given) - {"sft", "reward", "ppo", "dpo", "grpo", "test", "num_samples"})
     if unknown:
       launch_flags.fail(f"--config has fields the pipeline does not take: {unknown}")
     num_samples = given.pop("num_samples", num_samples)
     stages = {k: given.get(k, v) for k, v in stages.items()}
   try:
-    cfg = PipelineConfig(output_dir=_OUT.value, num_samples=num_samples, **stages)
+    cfg = PipelineConfig(output_dir=_OUT.value, num_samples=num_samples,
+                         algorithms=tuple(_ALGORITHMS.value), **stages)
     run_pipeline(cfg)
   except (DatasetError, CheckpointError, ValueError, TypeError, DivergedError) as e:
     launch_flags.fail(str(e))

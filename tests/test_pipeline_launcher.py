@@ -1,6 +1,6 @@
 """`launch/pipeline.py` end to end on a reduced size (2-layer DialoGPT-format models, a few
-contexts per stage): SFT -> reward model -> PPO -> test of both policies -> report, as one
-command on one device; the rerun skips every finished stage; the report's tables and the data
+contexts per stage): SFT -> reward model -> PPO, DPO and RLOO -> test of every policy -> report,
+as one command on one device; the rerun skips every finished stage; the report's tables and the data
 behind its plots are the runs' own numbers."""
 
 import json
@@ -54,6 +54,11 @@ def get_config():
                      batch_size=4, max_contexts=12, val_fraction=0.25, initial_lr=1e-4),
       "ppo": dict(dataset_dir={data!r}, max_epochs=1, batch_size=8, max_train_examples=8,
                   max_val_examples=8, max_new_tokens=4, kl_penalty=0.05, initial_lr=1e-4),
+      "dpo": dict(dataset_dir={rewards!r}, max_epochs=1, batch_size=8, max_contexts=12,
+                  val_fraction=0.25, initial_lr=1e-4),
+      "grpo": dict(dataset_dir={data!r}, max_epochs=1, batch_size=8, group_size=2,
+                   max_train_examples=8, max_val_examples=8, max_new_tokens=4,
+                   initial_lr=1e-4),
       "test": dict(dataset_dir={data!r}, max_examples=8, max_new_tokens=4, batch_size=8),
       "num_samples": 2}})
 '''
@@ -81,6 +86,22 @@ def _check_headline(report, out):
     share = outputs.count(top) / len(outputs)
     assert head["outputs"][label]["top_share"] == share
     assert (f"{label}: degenerate outputs" in report) == (share > 0.10)
+
+
+def _check_comparison(report, out):
+  """Each algorithm's headline against its own test rows, and the comparison table's KL the
+  value its kl.json holds."""
+  head = json.load(open(out / "report" / "headline.json"))
+  sft = {r["id"]: r for r in json.load(open(out / "test" / "sft" / "test_data.json"))}
+  for name in ("dpo", "rloo"):
+    rows = {r["id"]: r for r in json.load(open(out / "test" / name / "test_data.json"))}
+    change = np.mean([rows[i]["reward_output"] - sft[i]["reward_output"] for i in sorted(sft)])
+    label = f"SFT+{name.upper()}"
+    assert abs(head["algorithms"][label]["mean_change"] - change) < 1e-12
+    assert f"**{name.upper()} changed mean held-out reward by {change:+.4f}" in report
+    kl = json.load(open(out / "test" / name / "kl.json"))["result"]
+    assert kl["rows"] == 8 and np.isfinite(kl["kl"])
+    assert f"| {label} | {change:+.4f} [" in report and f"| {kl['kl']:.3f} ± " in report
 
 
 def _check_html(folder):
@@ -127,7 +148,8 @@ def test_the_whole_loop_in_one_command(tmp_path, short_dialogues):
   config = tmp_path / "pipeline_config.py"
   config.write_text(CONFIG.format(data=short_dialogues, start=start, rewards=REWARD_DIR))
   out = tmp_path / "pipeline"
-  cmd = [sys.executable, LAUNCHER, "--config", str(config), "--output_dir", str(out)]
+  cmd = [sys.executable, LAUNCHER, "--config", str(config), "--output_dir", str(out),
+         "--algorithm", "ppo,dpo,rloo"]
   # The main job needs neither torch nor TensorFlow (they belong to the test and tf extras):
   # the run sees them as not installed.
   blocker = tmp_path / "no_torch"
@@ -137,18 +159,22 @@ def test_the_whole_loop_in_one_command(tmp_path, short_dialogues):
              PYTHONPATH=os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH", "")]))
   done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=900)
   assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-  for stage in ("sft", "reward", "ppo"):
+  stages = ("sft", "reward", "ppo", "dpo", "rloo")
+  for stage in stages:
     assert f"[{stage}] training" in done.stdout
 
   run = lambda stage: out / stage / "tensorboard_logs" / "version_0"
-  for stage in ("sft", "reward", "ppo"):
+  for stage in stages:
     assert (run(stage) / "FINISHED").exists()
+  for stage in ("dpo", "rloo"):  # every algorithm starts from the SFT run's best policy
+    assert json.load(open(run(stage) / "run_config.json"))["pretrained_model_dir"] == str(
+        run("sft"))
   # PPO started from the SFT run's best policy and scored with the reward run's model.
   ppo_config = json.load(open(run("ppo") / "run_config.json"))
   assert ppo_config["pretrained_model_dir"] == str(run("sft"))
   assert ppo_config["reward_model_dir"] == str(run("reward"))
   metrics = {name: json.load(open(out / "test" / name / "test_metrics.json"))
-             for name in ("sft", "ppo")}
+             for name in ("sft", "ppo", "dpo", "rloo")}
   for m in metrics.values():
     assert {"bleu", "dist-2", "ppl", "mean_reward_output", "mean_reward_target"} <= set(m)
 
@@ -156,10 +182,12 @@ def test_the_whole_loop_in_one_command(tmp_path, short_dialogues):
   assert f"| SFT | {fmt('bleu', metrics['sft']['bleu'])} | {fmt('dist-2', metrics['sft']['dist-2'])} |" in report
   assert f"| SFT+PPO | {fmt('bleu', metrics['ppo']['bleu'])} |" in report
   _check_headline(report, out)
+  _check_comparison(report, out)
   _check_html(out / "report")
   assert "GODEL_EMPDIAL_RLHF (published)" in report and report.count("**Example ") == 2
   plotted = json.load(open(out / "report" / "metrics.json"))
-  assert plotted["ppl"]["ours"] == {"SFT": metrics["sft"]["ppl"], "SFT+PPO": metrics["ppo"]["ppl"]}
+  assert plotted["ppl"]["ours"] == {"SFT": metrics["sft"]["ppl"], **{
+      f"SFT+{n.upper()}": metrics[n]["ppl"] for n in ("ppo", "dpo", "rloo")}}
   curves = json.load(open(out / "report" / "curves.json"))
   assert [list(p) for p in read_scalars(str(run("ppo")))["val_reward"]] == \
       curves["ppo"]["val_reward"]
@@ -171,6 +199,6 @@ def test_the_whole_loop_in_one_command(tmp_path, short_dialogues):
   # The same command again: every stage finished, nothing is trained or tested twice.
   again = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
   assert again.returncode == 0, again.stderr[-3000:]
-  assert "training" not in again.stdout and again.stdout.count("finished before") == 3
-  assert again.stdout.count("tested before") == 2
+  assert "training" not in again.stdout and again.stdout.count("finished before") == 5
+  assert again.stdout.count("tested before") == 4 and "[kl" not in again.stdout
   assert not (out / "sft" / "tensorboard_logs" / "version_1").exists()

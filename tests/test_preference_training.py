@@ -293,3 +293,25 @@ def test_grpo_launcher_resumes_after_sigkill_and_matches_8_devices(small_policy,
       tmp_path, "val_reward")
   for key in ("reward", "reward_std", "kl", "clip_ratio", "completions/mean_length"):
     assert np.isfinite([v for _, v in scalars[f"train_{key}"]]).all(), key
+
+
+# -- how far a policy moved ---------------------------------------------------------------------
+
+
+def test_sampled_kl_is_zero_for_the_same_policy_and_grows_with_a_perturbation(tmp_path):
+  from empathy_jax.evaluation.policy_kl import sampled_kl
+
+  hf.save_torch_model("dialogpt", str(tmp_path / "policy"))
+  start = load_model(str(tmp_path / "policy"))
+  split = load_dialogue_split(os.path.join(ED_DIR, "test"), 1.0).select(range(32))
+  assert sampled_kl(start, start, split, max_new_tokens=6, batch_size=16)["kl"] == 0.0
+  # Perturbations large enough that the KL, not the estimate's sampling noise, dominates.
+  kls = []
+  for scale in (0.1, 0.3):
+    noise = jax.tree.map(lambda x, k=scale: x + k * np.random.default_rng(1).normal(
+        size=x.shape).astype(x.dtype), start.params)
+    moved = dataclasses.replace(start, params=noise)
+    result = sampled_kl(moved, start, split, max_new_tokens=6, batch_size=16)
+    assert result["rows"] == 32 and result["kl"] > 3 * result["kl_sem"], result
+    kls.append(result["kl"])
+  assert 0.0 < kls[0] < kls[1], kls
