@@ -17,25 +17,17 @@ every turn and multi_turn.png (reward per turn per session, and the mean) at the
 
 from absl import app, flags
 
-from empathy_jax import launch_flags
+from empathy_jax import launch_flags, settings
 from empathy_jax.errors import CheckpointError, DatasetError
+from empathy_jax.evaluation.multi_turn import MultiTurnConfig
 
-F = flags
-launch_flags.define_model_flags()
-_RM = F.DEFINE_string("reward_model_dir", None, "Reward model scoring each answer.",
-                      required=True)
-_OUT = F.DEFINE_string("output_dir", None, "Where multi_turn.json and .png go.", required=True)
-_TURNS = F.DEFINE_integer("max_turns", 5, "Speaker turns per session.")
-_SESSIONS = F.DEFINE_integer("max_sessions", 5, "Sessions.")
-_SPEAKER = F.DEFINE_string("speaker_file", None, "JSON list of sessions of speaker turns: run "
-                           "unattended and batched.")
-_BATCH = F.DEFINE_integer("batch_size", 8, "Rows per generation program (speaker_file).")
-_INSTRUCTION = F.DEFINE_string("instruction", None, "GODEL's instruction (default: its own).")
-_SEED = F.DEFINE_integer("seed", 0, "Sampling seed.")
+launch_flags.define_model_flags("the model that answers")
+settings.define_flags(MultiTurnConfig)  # every setting, from its field
 _GENERATION = launch_flags.define_generation_flags()
 _CACHE = launch_flags.define_compilation_cache_flag()
 _TRUST = launch_flags.define_trust_pickle_flag()
-F.adopt_module_key_flags(launch_flags)
+flags.adopt_module_key_flags(launch_flags)
+flags.adopt_module_key_flags(settings)
 
 
 def _interactive(responder, scorer, out_dir, max_sessions, max_turns):
@@ -74,31 +66,30 @@ def main(argv):
   from empathy_jax.models.loading import load_model  # pylint: disable=import-outside-toplevel
 
   source = launch_flags.required_model_source()
-  if _TURNS.value < 1 or _SESSIONS.value < 1 or _BATCH.value < 1:
-    launch_flags.fail("--max_turns, --max_sessions and --batch_size must be >= 1")
   try:  # every input checked before a model is loaded
-    speakers = (multi_turn.read_speaker_file(_SPEAKER.value, _SESSIONS.value, _TURNS.value)
-                if _SPEAKER.value else None)
-    reward_model.check_source(_RM.value)
+    cfg = settings.from_flags(MultiTurnConfig)
+    speakers = (multi_turn.read_speaker_file(cfg.speaker_file, cfg.max_sessions, cfg.max_turns)
+                if cfg.speaker_file else None)
+    reward_model.check_source(cfg.reward_model_dir)
     loaded = load_model(source, trust_pickle=_TRUST.value)
-    scorer = reward_model.load_scorer(_RM.value, _BATCH.value, _TRUST.value)
+    scorer = reward_model.load_scorer(cfg.reward_model_dir, cfg.batch_size, _TRUST.value)
   except (DatasetError, CheckpointError, ValueError) as e:
     launch_flags.fail(str(e))
   generation = _GENERATION()
-  responder = Responder(loaded, generation, batch_size=_BATCH.value if speakers else 1,
-                        seed=_SEED.value, instruction=_INSTRUCTION.value)
+  responder = Responder(loaded, generation, batch_size=cfg.batch_size if speakers else 1,
+                        seed=cfg.seed, instruction=cfg.instruction)
   if speakers:
     from tqdm import tqdm  # pylint: disable=import-outside-toplevel
 
     longest = max(len(s) for s in speakers)
     with tqdm(total=longest, desc=f"turns ({len(speakers)} sessions)") as bar:
-      results = multi_turn.run_batched(speakers, responder, scorer, _OUT.value,
+      results = multi_turn.run_batched(speakers, responder, scorer, cfg.output_dir,
                                        lambda t: bar.update(1))
   else:
-    results = _interactive(responder, scorer, _OUT.value, _SESSIONS.value, _TURNS.value)
+    results = _interactive(responder, scorer, cfg.output_dir, cfg.max_sessions, cfg.max_turns)
   if any(s["turns"] for s in results):
-    multi_turn.save(_OUT.value, results)
-    series = multi_turn.plot(_OUT.value, results)
+    multi_turn.save(cfg.output_dir, results)
+    series = multi_turn.plot(cfg.output_dir, results)
     print("mean reward per turn: " + ", ".join(f"{r:+.4f}" for r in series["mean"]))
 
 

@@ -14,7 +14,9 @@ from absl import flags
 from conftest import REPO
 from empathy_jax import settings
 from empathy_jax.benchmarks.common import BenchConfig
+from empathy_jax.evaluation.multi_turn import MultiTurnConfig
 from empathy_jax.evaluation.testing import TestConfig
+from empathy_jax.llm.runner import LLMLaunchConfig
 from empathy_jax.planning import PlanConfig
 from empathy_jax.settings import setting
 from empathy_jax.training.dpo import DPOConfig
@@ -28,6 +30,7 @@ LAUNCHERS = {"train_dialogue_model.py": (SFTConfig, True),
              "train_reward_model.py": (RewardConfig, True),
              "train_rlhf_pipeline.py": (PPORunConfig, True), "benchmark.py": (BenchConfig, True),
              "train_dpo.py": (DPOConfig, True), "train_grpo.py": (GRPOConfig, True),
+             "test_llm.py": (LLMLaunchConfig, True), "multi_turn.py": (MultiTurnConfig, True),
              "plan.py": (PlanConfig, False), "test.py": (TestConfig, False)}
 
 
@@ -52,6 +55,10 @@ PINNED = {"train_dialogue_model.py": dict(max_epochs=10, batch_size=8, initial_l
                                ties="exclude", pair_weight="none", log_interval=10),
           "train_grpo.py": dict(advantage="grpo", group_size=4, beta=0.04, num_iterations=1,
                                 scale_rewards=True, log_interval=1, checkpoint_interval=50),
+          "test_llm.py": dict(api_style="chat", prompt_style="chat", max_new_tokens=None,
+                              temperature=None, top_p=None, concurrency=4, max_retries=8,
+                              data_erasure_level=1.0, split="test", batch_size=32),
+          "multi_turn.py": dict(max_turns=5, max_sessions=5, batch_size=8, seed=0),
           "test.py": dict(batch_size=32, data_erasure_level=1.0, split="test", seed=0),
           "benchmark.py": dict(repeats=5, max_new_tokens=32, batch_size=None),
           "plan.py": dict(batch_size=8, max_new_tokens=100, device_memory_gb=16.0)}

@@ -7,12 +7,36 @@ and batched: every session's turn t in one batch."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
 import numpy as np
 
 from empathy_jax.errors import DatasetError, Problem
+from empathy_jax.settings import setting
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MultiTurnConfig:
+  """`launch/multi_turn.py`'s settings (its flags)."""
+
+  reward_model_dir: str | None = setting(None, "Reward model scoring each answer (required).")
+  output_dir: str | None = setting(None, "Where multi_turn.json and .png go (required).")
+  max_turns: int = setting(5, "Speaker turns per session.")
+  max_sessions: int = setting(5, "Sessions.")
+  speaker_file: str | None = setting(None, "JSON list of sessions of speaker turns: run "
+                                     "unattended and batched.")
+  batch_size: int = setting(8, "Rows per generation program (speaker_file).")
+  instruction: str | None = setting(None, "GODEL's instruction (default: its own).")
+  seed: int = setting(0, "Sampling seed.")
+
+  def __post_init__(self):
+    for name in ("reward_model_dir", "output_dir"):
+      if not getattr(self, name):
+        raise ValueError(f"--{name} is required")
+    if self.max_turns < 1 or self.max_sessions < 1 or self.batch_size < 1:
+      raise ValueError("--max_turns, --max_sessions and --batch_size must be >= 1")
 
 RESULTS_FILE = "multi_turn.json"
 PLOT_FILE = "multi_turn.png"

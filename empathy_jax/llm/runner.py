@@ -11,8 +11,68 @@ from empathy_jax.evaluation import results, suite
 from empathy_jax.llm import prompts
 from empathy_jax.llm.cache import ResponseCache, prompt_key
 from empathy_jax.llm.client import ClientConfig, LLMClient
+from empathy_jax.settings import setting
 
 CACHE_FILE = "llm_cache.jsonl"
+# Request parameters when not given: the original test_gpt3's argparse defaults and its
+# `suffix="\n"`, or ours.
+ORIGINAL_REQUEST = dict(max_tokens=256, temperature=0.5, top_p=1.0, suffix="\n")
+CHAT_REQUEST = dict(max_tokens=64, temperature=0.0, top_p=None, suffix=None)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LLMLaunchConfig:
+  """`launch/test_llm.py`'s settings (its flags); `test_config` turns them into the run's
+  `LLMTestConfig`, with the request defaults of the prompt style."""
+
+  dataset_dir: str | None = setting(None, "Dialogue dataset folder (required).")
+  output_dir: str | None = setting(None, "Where responses, cache and results go (required).")
+  split: str = setting("test", "Split to answer.")
+  max_examples: int | None = setting(None, "Answer only the first N rows.")
+  data_erasure_level: float = setting(1.0, "Erased fraction of instructions.")
+  base_url: str | None = setting(None, "The API's base URL, e.g. https://api.openai.com/v1 "
+                                 "(required).")
+  model_name: str | None = setting(None, "The endpoint's model name (required).")
+  api_style: str = setting("chat", "chat: /chat/completions (the prompt as one user message); "
+                           "completion: /completions.", ("chat", "completion"))
+  prompt_template: str = setting(prompts.TEMPLATE, "Prompt template with {instruction}, "
+                                 "{dialogue} and {next_role}.")
+  prompt_style: str = setting("chat", "chat: our prompt; original: the original test_gpt3's "
+                              "prompt and request parameters (a completion endpoint).",
+                              tuple(prompts.PROMPT_STYLES))
+  max_new_tokens: int | None = setting(None, "max_tokens of each request (default 64; 256 with "
+                                       "--prompt_style original).")
+  temperature: float | None = setting(None, "Sampling temperature of the endpoint (default 0; "
+                                      "0.5 with --prompt_style original).")
+  top_p: float | None = setting(None, "top_p of each request (default: not sent; 1.0 with "
+                                "--prompt_style original).")
+  concurrency: int = setting(4, "Requests in flight at once.")
+  max_retries: int = setting(8, "Retries of a failing request.")
+  timeout: float = setting(60.0, "Seconds before a request counts as failed.")
+  backoff_seconds: float = setting(1.0, "First retry wait (doubles each retry).")
+  batch_size: int = setting(32, "Classifier batch size.")
+
+  def test_config(self, api_key: str | None, scores: suite.ScoreConfig,
+                  overwrite: bool) -> "LLMTestConfig":
+    """The run's config; ValueError names the flag of a missing or bad value."""
+    for name in ("dataset_dir", "output_dir", "base_url", "model_name"):
+      if not getattr(self, name):
+        raise ValueError(f"--{name} is required")
+    defaults = ORIGINAL_REQUEST if self.prompt_style == "original" else CHAT_REQUEST
+    pick = lambda given, key: defaults[key] if given is None else given
+    client = ClientConfig(base_url=self.base_url, model_name=self.model_name, api_key=api_key,
+                          style=self.api_style,
+                          max_tokens=pick(self.max_new_tokens, "max_tokens"),
+                          temperature=pick(self.temperature, "temperature"),
+                          top_p=pick(self.top_p, "top_p"), suffix=defaults["suffix"],
+                          timeout=self.timeout, max_retries=self.max_retries,
+                          backoff_seconds=self.backoff_seconds)
+    return LLMTestConfig(dataset_dir=self.dataset_dir, output_dir=self.output_dir,
+                         client=client, scores=scores, split=self.split,
+                         max_examples=self.max_examples,
+                         data_erasure_level=self.data_erasure_level,
+                         prompt_template=self.prompt_template, concurrency=self.concurrency,
+                         prompt_style=self.prompt_style, overwrite=overwrite)
 
 
 @dataclasses.dataclass(frozen=True)
