@@ -43,8 +43,9 @@ setup(
     packages=find_packages(include=["empathy_jax", "empathy_jax.*"]),
     package_data={"empathy_jax.tokenization": ["assets/*/*"], "empathy_jax": _model_assets()},
     include_package_data=True,
-    # The launchers, on PATH after `pip install` (e.g. `train_dialogue_model.py --help`).
-    scripts=sorted(glob.glob("launch/*.py")),
+    # The launchers, on PATH after `pip install` (e.g. `train_dialogue_model.py --help`);
+    # benchmark.py runs from a clone, beside benchmarks/ (development tooling, not shipped).
+    scripts=sorted(p for p in glob.glob("launch/*.py") if os.path.basename(p) != "benchmark.py"),
     install_requires=CORE,
     extras_require={
         # torch is only a reference in tests (parity with transformers' PyTorch models) and the

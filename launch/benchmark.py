@@ -14,10 +14,17 @@ to each batch's longest, as its users pad), outputs asserted equal, equal repeat
 turn, median and range, threads pinned and printed.
 """
 
+import os
+import sys
+
 from absl import app, flags
 
-from empathy_jax import launch_flags, settings
-from empathy_jax.benchmarks.common import BenchConfig
+# The benchmarks are development tooling: they live in the checkout (benchmarks/), not in the
+# installed package, so this launcher runs from a clone.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.common import BenchConfig  # noqa: E402  pylint: disable=wrong-import-position
+from empathy_jax import launch_flags, settings  # noqa: E402  pylint: disable=wrong-import-position
 
 settings.define_flags(BenchConfig)
 flags.mark_flag_as_required("mode")
@@ -31,19 +38,19 @@ def main(argv):
   except ValueError as e:
     launch_flags.fail(str(e))
   if cfg.mode == "test":
-    from empathy_jax.benchmarks import test_mode as bench  # pylint: disable=import-outside-toplevel
+    from benchmarks import test_mode as bench  # pylint: disable=import-outside-toplevel
   elif cfg.mode == "generation":
-    from empathy_jax.benchmarks import generation as bench  # pylint: disable=import-outside-toplevel
+    from benchmarks import generation as bench  # pylint: disable=import-outside-toplevel
   elif cfg.mode == "sft":
-    from empathy_jax.benchmarks import sft as bench  # pylint: disable=import-outside-toplevel
+    from benchmarks import sft as bench  # pylint: disable=import-outside-toplevel
   elif cfg.mode == "reward":
-    from empathy_jax.benchmarks import reward as bench  # pylint: disable=import-outside-toplevel
+    from benchmarks import reward as bench  # pylint: disable=import-outside-toplevel
   elif cfg.mode == "ppo":
-    from empathy_jax.benchmarks import ppo as bench  # pylint: disable=import-outside-toplevel
+    from benchmarks import ppo as bench  # pylint: disable=import-outside-toplevel
   elif cfg.mode == "tokenize":
-    from empathy_jax.benchmarks import tokenize as bench  # pylint: disable=import-outside-toplevel
+    from benchmarks import tokenize as bench  # pylint: disable=import-outside-toplevel
   else:
-    from empathy_jax.benchmarks import classifiers as bench  # pylint: disable=import-outside-toplevel
+    from benchmarks import classifiers as bench  # pylint: disable=import-outside-toplevel
   bench.run(cfg)
 
 

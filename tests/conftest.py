@@ -12,9 +12,13 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".cache", "jax_tests"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 
+import sys  # noqa: E402
+
 import pytest  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The checkout's development tooling (benchmarks/, not in the installed package) for the tests.
+sys.path.insert(1, REPO)
 ED_DIR = os.path.join(REPO, "datasets", "empathetic_dialogues")
 REWARD_DIR = os.path.join(REPO, "datasets", "reward_dataset")
 

@@ -14,7 +14,7 @@ import pytest
 
 import hf_fixtures as hf
 
-from empathy_jax.benchmarks import common, test_mode
+from benchmarks import common, test_mode
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -87,7 +87,7 @@ def test_ppo_benchmarks_pytorch_side_learns_as_ours_over_two_iterations(tmp_path
   every policy parameter, and on a third rollout the old and reference log-probs, the
   critic's values, the reward scores and the first loss (`_same_work`)."""
   from conftest import ED_DIR  # pylint: disable=import-outside-toplevel
-  from empathy_jax.benchmarks import ppo as bench  # pylint: disable=import-outside-toplevel
+  from benchmarks import ppo as bench  # pylint: disable=import-outside-toplevel
   from empathy_jax.models import weights  # pylint: disable=import-outside-toplevel
 
   hf.save_torch_model(family, str(tmp_path / family))

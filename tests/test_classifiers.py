@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from empathy_jax.evaluation import random_classifiers as ef
+from benchmarks import random_classifiers as ef
 from empathy_jax.errors import CheckpointError
 from empathy_jax.evaluation import classifiers as C
 

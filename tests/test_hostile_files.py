@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO
 from empathy_jax.errors import CheckpointError
 from empathy_jax.evaluation import classifiers as C
-from empathy_jax.evaluation import random_classifiers as ef
+from benchmarks import random_classifiers as ef
 from empathy_jax.models import reward_model, safe_pickle
 from empathy_jax.models.loading import load_model
 from empathy_jax.tokenization import loading as tok_loading

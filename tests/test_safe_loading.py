@@ -11,7 +11,7 @@ import torch
 
 from empathy_jax.errors import CheckpointError
 from empathy_jax.evaluation import classifiers as C
-from empathy_jax.evaluation import random_classifiers as ef
+from benchmarks import random_classifiers as ef
 from empathy_jax.models import safe_pickle
 from empathy_jax.models.loading import load_model
 

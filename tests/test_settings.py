@@ -13,7 +13,7 @@ from absl import flags
 
 from conftest import REPO
 from empathy_jax import settings
-from empathy_jax.benchmarks.common import BenchConfig
+from benchmarks.common import BenchConfig
 from empathy_jax.evaluation.multi_turn import MultiTurnConfig
 from empathy_jax.evaluation.testing import TestConfig
 from empathy_jax.llm.runner import LLMLaunchConfig

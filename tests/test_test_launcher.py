@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from empathy_jax.evaluation import random_classifiers as ef
+from benchmarks import random_classifiers as ef
 import hf_fixtures as hf
 from conftest import ED_DIR, REPO
 from empathy_jax.evaluation import classifiers as C

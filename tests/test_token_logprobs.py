@@ -29,7 +29,7 @@ def test_value_and_gradient_match_autodiff():
 
 @pytest.mark.parametrize("name", ["GODEL_TINY", "DialoGPT_TINY", "BlenderBot_TINY"])
 def test_model_target_logprobs_match_forward_logits(name):
-  from empathy_jax.benchmarks.common import BenchConfig, test_batch  # real test rows
+  from benchmarks.common import BenchConfig, test_batch  # real test rows
 
   loaded = load_model(name)
   b = test_batch(loaded, BenchConfig(mode="", model=name), n=4)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from empathy_jax.benchmarks.common import BenchConfig, describe, interleaved, pin_threads, report, spread
+from benchmarks.common import BenchConfig, describe, interleaved, pin_threads, report, spread
 from empathy_jax.data import tfdata
 from empathy_jax.data.dialogue_dataset import load_dialogue_split
 from empathy_jax.models.loaded import format_for

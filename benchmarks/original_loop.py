@@ -5,7 +5,7 @@ padded to its longest example (`padding=True`): a teacher-forced pass for perple
 decoding, then the same text metrics (nltk BLEU/NIST, dist-n) and bag-of-words cosines in torch.
 Run as its own process so that its imports and loading count as they do for a user:
 
-  python -m empathy_jax.benchmarks.original_loop --hf_dir DIR --dataset_dir D --max_examples N \
+  python -m benchmarks.original_loop --hf_dir DIR --dataset_dir D --max_examples N \
       --batch_size 32 --max_new_tokens 32 --threads 2 --out result.json
 
 No JAX is imported here: the reference pays only for what the original imports.

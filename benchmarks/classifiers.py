@@ -15,12 +15,12 @@ import tempfile
 import jax
 import numpy as np
 
-from empathy_jax.benchmarks.common import (BenchConfig, describe, interleaved, matmul_rates,
+from benchmarks.common import (BenchConfig, describe, interleaved, matmul_rates,
                                            pin_threads, report, spread, torch_available)
 from empathy_jax.data.dialogue_dataset import load_dialogue_split
 from empathy_jax.evaluation import classifiers as C
 from empathy_jax.evaluation import encoders as E
-from empathy_jax.evaluation import random_classifiers as R
+from benchmarks import random_classifiers as R
 
 MAX_SEQ_LENGTH = 64
 

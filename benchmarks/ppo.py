@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from empathy_jax import sharding
-from empathy_jax.benchmarks.common import (BenchConfig, describe, interleaved, matmul_rates,
+from benchmarks.common import (BenchConfig, describe, interleaved, matmul_rates,
                                            pin_threads, report, spread, torch_available,
                                            torch_twin, trim_padding)
 from empathy_jax.data.dialogue_dataset import load_dialogue_split

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 
 from empathy_jax import sharding
-from empathy_jax.benchmarks.common import (BenchConfig, describe, interleaved, pin_threads,
+from benchmarks.common import (BenchConfig, describe, interleaved, pin_threads,
                                            report, spread, torch_available, torch_twin)
 from empathy_jax.data.dialogue_dataset import load_reward_split
 from empathy_jax.models import reward_model

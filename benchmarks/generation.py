@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from empathy_jax.benchmarks.common import (BenchConfig, describe, interleaved, matmul_rates,
+from benchmarks.common import (BenchConfig, describe, interleaved, matmul_rates,
                                            pin_threads, realistic_batches, report, spread,
                                            test_batch, torch_available, torch_twin,
                                            trim_padding)

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 
-from empathy_jax.benchmarks.common import BenchConfig, describe, pin_threads, report, spread
+from benchmarks.common import BenchConfig, describe, pin_threads, report, spread
 
 
 def _launcher() -> list[str]:
@@ -73,7 +73,7 @@ def run(cfg: BenchConfig) -> dict:
     common = ["--max_examples", str(cfg.max_examples), "--batch_size", str(cfg.batch_size),
               "--max_new_tokens", str(cfg.max_new_tokens)]
     reference_out = os.path.join(work, "reference.json")
-    reference = ([sys.executable, "-m", "empathy_jax.benchmarks.original_loop", "--hf_dir",
+    reference = ([sys.executable, "-m", "benchmarks.original_loop", "--hf_dir",
                   hf_dir, "--dataset_dir", cfg.dataset_dir, "--family", loaded.fmt.family,
                   "--threads", str(cores), "--out", reference_out] + common)
     times: dict[str, list[float]] = {"original-style loop": [], "test.py, first run": [],
