@@ -10,11 +10,14 @@ overrides a field of the config itself.
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from typing import Callable
 
-from absl import flags
+from absl import flags, logging
 
+from empathy_jax import compilation
+from empathy_jax.errors import CheckpointError, DatasetError, DivergedError
 from empathy_jax.evaluation.suite import ScoreConfig
 from empathy_jax.sharding import MeshConfig
 
@@ -203,6 +206,26 @@ def train_config(config_cls, mesh: Callable[[], MeshConfig]):
     return config_cls(**values, mesh=mesh())
   except ValueError as e:
     fail(str(e))
+
+
+# What a train run raises on bad input (its message is the error line) or on divergence.
+TRAIN_ERRORS = (DatasetError, CheckpointError, DivergedError, ValueError)
+
+
+def run_trainer(config_cls, mesh: Callable[[], MeshConfig], cache: Callable[[], None],
+                train_fn, errors: tuple = (), summarize=None) -> None:
+  """A train launcher's `main`: the compilation cache on, the config from the flags, the run,
+  its summary as JSON on stdout (`summarize` makes it printable) and the compilation figures on
+  stderr; bad input ends the process with `error: ...` (`fail`)."""
+  cache()
+  cfg = train_config(config_cls, mesh)
+  logging.set_verbosity(logging.WARNING)  # orbax is chatty at INFO; progress has its own bar
+  try:
+    summary = train_fn(cfg)  # every input is checked before heavy work
+  except TRAIN_ERRORS + tuple(errors) as e:
+    fail(str(e))
+  print(json.dumps(summarize(summary) if summarize else summary, indent=2))
+  print(compilation.summary(), file=sys.stderr)
 
 
 def define_run_flags(log_interval: int, checkpoint_interval: int,

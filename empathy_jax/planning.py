@@ -1,4 +1,4 @@
-"""Memory and layout plans: the real SFT, reward and PPO programs compiled for a mesh of any
+"""Memory and layout plans: the real SFT, reward, PPO, DPO and GRPO programs compiled for a mesh of any
 size, on abstract shapes (no weight is allocated), with what each device would hold.
 
 `launch/plan.py` runs this on fake CPU devices (`--devices 64`) to plan a pod from a laptop:
@@ -31,7 +31,7 @@ from empathy_jax.models.api import DialogueModel
 from empathy_jax.models.configs import RuntimeOptions, config_from_hf
 from empathy_jax.models.loaded import format_for
 from empathy_jax.settings import setting
-from empathy_jax.training import reward_trainer, sft
+from empathy_jax.training import dpo, grpo, reward_trainer, sft
 from empathy_jax.training.optimizer import OptimizerConfig, make_optimizer
 from empathy_jax.training.ppo import trainer as ppo_trainer
 from empathy_jax.training.state import abstract_state, state_shardings
@@ -60,7 +60,8 @@ PUBLISHED_ARCHITECTURES: dict[str, dict[str, Any]] = {
                        vocab_size=8008, pad_token_id=0, bos_token_id=1, eos_token_id=2,
                        decoder_start_token_id=1, forced_eos_token_id=2),
 }
-STEPS = ("sft", "reward", "ppo_rollout", "ppo_update")
+STEPS = ("sft", "reward", "ppo_rollout", "ppo_update", "dpo", "grpo_rollout", "grpo_update")
+DEFAULT_STEPS = STEPS[:4]  # the original's loop
 COLLECTIVES = ("all-gather", "all-reduce", "reduce-scatter", "all-to-all", "collective-permute")
 
 
@@ -84,12 +85,13 @@ class PlanConfig:
 
   model: str
   mesh: sharding.MeshConfig = sharding.MeshConfig()
-  steps: tuple[str, ...] = STEPS
-  batch_size: int = setting(8, "Global batch size (PPO: rollout contexts).")
+  steps: tuple[str, ...] = DEFAULT_STEPS
+  batch_size: int = setting(8, "Global batch size (PPO, GRPO: rollout contexts; DPO: pairs).")
   context_length: int = 256
   target_length: int = setting(64, "SFT target / reward response tokens.")
   max_new_tokens: int = setting(100, "PPO response tokens (the original's default).")
   num_responses: int = setting(4, "Reward model: responses per context.")
+  group_size: int = setting(4, "GRPO: responses sampled per context.")
   dtype: str = setting("float32", "Compute dtype (weights and the optimizer stay float32).",
                        ("float32", "bfloat16"))
   reference_dtype: str = setting("float32", "PPO's frozen reference.", ("float32", "bfloat16"))
@@ -160,9 +162,11 @@ def _step_plan(step, compiled, seconds, params, optimizer, resident) -> StepPlan
                   count_collectives(compiled.as_text()), seconds)
 
 
-def _batch(mesh, **shapes) -> dict:
-  """Abstract int32 (float32 for `factor`) batch arrays split over the batch axes."""
-  return {k: jax.ShapeDtypeStruct(shape, jnp.float32 if k.startswith("factor") else jnp.int32,
+def _batch(mesh, floats=("factor",), **shapes) -> dict:
+  """Abstract batch arrays split over the batch axes: float32 for names starting with one of
+  `floats`, int32 otherwise."""
+  return {k: jax.ShapeDtypeStruct(shape, jnp.float32 if k.startswith(tuple(floats))
+                                  else jnp.int32,
                                   sharding=sharding.batch_sharding(mesh, len(shape)))
           for k, shape in shapes.items()}
 
@@ -258,6 +262,77 @@ class _Planner:
     compiled, seconds = _compiled(fn, p.state, rollout, scores)
     return _step_plan("ppo_update", compiled, seconds, p.params_bytes, p.optimizer_bytes,
                       p.reference_bytes + p.reward_bytes)
+
+
+  def dpo(self) -> StepPlan:
+    """A DPO step: the policy only (the reference's log-probs come with the batch)."""
+    b, c, t = self.cfg.batch_size, self.cfg.context_length, self.cfg.target_length
+    shapes, shardings = self._train_state(self.model.abstract_params())
+    batch = _batch(self.mesh, ("weight", "tie", "real", "ref"),
+                   context_ids_BxC=(b, c), context_mask_BxC=(b, c), chosen_ids_BxT=(b, t),
+                   chosen_mask_BxT=(b, t), rejected_ids_BxT=(b, t), rejected_mask_BxT=(b, t),
+                   weight_B=(b,), tie_B=(b,), real_B=(b,), ref_chosen_B=(b,),
+                   ref_rejected_B=(b,))
+    run = dpo.DPOConfig(dataset_dir=".", output_dir=".", model=self.cfg.model)
+    fn = jax.jit(functools.partial(dpo.train_step, model=self.model, tx=self.tx, cfg=run),
+                 out_shardings=(shardings, self.replicated), donate_argnums=0)
+    compiled, seconds = _compiled(fn, _abstract(shapes, shardings), batch)
+    return _step_plan("dpo", compiled, seconds, *self._sizes(shapes, shardings), 0)
+
+  @functools.cached_property
+  def _grpo(self) -> dict:
+    """Shared by both GRPO plans: the config, the abstract state, the reference, the rollout's
+    arguments and program, and the resident bytes (reference, reward model)."""
+    cfg = self.cfg
+    run = grpo.GRPOConfig(dataset_dir=".", output_dir=".", reward_model_dir=".",
+                          model=cfg.model, batch_size=cfg.batch_size,
+                          group_size=cfg.group_size, max_new_tokens=cfg.max_new_tokens)
+    shapes, shardings = self._train_state({"policy": self.model.abstract_params()})
+    ref_shapes = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, jnp.dtype(cfg.reference_dtype)),
+        shapes.params["policy"])
+    b, c = cfg.batch_size, cfg.context_length
+    batch = _batch(self.mesh, ctx=(b, c), cmask=(b, c))
+    gen = dataclasses.replace(resolve({}, {}, self.model.cfg), max_new_tokens=cfg.max_new_tokens,
+                              sample=True, temperature=1.0, top_k=0, top_p=1.0, beam_width=1,
+                              min_length=0, no_repeat_ngram_size=0,
+                              encoder_no_repeat_ngram_size=0, forced_eos_token_id=None)
+    head = heads.abstract(heads.init_scalar_head(jax.random.PRNGKey(0), self.model.hidden_size))
+    # The reward model: a backbone of the policy's architecture and its head, as placed.
+    reward_shapes, reward_shardings = self._train_state(
+        {"backbone": self.model.abstract_params(), "head": head})
+    params, optimizer = self._sizes(shapes, shardings)
+    return dict(run=run, state=_abstract(shapes, shardings), shardings=shardings,
+                reference=_abstract(ref_shapes, shardings.params["policy"]),
+                reference_bytes=per_device_bytes(ref_shapes, shardings.params["policy"]),
+                reward_bytes=per_device_bytes(reward_shapes.params, reward_shardings.params),
+                args=(batch["ctx"], batch["cmask"],
+                      jax.ShapeDtypeStruct((b,), jnp.int32, sharding=self.replicated),
+                      jax.ShapeDtypeStruct((2,), jnp.uint32, sharding=self.replicated)),
+                sample=functools.partial(grpo.sample_groups, model=self.model, gen=gen,
+                                         g=cfg.group_size),
+                params_bytes=params, optimizer_bytes=optimizer)
+
+  def grpo_rollout(self) -> StepPlan:
+    p = self._grpo
+    params = p["state"].params
+    compiled, seconds = _compiled(jax.jit(p["sample"]), params, p["reference"], *p["args"])
+    return _step_plan("grpo_rollout", compiled, seconds, p["params_bytes"],
+                      p["optimizer_bytes"], p["optimizer_bytes"] + p["reward_bytes"])
+
+  def grpo_update(self) -> StepPlan:
+    p = self._grpo
+    gen = jax.eval_shape(p["sample"], p["state"].params, p["reference"], *p["args"])
+    gen = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
+        x.shape, x.dtype, sharding=sharding.batch_sharding(self.mesh, len(x.shape))), gen)
+    n = self.cfg.batch_size * self.cfg.group_size
+    scores = jax.ShapeDtypeStruct((n,), jnp.float32, sharding=self.replicated)
+    real = jax.ShapeDtypeStruct((self.cfg.batch_size,), jnp.float32, sharding=self.replicated)
+    fn = jax.jit(functools.partial(grpo.update, model=self.model, tx=self.tx, cfg=p["run"]),
+                 out_shardings=(p["shardings"], self.replicated), donate_argnums=0)
+    compiled, seconds = _compiled(fn, p["state"], gen, scores, real)
+    return _step_plan("grpo_update", compiled, seconds, p["params_bytes"], p["optimizer_bytes"],
+                      p["reference_bytes"] + p["reward_bytes"])
 
 
 @dataclasses.dataclass(frozen=True)

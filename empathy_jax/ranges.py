@@ -42,6 +42,8 @@ RANGES = {
     "value_head_dropout": "dropout",
     # reward model
     "margin": "non-negative", "center_rewards_coefficient": "non-negative",
+    # DPO, GRPO
+    "label_smoothing": "fraction below 1", "num_iterations": "count", "group_size": "count",
 }
 
 

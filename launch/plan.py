@@ -42,7 +42,8 @@ F.DEFINE_integer("devices", None, "Simulate this many devices (fake CPU devices)
 launch_flags.define_model_flags()
 _CONFIG = launch_flags.define_config_flag()
 _MESH = launch_flags.define_mesh_flags()
-F.DEFINE_list("steps", list(planning.STEPS), f"Programs to plan: {', '.join(planning.STEPS)}.")
+F.DEFINE_list("steps", list(planning.DEFAULT_STEPS), f"Programs to plan: "
+              f"{', '.join(planning.STEPS)}.")
 F.DEFINE_integer("context_length", None, "Context tokens (the padded bucket; default 256, or "
                  "the model's longest input when shorter: BlenderBot's 128).")
 settings.define_flags(planning.PlanConfig)  # the plan's settings, from its fields

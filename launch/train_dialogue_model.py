@@ -12,14 +12,10 @@ the resumable train state). Re-running the same command after an interruption (e
 resumes it; `--pretrained_model_dir OUT/tensorboard_logs/version_N` then loads the best model.
 """
 
-import json
-import sys
+from absl import app, flags
 
-from absl import app, flags, logging
-
-from empathy_jax import compilation, launch_flags, settings
+from empathy_jax import launch_flags, settings
 from empathy_jax.data.tfdata import InputPipelineError
-from empathy_jax.errors import CheckpointError, DatasetError, DivergedError
 from empathy_jax.training.sft import SFTConfig, train_dialogue_model
 
 F = flags
@@ -30,18 +26,15 @@ F.adopt_module_key_flags(launch_flags)  # list the shared flags in --help
 F.adopt_module_key_flags(settings)
 
 
+def _printable(summary: dict) -> dict:
+  """The summary without the final parameters."""
+  return {k: v for k, v in summary.items() if k != "params"}
+
+
 def main(argv):
   del argv
-  _CACHE()
-  cfg = launch_flags.train_config(SFTConfig, _MESH)
-  logging.set_verbosity(logging.WARNING)  # orbax is chatty at INFO; progress has its own bar
-  try:
-    summary = train_dialogue_model(cfg)  # checks every input before heavy work
-  except (DatasetError, CheckpointError, ImportError, InputPipelineError, DivergedError) as e:
-    launch_flags.fail(str(e))
-  summary.pop("params")
-  print(json.dumps(summary, indent=2))
-  print(compilation.summary(), file=sys.stderr)
+  launch_flags.run_trainer(SFTConfig, _MESH, _CACHE, train_dialogue_model,
+                           errors=(ImportError, InputPipelineError), summarize=_printable)
 
 
 if __name__ == "__main__":

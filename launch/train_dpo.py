@@ -12,13 +12,9 @@ one JSON line per epoch (held-out loss, implicit-reward accuracy and margins). R
 same command after an interruption (even a kill) resumes it.
 """
 
-import json
-import sys
+from absl import app, flags
 
-from absl import app, flags, logging
-
-from empathy_jax import compilation, launch_flags, settings
-from empathy_jax.errors import CheckpointError, DatasetError, DivergedError
+from empathy_jax import launch_flags, settings
 from empathy_jax.training.dpo import DPOConfig, train_dpo
 
 launch_flags.define_model_flags("the policy to start from; also the reference")
@@ -30,15 +26,7 @@ flags.adopt_module_key_flags(settings)
 
 def main(argv):
   del argv
-  _CACHE()
-  cfg = launch_flags.train_config(DPOConfig, _MESH)
-  logging.set_verbosity(logging.WARNING)
-  try:
-    summary = train_dpo(cfg)  # checks every input before heavy work
-  except (DatasetError, CheckpointError, DivergedError, ValueError) as e:
-    launch_flags.fail(str(e))
-  print(json.dumps(summary, indent=2))
-  print(compilation.summary(), file=sys.stderr)
+  launch_flags.run_trainer(DPOConfig, _MESH, _CACHE, train_dpo)
 
 
 if __name__ == "__main__":

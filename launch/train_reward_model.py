@@ -14,13 +14,9 @@ after an interruption (even a kill) resumes it. Use the result with
 `launch/test.py --reward_model_dir OUT/tensorboard_logs/version_N`.
 """
 
-import json
-import sys
+from absl import app, flags
 
-from absl import app, flags, logging
-
-from empathy_jax import compilation, launch_flags, settings
-from empathy_jax.errors import CheckpointError, DatasetError, DivergedError
+from empathy_jax import launch_flags, settings
 from empathy_jax.training.reward_trainer import RewardConfig, train_reward_model
 
 F = flags
@@ -32,19 +28,16 @@ F.adopt_module_key_flags(launch_flags)
 F.adopt_module_key_flags(settings)
 
 
+def _printable(summary: dict) -> dict:
+  """The summary with the reward model's mean_offset in place of the model."""
+  reward = summary.pop("reward_model")
+  return {**summary, "mean_offset": reward.mean_offset}
+
+
 def main(argv):
   del argv
-  _CACHE()
-  cfg = launch_flags.train_config(RewardConfig, _MESH)
-  logging.set_verbosity(logging.WARNING)
-  try:
-    summary = train_reward_model(cfg)  # checks every input before heavy work
-  except (DatasetError, CheckpointError, DivergedError) as e:
-    launch_flags.fail(str(e))
-  reward = summary.pop("reward_model")
-  summary["mean_offset"] = reward.mean_offset
-  print(json.dumps(summary, indent=2))
-  print(compilation.summary(), file=sys.stderr)
+  launch_flags.run_trainer(RewardConfig, _MESH, _CACHE, train_reward_model,
+                           summarize=_printable)
 
 
 if __name__ == "__main__":

@@ -26,13 +26,9 @@ TRL's metric names; best/ = the policy with the highest greedy validation reward
 Re-running the same command after an interruption resumes it.
 """
 
-import json
-import sys
+from absl import app, flags
 
-from absl import app, flags, logging
-
-from empathy_jax import compilation, launch_flags, settings
-from empathy_jax.errors import CheckpointError, DatasetError, DivergedError
+from empathy_jax import launch_flags, settings
 from empathy_jax.training.ppo.trainer import PPORunConfig, train_rlhf_pipeline
 
 F = flags
@@ -48,15 +44,7 @@ F.adopt_module_key_flags(settings)
 
 def main(argv):
   del argv
-  _CACHE()
-  cfg = launch_flags.train_config(PPORunConfig, _MESH)
-  logging.set_verbosity(logging.WARNING)
-  try:
-    summary = train_rlhf_pipeline(cfg)  # checks every input before heavy work
-  except (DatasetError, CheckpointError, ValueError, DivergedError) as e:
-    launch_flags.fail(str(e))
-  print(json.dumps(summary, indent=2))
-  print(compilation.summary(), file=sys.stderr)
+  launch_flags.run_trainer(PPORunConfig, _MESH, _CACHE, train_rlhf_pipeline)
 
 
 if __name__ == "__main__":

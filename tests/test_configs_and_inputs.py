@@ -17,6 +17,8 @@ from empathy_jax.errors import CheckpointError, DatasetError
 from empathy_jax.evaluation.suite import ScoreConfig
 from empathy_jax.evaluation.testing import TestConfig, run_test
 from empathy_jax.training import runs
+from empathy_jax.training.dpo import DPOConfig
+from empathy_jax.training.grpo import GRPOConfig
 from empathy_jax.training.ppo.trainer import PPORunConfig
 from empathy_jax.training.sft import SFTConfig, train_dialogue_model
 
@@ -41,8 +43,9 @@ def test_every_config_and_its_tiny_twin_parse(path, monkeypatch):
   monkeypatch.chdir(REPO)
   full, tiny = _load(path), _load(f"{path}:tiny")
   if "sft" in full:  # the pipeline's: a config per stage
-    assert set(full.keys()) == set(tiny.keys()) == {"sft", "reward", "ppo", "test"}
-    for stage in ("sft", "reward", "ppo", "test"):
+    stages = {"sft", "reward", "ppo", "dpo", "grpo", "test"}
+    assert set(full.keys()) == set(tiny.keys()) == stages
+    for stage in stages:
       assert os.path.isdir(full[stage].dataset_dir) and os.path.isdir(tiny[stage].dataset_dir)
     for stage in ("sft", "reward"):
       assert not full[stage].model.endswith("_TINY") and tiny[stage].model.endswith("_TINY")
@@ -58,6 +61,11 @@ def test_every_config_and_its_tiny_twin_parse(path, monkeypatch):
     SFTConfig(**second.to_dict(), output_dir="unused")  # builds and validates
   elif "model" in full:  # the run's real model, and a tiny one for its CPU twin
     assert not full.model.endswith("_TINY") and tiny.model.endswith("_TINY")
+  if os.path.basename(path).startswith(("dpo_", "grpo_")):  # their configs build and validate
+    cls = DPOConfig if os.path.basename(path).startswith("dpo_") else GRPOConfig
+    for cfg in (full, tiny):
+      cls(**{**cfg.to_dict(), "output_dir": "unused", "reward_model_dir": "rm"}
+          if cls is GRPOConfig else {**cfg.to_dict(), "output_dir": "unused"})
   if os.path.basename(path).startswith(("sft_", "pipeline")):
     known = {f.name for f in dataclasses.fields(SFTConfig)}
     for cfg in (full, tiny):

@@ -1,6 +1,7 @@
 """launch/plan.py on a reduced T5 and 64 simulated devices: XLA's own argument bytes equal
 the per-device parameter, optimizer and batch bytes computed from the shardings, parameters
-split 8 ways by fsdp, and a device too small is reported as such."""
+split 8 ways by fsdp, what PPO, DPO and GRPO keep besides the policy, and a device too small
+is reported as such."""
 
 import json
 import os
@@ -18,13 +19,13 @@ def test_plan_of_a_reduced_model_on_64_simulated_devices(tmp_path):
        "--devices", "64", "--mesh_data", "8", "--mesh_fsdp", "8", "--batch_size", "64",
        "--context_length", "32", "--target_length", "16", "--max_new_tokens", "4",
        "--override", "num_layers=1", "--override", "num_decoder_layers=1",
-       "--steps", "sft,ppo_update", "--device_memory_gb", "0.02", "--output_json", str(out)],
+       "--steps", "sft,ppo_update,dpo,grpo_update", "--device_memory_gb", "0.02", "--output_json", str(out)],
       capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
   plan = json.loads(out.read_text())
   assert plan["devices"] == 64
-  sft, update = plan["steps"]
-  assert (sft["step"], update["step"]) == ("sft", "ppo_update")
+  sft, update, dpo, grpo = plan["steps"]
+  assert [s["step"] for s in plan["steps"]] == ["sft", "ppo_update", "dpo", "grpo_update"]
   # Every weight is split 8 ways on its embed axis (fsdp) except the replicated ones: T5's
   # relative position tables (32 buckets x 4 heads, one per stack) and the layer norms'
   # scales (256 each: 2 in the encoder layer, 3 in the decoder layer, 1 final per stack).
@@ -45,6 +46,12 @@ def test_plan_of_a_reduced_model_on_64_simulated_devices(tmp_path):
   assert update["resident"] > 0
   assert update["peak"] == (update["resident"] + update["arguments"] + update["outputs"]
                             - update["aliased"] + update["temporaries"])
+  # DPO holds the policy alone (the reference's log-probs come with the batch); GRPO the
+  # policy in its state and, resident, its reference and a reward model (backbone + head).
+  assert (dpo["params"], dpo["optimizer"], dpo["resident"]) == (sft["params"],
+                                                               sft["optimizer"], 0)
+  assert grpo["params"] == sft["params"] and grpo["optimizer"] == sft["optimizer"]
+  assert grpo["resident"] == 2 * sft["params"] + 4 * (256 + 1)
   assert [s["fits"] for s in plan["steps"]] == [s["peak"] <= 0.02 * 2**30
                                                 for s in plan["steps"]]
   assert "NO" in proc.stdout or all(s["fits"] for s in plan["steps"])

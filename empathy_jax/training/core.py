@@ -76,6 +76,14 @@ def run(cfg, algorithm: Algorithm) -> dict:
   return setup.finish(state, summary) if setup.finish else summary
 
 
+def check_batch_shards(batch_size: int, mesh) -> None:
+  """Raises ValueError unless `batch_size` rows split evenly over the mesh's batch axes."""
+  shards = sharding.batch_shards(mesh)
+  if batch_size % shards:
+    raise ValueError(f"--batch_size {batch_size} must be a multiple of the mesh's {shards} "
+                     f"batch shards (data x fsdp)")
+
+
 def adamw_state(cfg, params, abstract_params, updates_per_epoch: int, mesh, seed: int):
   """(state, its shardings, optimizer, schedule) for algorithms whose state is one set of
   trained parameters (SFT, reward model, DPO, GRPO): AdamW from `cfg.optimizer()` scheduled

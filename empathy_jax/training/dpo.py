@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from empathy_jax import preflight, ranges, settings, sharding
+from empathy_jax import ranges, settings, sharding
 from empathy_jax.data.dialogue_dataset import RewardSplit, load_reward_split, split_dir
 from empathy_jax.data.pipeline import DEFAULT_BUCKETS, bucket_length
 from empathy_jax.errors import DatasetError, Problem
@@ -31,7 +30,8 @@ from empathy_jax.models import model_dir
 from empathy_jax.settings import setting
 from empathy_jax.training import core, loop
 from empathy_jax.training.optimizer import OptimizerConfig
-from empathy_jax.training.reward_trainer import RewardData, split_contexts
+from empathy_jax.training.reward_trainer import (RewardData, check_reward_data_fields,
+                                                 check_reward_data_inputs, split_contexts)
 from empathy_jax.training.run_config import TrainRunConfig
 from empathy_jax.training.state import TrainState
 
@@ -88,26 +88,15 @@ class DPOConfig(TrainRunConfig):
     settings.check_choices(self)
     self.check_model_choice("the policy to start from (and the reference)")
     self.loop()
-    if self.batch_size < 1:
-      raise ValueError(f"--batch_size must be >= 1, got {self.batch_size}")
     if self.beta <= 0:
       raise ValueError(f"--beta must be positive, got {self.beta}")
-    if not 0.0 <= self.label_smoothing < 0.5:
-      raise ValueError(f"--label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
-    if self.label_smoothing and self.loss_type != "sigmoid":
-      raise ValueError("--label_smoothing belongs to --loss_type=sigmoid")
-    if not 0.0 <= self.val_fraction < 1.0:
-      raise ValueError(f"--val_fraction must be in [0, 1), got {self.val_fraction}")
-    if self.max_contexts is not None and self.max_contexts < 2:
-      raise ValueError(f"--max_contexts must be >= 2, got {self.max_contexts}")
-    if not os.path.isdir(self.dataset_dir):
-      raise ValueError(f"--dataset_dir {self.dataset_dir!r} does not exist")
+    if self.label_smoothing >= 0.5 or (self.label_smoothing and self.loss_type != "sigmoid"):
+      raise ValueError("--label_smoothing must be below 0.5, with --loss_type=sigmoid")
+    check_reward_data_fields(self)
     self.optimizer()
 
   def check_inputs(self) -> None:
-    load_reward_split(split_dir(self.dataset_dir, "train"))  # DatasetError lists every fault
-    preflight.check_model_source(self.model or self.pretrained_model_dir)
-    preflight.check_writable(self.output_dir)
+    check_reward_data_inputs(self)
 
   def optimizer(self) -> OptimizerConfig:
     return OptimizerConfig(initial_lr=self.initial_lr, schedule="step",
@@ -374,10 +363,7 @@ class DPO(core.Algorithm):
     if cfg.max_contexts is not None:
       split = RewardSplit(split.contexts[:cfg.max_contexts], split.responses[:cfg.max_contexts],
                           split.ratings[:cfg.max_contexts], split.path)
-    shards = sharding.batch_shards(mesh)
-    if cfg.batch_size % shards:
-      raise ValueError(f"--batch_size {cfg.batch_size} must be a multiple of the mesh's {shards} "
-                       f"batch shards (data x fsdp)")
+    core.check_batch_shards(cfg.batch_size, mesh)
     train_ctx, val_ctx = split_contexts(len(split), cfg.val_fraction, cfg.seed)
     for name, ctx in (("training", train_ctx), ("held-out", val_ctx)):
       if not len(preference_pairs(split.ratings, ctx, cfg.ties, cfg.pair_weight)):

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 
 import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from empathy_jax import preflight, ranges, settings, sharding
+from empathy_jax import ranges, settings, sharding
 from empathy_jax.data.pipeline import make_batcher
 from empathy_jax.generation.config import resolve
 from empathy_jax.generation.search import generate
@@ -31,9 +30,8 @@ from empathy_jax.settings import setting
 from empathy_jax.training import core, loop
 from empathy_jax.training.optimizer import OptimizerConfig
 from empathy_jax.training.ppo import rollout as R
-from empathy_jax.training.ppo.trainer import (dialogue_split, greedy_scores, response_prefix,
-                                              same_tokens, scored_responses)
-from empathy_jax.training.run_config import TrainRunConfig
+from empathy_jax.training.ppo.trainer import (ContextBatches, RLRunConfig, greedy_scores,
+                                              reward_in_graph, rl_inputs, same_tokens)
 
 ADVANTAGES = ("grpo", "rloo")
 
@@ -60,13 +58,9 @@ def rloo_advantages(rewards_BxG):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class GRPOConfig(TrainRunConfig):
+class GRPOConfig(RLRunConfig):
   """Everything `train_grpo` needs."""
 
-  dataset_dir: str = setting(help="Dialogue dataset folder (train/ and val/ contexts).")
-  output_dir: str = setting(help="Run folder root (tensorboard_logs/version_N).")
-  reward_model_dir: str = setting(help="Reward model: a run or folder of "
-                                  "launch/train_reward_model.py, or an original reward .ckpt.")
   advantage: str = setting("grpo", "grpo: (r - group mean) / (group std + eps); rloo: r - the "
                            "mean of the group's other rewards.", ADVANTAGES)
   group_size: int = setting(4, "Responses sampled per context (G >= 2).")
@@ -77,14 +71,10 @@ class GRPOConfig(TrainRunConfig):
   max_epochs: int = setting(1, "Passes over the training contexts.")
   batch_size: int = setting(8, "Contexts per step (each with group_size responses).")
   max_new_tokens: int = setting(40, "Response tokens sampled.")
-  temperature: float = setting(1.0, "Sampling temperature (and of the ratio's log-probs).")
   initial_lr: float = setting(1e-6, "AdamW learning rate, decayed linearly to 0 per update.")
   warmup_steps: int = setting(0, "Linear warmup updates.")
   weight_decay: float = setting(0.0, "AdamW weight decay.")
   clip_norm: float = setting(1.0, "Global gradient-norm clipping (0: off).")
-  data_erasure_level: float = setting(0.3, "Fraction of instructions/knowledge erased.")
-  max_train_examples: int | None = setting(None, "Use only the first N train contexts.")
-  max_val_examples: int | None = setting(None, "Use only the first N val contexts.")
   log_interval: int = 1
   checkpoint_interval: int = 50
 
@@ -93,24 +83,13 @@ class GRPOConfig(TrainRunConfig):
     settings.check_choices(self)
     self.check_model_choice("the policy to start from (and the reference)")
     self.loop()
-    if not self.reward_model_dir:
-      raise ValueError("--reward_model_dir is required (a reward model of "
-                       "launch/train_reward_model.py or an original reward .ckpt)")
-    for name, low in (("group_size", 2), ("batch_size", 1), ("num_iterations", 1),
-                      ("max_new_tokens", 1)):
-      if getattr(self, name) < low:
-        raise ValueError(f"--{name} must be >= {low}, got {getattr(self, name)}")
-    if self.beta < 0 or self.temperature <= 0 or self.clip_epsilon <= 0:
-      raise ValueError("--beta must be >= 0, --temperature and --clip_epsilon > 0")
-    if not os.path.isdir(self.dataset_dir):
-      raise ValueError(f"--dataset_dir {self.dataset_dir!r} does not exist")
+    self.check_rl_fields()
+    if self.group_size < 2:
+      raise ValueError(f"--group_size must be >= 2 (advantages compare a group), got "
+                       f"{self.group_size}")
+    if self.beta < 0:
+      raise ValueError(f"--beta must be >= 0, got {self.beta}")
     self.optimizer()
-
-  def check_inputs(self) -> None:
-    preflight.check_dialogue_dataset(self.dataset_dir, ("train", "val"))
-    preflight.check_model_source(self.model or self.pretrained_model_dir)
-    reward_model.check_source(self.reward_model_dir)
-    preflight.check_writable(self.output_dir)
 
   def optimizer(self) -> OptimizerConfig:
     return OptimizerConfig(initial_lr=self.initial_lr, schedule="step",
@@ -224,8 +203,6 @@ class GRPOTask(loop.Task):
     self.cfg, self.policy, self.reward, self.mesh = cfg, policy, reward, mesh
     self.train, self.val = train, val
     self.lr_fn = jax.jit(lr_fn)
-    self.batcher = make_batcher(policy.fmt, cfg.batch_size)
-    self.steps_per_epoch = self.batcher.num_batches(len(train[1]))
     base = resolve({}, {}, policy.model.cfg)
     self.gen = dataclasses.replace(base, max_new_tokens=cfg.max_new_tokens, sample=True,
                                    temperature=cfg.temperature, top_k=0, top_p=1.0,
@@ -234,52 +211,27 @@ class GRPOTask(loop.Task):
     self.greedy = dataclasses.replace(self.gen, sample=False, temperature=1.0)
     self.scorer = reward_model.RewardScorer(reward, cfg.batch_size * cfg.group_size, mesh)
     self.in_graph = same_tokens(policy.fmt, reward.backbone.fmt)
+    self.contexts = ContextBatches(policy, reward, train, cfg.batch_size, mesh, self.in_graph)
+    self.steps_per_epoch = self.contexts.num_batches
     # A copy placed from the host: never an alias of the policy's (donated) buffers.
     self.ref_params = sharding.shard_tree(jax.tree.map(np.asarray, policy.params),
                                           shardings.params["policy"])
-    self._data = sharding.batch_sharding(mesh, 2)
     model = policy.model
     replicated = sharding.replicated(mesh)
     self._sample = jax.jit(functools.partial(sample_groups, model=model, gen=self.gen,
                                              g=cfg.group_size))
-    rm_fmt, rm_model = reward.backbone.fmt, reward.backbone.model
-    prefix = jnp.asarray(response_prefix(rm_fmt), jnp.int32)
-    exclude, offset, g = reward.pool_exclude_id, reward.mean_offset, cfg.group_size
+    in_graph = reward_in_graph(reward, repeat=cfg.group_size)
 
     def score(rm_params, gen: Generation, rm_ctx, rm_cmask):
-      ids, mask = scored_responses(prefix, gen.response_ids, gen.response_mask, rm_fmt.eos_id,
-                                   rm_fmt.pad_id)
-      return reward_model.response_rewards(
-          rm_model, rm_params, jnp.repeat(rm_ctx, g, axis=0), jnp.repeat(rm_cmask, g, axis=0),
-          ids, mask, exclude_id=exclude) - offset
+      return in_graph(rm_params, gen.response_ids, gen.response_mask, rm_ctx, rm_cmask)
 
     self._score = jax.jit(score, out_shardings=replicated)
     self._update = jax.jit(functools.partial(update, model=model, tx=tx, cfg=cfg),
                            out_shardings=(shardings, replicated), donate_argnums=0)
-    if self.in_graph:
-      self._rm_contexts = [e.ids for e in rm_fmt.encode_contexts(train[0].contexts)]
-      self._rm_batcher = make_batcher(rm_fmt, cfg.batch_size)
-
-  def _host_batch(self, split, batch) -> dict:
-    rows = np.maximum(batch.example_index_B, 0)
-    ctx, cmask = sharding.from_host([batch.context_ids_BxC, batch.context_mask_BxC], self._data)
-    real = batch.example_index_B >= 0
-    return {"ctx": ctx, "cmask": cmask, "rows": sharding.replicate(rows, self.mesh),
-            "row_ids": rows, "contexts": [split.contexts[i] for i in rows], "real": real,
-            "real_dev": sharding.replicate(real.astype(np.float32), self.mesh),
-            "tokens": int(batch.context_mask_BxC.sum())}
 
   def batches(self, epoch, start_batch):
-    split, table = self.train
-    for batch in self.batcher.batches(table, self.cfg.seed, epoch, start_batch):
-      out = self._host_batch(split, batch)
-      if self.in_graph:
-        rows = out["row_ids"]
-        rm = self._rm_batcher.make_batch([self._rm_contexts[i] for i in rows],
-                                         [[self.reward.backbone.fmt.pad_id]] * len(rows),
-                                         range(len(rows)))
-        out["rm_ctx"], out["rm_cmask"] = sharding.from_host(
-            [rm.context_ids_BxC, rm.context_mask_BxC], self._data)
+    for _, out in self.contexts.train_batches(self.cfg.seed, epoch, start_batch):
+      out["real_dev"] = sharding.replicate(out["real"].astype(np.float32), self.mesh)
       yield out
 
   def step(self, state, batch):
@@ -309,7 +261,8 @@ class GRPOTask(loop.Task):
     rewards = []
     for batch in make_batcher(self.policy.fmt, self.cfg.batch_size).batches(table):
       _, _, scores = greedy_scores(self.policy, state.params["policy"],
-                                   self._host_batch(split, batch), self.greedy, self.scorer)
+                                   self.contexts.host_batch(split, batch), self.greedy,
+                                   self.scorer)
       rewards.extend(scores)
     return {"val_reward": float(np.mean(rewards)), "val_reward_std": float(np.std(rewards))}
 
@@ -322,16 +275,10 @@ class GRPO(core.Algorithm):
   """GRPO / RLOO for `core.run`: the policy in `{"policy": ...}` (no critic)."""
 
   def prepare(self, cfg: GRPOConfig, mesh) -> None:
-    shards = sharding.batch_shards(mesh)
-    if cfg.batch_size % shards:
-      raise ValueError(f"--batch_size {cfg.batch_size} must be a multiple of the mesh's {shards} "
-                       f"batch shards (data x fsdp)")
+    core.check_batch_shards(cfg.batch_size, mesh)
 
   def build(self, cfg: GRPOConfig, loaded, prepared, mesh) -> core.Setup:
-    reward = reward_model.load(cfg.reward_model_dir, trust_pickle=cfg.trust_pickle)
-    train = dialogue_split(cfg, "train", cfg.max_train_examples, loaded.fmt)
-    val = dialogue_split(cfg, "val", cfg.max_val_examples, loaded.fmt)
-    steps = make_batcher(loaded.fmt, cfg.batch_size).num_batches(len(train[1]))
+    reward, train, val, steps = rl_inputs(cfg, loaded)
     state, shardings, tx, lr_fn = core.adamw_state(
         cfg, {"policy": loaded.params}, {"policy": loaded.model.abstract_params()},
         steps * num_updates(cfg), mesh, cfg.seed)

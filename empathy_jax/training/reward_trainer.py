@@ -73,21 +73,30 @@ class RewardConfig(TrainRunConfig):
     if self.loss == "original" and (self.margin or self.center_rewards_coefficient):
       raise ValueError("--margin and --center_rewards_coefficient belong to "
                        "--loss=bradley_terry")
-    if self.max_contexts is not None and self.max_contexts < 2:
-      raise ValueError(f"--max_contexts must be >= 2, got {self.max_contexts}")
-    if not os.path.isdir(self.dataset_dir):
-      raise ValueError(f"--dataset_dir {self.dataset_dir!r} does not exist")
+    check_reward_data_fields(self)
     self.optimizer()
 
   def check_inputs(self) -> None:
-    """The reward dataset, the backbone and the output folder, before any heavy work."""
-    load_reward_split(split_dir(self.dataset_dir, "train"))  # DatasetError lists every fault
-    preflight.check_model_source(self.model or self.pretrained_model_dir)
-    preflight.check_writable(self.output_dir)
+    check_reward_data_inputs(self)
 
   def optimizer(self) -> OptimizerConfig:
     return OptimizerConfig(initial_lr=self.initial_lr, schedule="halving",
                            weight_decay=self.weight_decay, clip_norm=self.clip_norm)
+
+
+def check_reward_data_fields(cfg) -> None:
+  """The fields of a config that trains on the reward dataset (reward model, DPO)."""
+  if cfg.max_contexts is not None and cfg.max_contexts < 2:
+    raise ValueError(f"--max_contexts must be >= 2, got {cfg.max_contexts}")
+  if not os.path.isdir(cfg.dataset_dir):
+    raise ValueError(f"--dataset_dir {cfg.dataset_dir!r} does not exist")
+
+
+def check_reward_data_inputs(cfg) -> None:
+  """The reward dataset, the starting model and the output folder, before any heavy work."""
+  load_reward_split(split_dir(cfg.dataset_dir, "train"))  # DatasetError lists every fault
+  preflight.check_model_source(cfg.model or cfg.pretrained_model_dir)
+  preflight.check_writable(cfg.output_dir)
 
 
 # -- data --------------------------------------------------------------------------------------

@@ -54,22 +54,46 @@ KL_ESTIMATORS = ("k1", "k3")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class PPORunConfig(TrainRunConfig):
-  """`train_rlhf_pipeline`'s flags: the original's names and defaults, plus the PPO settings
-  the original fixed or lacked."""
+class RLRunConfig(TrainRunConfig):
+  """What the algorithms that sample from the policy and score with a reward model (PPO, GRPO,
+  RLOO) share."""
 
   dataset_dir: str = setting(help="Dialogue dataset folder (train/ and val/ contexts).")
   output_dir: str = setting(help="Run folder root (tensorboard_logs/version_N).")
   reward_model_dir: str = setting(help="Reward model: a run or folder of "
                                   "launch/train_reward_model.py, or an original reward .ckpt / "
                                   "run folder.")
+  data_erasure_level: float = setting(0.3, "Fraction of instructions/knowledge erased.")
+  temperature: float = setting(1.0, "Sampling temperature of the rollouts (and of the ratio).")
+  max_train_examples: int | None = setting(None, "Use only the first N train contexts.")
+  max_val_examples: int | None = setting(None, "Use only the first N val contexts.")
+
+  def check_rl_fields(self) -> None:
+    if not self.reward_model_dir:
+      raise ValueError("--reward_model_dir is required (a reward model of "
+                       "launch/train_reward_model.py or an original reward .ckpt)")
+    if not os.path.isdir(self.dataset_dir):
+      raise ValueError(f"--dataset_dir {self.dataset_dir!r} does not exist")
+
+  def check_inputs(self) -> None:
+    from empathy_jax import preflight  # pylint: disable=import-outside-toplevel
+
+    preflight.check_dialogue_dataset(self.dataset_dir, ("train", "val"))
+    preflight.check_model_source(self.model or self.pretrained_model_dir)
+    reward_model.check_source(self.reward_model_dir)
+    preflight.check_writable(self.output_dir)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PPORunConfig(RLRunConfig):
+  """`train_rlhf_pipeline`'s flags: the original's names and defaults, plus the PPO settings
+  the original fixed or lacked."""
+
   max_epochs: int = setting(10, "Passes over the training contexts.")
   batch_size: int = setting(8, "Contexts (episodes) per rollout.")
   initial_lr: float = setting(1e-5, "AdamW learning rate (linear decay over all updates; "
                               "per epoch with --recipe original).")
-  data_erasure_level: float = setting(0.3, "Fraction of instructions/knowledge erased.")
   max_new_tokens: int = setting(100, "Response tokens sampled per rollout.")
-  temperature: float = setting(1.0, "Sampling temperature of the rollouts (and of the ratio).")
   beam_width: int = setting(1, "The original's flag; PPO rollouts take 1 (one sampled response "
                             "per context).")
   sample: bool = setting(True, "The original's flag; PPO rollouts sample (--no_sample, greedy, "
@@ -115,8 +139,6 @@ class PPORunConfig(TrainRunConfig):
                                       "0.5, the original's nn.Dropout()).")
   value_head_init: str = setting("zeros", "Value head start: zeros (TRL's) or torch.nn.Linear's "
                                  "uniform init (the original's).", VALUE_HEAD_INITS)
-  max_train_examples: int | None = setting(None, "Use only the first N train contexts.")
-  max_val_examples: int | None = setting(None, "Use only the first N val contexts.")
   weight_decay: float = setting(0.01, "AdamW weight decay.")
   clip_norm: float = setting(0.0, "Global gradient-norm clipping (0: off).")
   log_interval: int = 1
@@ -129,16 +151,12 @@ class PPORunConfig(TrainRunConfig):
       self._apply_recipe(ORIGINAL_RECIPE)
     self.check_model_choice("the fine-tuned policy to start from")
     self.loop()
-    if not self.reward_model_dir:
-      raise ValueError("--reward_model_dir is required (a reward model of "
-                       "launch/train_reward_model.py or an original reward .ckpt)")
+    self.check_rl_fields()
     if self.batch_size < 1 or self.batch_size % self.num_minibatches:
       raise ValueError(f"--batch_size {self.batch_size} must be >= 1 and divisible by "
                        f"--num_minibatches {self.num_minibatches}")
     if self.kl_target < 0 or self.kl_horizon < 1:
       raise ValueError("--kl_target must be >= 0 and --kl_horizon >= 1")
-    if not os.path.isdir(self.dataset_dir):
-      raise ValueError(f"--dataset_dir {self.dataset_dir!r} does not exist")
     self.ppo(GenerationConfig())  # validates the PPO settings
 
   def _apply_recipe(self, recipe: dict) -> None:
@@ -151,14 +169,6 @@ class PPORunConfig(TrainRunConfig):
         raise ValueError(f"--{name} {given} contradicts --recipe {self.recipe}, which uses "
                          f"{value}")
       object.__setattr__(self, name, value)
-
-  def check_inputs(self) -> None:
-    from empathy_jax import preflight  # pylint: disable=import-outside-toplevel
-
-    preflight.check_dialogue_dataset(self.dataset_dir, ("train", "val"))
-    preflight.check_model_source(self.model or self.pretrained_model_dir)
-    reward_model.check_source(self.reward_model_dir)
-    preflight.check_writable(self.output_dir)
 
   def optimizer(self) -> OptimizerConfig:
     # The original decays the learning rate linearly per epoch; ours per update step.
@@ -241,6 +251,22 @@ def scored_responses(prefix_P, response_ids_BxN, response_mask_BxN, eos_id: int,
   return jnp.where(at, eos_id, ids), jnp.where(at, 1, full_mask)
 
 
+def reward_in_graph(reward, repeat: int = 1):
+  """The reward model scoring the policy's token ids in the graph, in its target format:
+  f(rm_params, response_ids [N, T], response_mask, rm_ctx [B, C], rm_cmask) -> [N] rewards
+  (`mean_offset` subtracted), N = B x `repeat` (consecutive responses to one context)."""
+  fmt, model = reward.backbone.fmt, reward.backbone.model
+  prefix = jnp.asarray(response_prefix(fmt), jnp.int32)
+
+  def score(rm_params, response_ids, response_mask, rm_ctx, rm_cmask):
+    ids, mask = scored_responses(prefix, response_ids, response_mask, fmt.eos_id, fmt.pad_id)
+    if repeat > 1:
+      rm_ctx, rm_cmask = jnp.repeat(rm_ctx, repeat, axis=0), jnp.repeat(rm_cmask, repeat, axis=0)
+    return reward_model.response_rewards(model, rm_params, rm_ctx, rm_cmask, ids, mask,
+                                         exclude_id=reward.pool_exclude_id) - reward.mean_offset
+  return score
+
+
 def _trl_names(stats: dict) -> dict:
   """Per-minibatch update stats -> TRL's logged names (means over the minibatch steps)."""
   renamed = {"entropy": "objective/entropy", "val/ratio": "val/ratio"}
@@ -308,18 +334,10 @@ class Programs:
     self.in_graph = same_tokens(policy.fmt, reward.backbone.fmt)
     replicated = sharding.replicated(mesh)
 
-    prefix = jnp.asarray(response_prefix(reward.backbone.fmt), jnp.int32)
-    rm_model, rm_exclude = reward.backbone.model, reward.pool_exclude_id
-    offset = reward.mean_offset
-
-    rm_fmt = reward.backbone.fmt
+    in_graph = reward_in_graph(reward)
 
     def score(rm_params, r, rm_ctx, rm_cmask):
-      """The reward model on the policy's token ids, in its target format."""
-      ids, mask = scored_responses(prefix, r.response_ids, r.response_mask, rm_fmt.eos_id,
-                                   rm_fmt.pad_id)
-      return reward_model.response_rewards(rm_model, rm_params, rm_ctx, rm_cmask, ids, mask,
-                                            exclude_id=rm_exclude) - offset
+      return in_graph(rm_params, r.response_ids, r.response_mask, rm_ctx, rm_cmask)
 
     # Weights are arguments (never constants baked into a program); the state is donated.
     self.sample = jax.jit(functools.partial(sample_rollout, model=model, ppo=ppo))
@@ -360,6 +378,45 @@ class Programs:
     return state, metrics
 
 
+class ContextBatches:
+  """The contexts an RL algorithm answers (PPO, GRPO): each global batch of the train split as
+  a step reads it -- token ids placed on the mesh, row ids, the contexts as text (for scoring
+  through text) and, when the reward model scores in the graph, its own ids of the same
+  contexts (encoded once for the whole split)."""
+
+  def __init__(self, policy, reward, train, batch_size: int, mesh, in_graph: bool):
+    self.train, self.mesh, self.in_graph = train, mesh, in_graph
+    self.batcher = make_batcher(policy.fmt, batch_size)
+    self.num_batches = self.batcher.num_batches(len(train[1]))
+    self._data = sharding.batch_sharding(mesh, 2)
+    if in_graph:
+      self._rm_fmt = reward.backbone.fmt
+      self._rm_contexts = [e.ids for e in self._rm_fmt.encode_contexts(train[0].contexts)]
+      self._rm_batcher = make_batcher(self._rm_fmt, batch_size)
+
+  def host_batch(self, split, batch) -> dict:
+    """ctx, cmask (on the mesh), rows (replicated), row_ids, contexts (text), real, tokens."""
+    rows = np.maximum(batch.example_index_B, 0)
+    ctx, cmask = sharding.from_host([batch.context_ids_BxC, batch.context_mask_BxC], self._data)
+    return {"ctx": ctx, "cmask": cmask, "rows": sharding.replicate(rows, self.mesh),
+            "row_ids": rows, "contexts": [split.contexts[i] for i in rows],
+            "real": batch.example_index_B >= 0, "tokens": int(batch.context_mask_BxC.sum())}
+
+  def train_batches(self, seed, epoch: int, start_batch: int):
+    """(the host `Batch`, `host_batch`'s dict with rm_ctx/rm_cmask when in the graph) of each
+    train batch of an epoch from `start_batch` on."""
+    split, table = self.train
+    for batch in self.batcher.batches(table, seed, epoch, start_batch):
+      out = self.host_batch(split, batch)
+      if self.in_graph:
+        rows = out["row_ids"]
+        rm = self._rm_batcher.make_batch([self._rm_contexts[i] for i in rows],
+                                         [[self._rm_fmt.pad_id]] * len(rows), range(len(rows)))
+        out["rm_ctx"], out["rm_cmask"] = sharding.from_host(
+            [rm.context_ids_BxC, rm.context_mask_BxC], self._data)
+      yield batch, out
+
+
 class PPOTask(loop.Task):
   """Each step is one `Programs.iteration`; logged steps are timed (the time split)."""
 
@@ -373,13 +430,9 @@ class PPOTask(loop.Task):
     self.ppo = cfg.ppo(resolve({}, {}, policy.model.cfg))
     self.programs = Programs(cfg, self.ppo, policy, reward, mesh, shardings, tx)
     self.scorer = self.programs.scorer
-    self.batcher = make_batcher(policy.fmt, cfg.batch_size)
-    self.steps_per_epoch = self.batcher.num_batches(len(train[1]))
-    if self.programs.in_graph:  # the reward model's context ids of every train row, once
-      rm_fmt = reward.backbone.fmt
-      self._rm_contexts = [e.ids for e in rm_fmt.encode_contexts(train[0].contexts)]
-      self._rm_batcher = make_batcher(rm_fmt, cfg.batch_size)
-    self._data = sharding.batch_sharding(mesh, 2)
+    self.contexts = ContextBatches(policy, reward, train, cfg.batch_size, mesh,
+                                   self.programs.in_graph)
+    self.steps_per_epoch = self.contexts.num_batches
     if cfg.recipe == "original":  # the original's test-time loader takes the lowest val loss
       self.monitor, self.monitor_mode = "val_loss", "min"
       self._val_loss = jax.jit(functools.partial(original_val_loss, model=policy.model,
@@ -388,28 +441,11 @@ class PPOTask(loop.Task):
   # -- batches -------------------------------------------------------------------------------
 
   def batches(self, epoch, start_batch):
-    split, table = self.train
-    for b, batch in enumerate(self.batcher.batches(table, self.cfg.seed, epoch, start_batch),
-                              start=start_batch):
-      out = self._host_batch(split, batch)
+    for b, (batch, out) in enumerate(self.contexts.train_batches(self.cfg.seed, epoch,
+                                                                 start_batch), start=start_batch):
       out["global_step"] = epoch * self.steps_per_epoch + b + 1
-      if self.programs.in_graph:
-        rows = out["row_ids"]
-        rm = self._rm_batcher.make_batch([self._rm_contexts[i] for i in rows],
-                                         [[self.reward.backbone.fmt.pad_id]] * len(rows),
-                                         range(len(rows)))
-        out["rm_ctx"], out["rm_cmask"] = sharding.from_host(
-            [rm.context_ids_BxC, rm.context_mask_BxC], self._data)
+      out["plan"] = context_plan(self.policy.model, batch.context_mask_BxC, self.mesh, self.ppo)
       yield out
-
-  def _host_batch(self, split, batch):
-    rows = np.maximum(batch.example_index_B, 0)
-    ctx, cmask = sharding.from_host([batch.context_ids_BxC, batch.context_mask_BxC], self._data)
-    return {"ctx": ctx, "cmask": cmask, "rows": sharding.replicate(rows, self.mesh),
-            "plan": context_plan(self.policy.model, batch.context_mask_BxC, self.mesh,
-                                 self.ppo),
-            "row_ids": rows, "contexts": [split.contexts[i] for i in rows],
-            "real": batch.example_index_B >= 0, "tokens": int(batch.context_mask_BxC.sum())}
 
   def step(self, state, batch):
     return self.programs.iteration(state, batch,
@@ -432,7 +468,7 @@ class PPOTask(loop.Task):
     batcher = make_batcher(self.policy.fmt, self.cfg.batch_size, group_by_length=not original)
     rewards, losses = [], []
     for batch in batcher.batches(table):
-      b = self._host_batch(split, batch)
+      b = self.contexts.host_batch(split, batch)
       out, real, scores = greedy_scores(self.policy, state.params["policy"], b, greedy,
                                         self.scorer)
       rewards.extend(scores)
@@ -531,21 +567,24 @@ def dialogue_split(cfg, name, limit, fmt):
   return split, tokenize_split(split, fmt)
 
 
+def rl_inputs(cfg, loaded):
+  """What an RL algorithm (PPO, GRPO) reads besides its policy: (the reward model, the train
+  and validation splits as `dialogue_split` gives them, batches per epoch)."""
+  reward = reward_model.load(cfg.reward_model_dir, trust_pickle=cfg.trust_pickle)
+  train = dialogue_split(cfg, "train", cfg.max_train_examples, loaded.fmt)
+  val = dialogue_split(cfg, "val", cfg.max_val_examples, loaded.fmt)
+  return reward, train, val, make_batcher(loaded.fmt, cfg.batch_size).num_batches(len(train[1]))
+
+
 class PPO(core.Algorithm):
   """PPO for `core.run`: rollouts from the policy, scored by the reward model, clipped updates
   of the policy and its critic."""
 
   def prepare(self, cfg: PPORunConfig, mesh) -> None:
-    shards = sharding.batch_shards(mesh)
-    if cfg.batch_size % shards:
-      raise ValueError(f"--batch_size {cfg.batch_size} must be a multiple of the mesh's {shards} "
-                       f"batch shards (data x fsdp)")
+    core.check_batch_shards(cfg.batch_size, mesh)
 
   def build(self, cfg: PPORunConfig, loaded, prepared, mesh) -> core.Setup:
-    reward = reward_model.load(cfg.reward_model_dir, trust_pickle=cfg.trust_pickle)
-    train = dialogue_split(cfg, "train", cfg.max_train_examples, loaded.fmt)
-    val = dialogue_split(cfg, "val", cfg.max_val_examples, loaded.fmt)
-    steps = make_batcher(loaded.fmt, cfg.batch_size).num_batches(len(train[1]))
+    reward, train, val, steps = rl_inputs(cfg, loaded)
     tx, _ = make_optimizer(cfg.optimizer(), steps * cfg.ppo_epochs * cfg.num_minibatches,
                            cfg.max_epochs)
     state, shardings = initial_state(cfg, loaded, reward, tx, mesh)
