@@ -10,21 +10,14 @@ import os
 import random
 
 from empathy_jax.errors import DatasetError, Problem
+from empathy_jax.evaluation import metrics as metric_list
 
-# The original's key order (ORIGINAL_FORMATS.md, "Testing and metrics"); other keys follow,
-# sorted.
-KEY_ORDER = ("bleu", "nist", "dist-1", "dist-2", "dist-3", "dist-4", "avg_bow", "extrema_bow",
-             "greedy_bow", "greedy_bow_symmetric", "emotion_accuracy", "emotion_f1",
-             "empintent_accuracy", "empintent_f1", "epitome_IP_output", "epitome_EX_output",
-             "epitome_ER_output", "epitome_IP_target", "epitome_EX_target", "epitome_ER_target",
-             "diff_IP", "diff_EX", "diff_ER", "mean_reward_target", "var_reward_target",
-             "mean_reward_output", "var_reward_output", "ppl")
-# The published table's columns, plus the reward.
-MAIN = ("bleu", "dist-2", "emotion_accuracy", "empintent_accuracy", "epitome_IP_output",
-        "epitome_EX_output", "epitome_ER_output", "ppl", "mean_reward_output")
-# Per-example scores shown beside each output.
-EXAMPLE_SCORES = ("emotion_output", "empintent_output", "epitome_IP_output",
-                  "epitome_EX_output", "epitome_ER_output", "reward_output")
+# The original's key order (ORIGINAL_FORMATS.md, "Testing and metrics"), the published table's
+# columns (plus the reward) and the per-example scores shown beside each output: all from the
+# metric list. Keys outside KEY_ORDER follow it, sorted.
+KEY_ORDER = metric_list.key_order()
+MAIN = metric_list.published_keys()
+EXAMPLE_SCORES = metric_list.example_keys()
 METRICS_FILE = "test_metrics.json"
 
 

@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
-from typing import Callable, Sequence
 
 import numpy as np
 
 from empathy_jax.errors import CheckpointError, DatasetError, Problem
 from empathy_jax.evaluation import classifiers as C
+from empathy_jax.evaluation import metrics as M
 from empathy_jax.evaluation import results
-from empathy_jax.json_files import read_dict
 from empathy_jax.evaluation import text_metrics as T
-
-# reward_fn(contexts, responses) -> one reward per example (`models.reward_model.RewardScorer`).
-RewardFn = Callable[[Sequence[Sequence[str]], Sequence[str]], np.ndarray]
+from empathy_jax.evaluation.metrics import RewardFn
+from empathy_jax.json_files import read_dict
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,61 +102,14 @@ def read_test_data(path: str) -> list[dict]:
 def score(examples: list[dict], cfg: ScoreConfig, *, bow: dict[str, np.ndarray] | None = None,
           ppl: float | None = None, reward_fn: RewardFn | None = None
           ) -> tuple[list[dict], dict, dict]:
-  """Returns (per-example records, test metrics, classwise metrics)."""
-  targets = [e["target"] for e in examples]
-  outputs = [e["output"] for e in examples]
-  contexts = [e["context"] for e in examples]
-  records = [dict(e) for e in examples]
-  metrics: dict[str, float] = {}
-  metrics.update(T.bleu_nist(targets, outputs, cfg.metric_n_grams))
-  metrics.update(T.distinct(outputs, cfg.metric_n_grams))
-  if bow is not None:  # per-example arrays, in the examples' order
-    for k, v in bow.items():
-      metrics[k] = float(np.mean(v)) if len(v) else 0.0
-      for r, x in zip(records, v):
-        r[k] = float(x)
-  else:
-    logging.warning("no dialogue model: skipping avg/extrema/greedy BOW similarity")
-  classwise: dict[str, dict] = {}
-  for key, directory, labels in (("emotion", cfg.emo_classifier_dir, C.EMOTION_LABELS),
-                                 ("empintent", cfg.intent_classifier_dir, C.INTENT_LABELS)):
-    if not directory:
-      logging.warning("no --%s directory: skipping %s metrics",
-                      "emo_classifier_dir" if key == "emotion" else "intent_classifier_dir", key)
-      continue
-    clf = C.load_text_classifier(directory, labels, key, cfg.trust_pickle)
-    out_pred = clf.predict(outputs, cfg.batch_size)
-    tgt_pred = clf.predict(targets, cfg.batch_size)
-    acc, f1, per_class = C.classification_report(out_pred, tgt_pred, labels)
-    metrics[f"{key}_accuracy"], metrics[f"{key}_f1"] = acc, f1
-    classwise[key] = per_class
-    for r, o, t in zip(records, out_pred, tgt_pred):
-      r[f"{key}_output"], r[f"{key}_target"] = labels[int(o)], labels[int(t)]
-  if cfg.epitome_dir:
-    epitome = C.load_epitome(cfg.epitome_dir)
-    seekers = [c[-1] for c in contexts]
-    for mech in C.EPITOME_MECHANISMS:
-      out_lv = epitome.levels(mech, seekers, outputs, cfg.batch_size)
-      tgt_lv = epitome.levels(mech, seekers, targets, cfg.batch_size)
-      metrics[f"epitome_{mech}_output"] = float(out_lv.mean())
-      metrics[f"epitome_{mech}_target"] = float(tgt_lv.mean())
-      metrics[f"diff_{mech}"] = float(np.mean((out_lv - tgt_lv) ** 2.0))
-      for r, o, t in zip(records, out_lv, tgt_lv):
-        r[f"epitome_{mech}_output"], r[f"epitome_{mech}_target"] = int(o), int(t)
-  else:
-    logging.warning("no --epitome_dir: skipping EPITOME metrics")
-  if cfg.reward_model_dir or reward_fn is not None:
-    reward_fn = reward_fn or reward_scorer(cfg.reward_model_dir, cfg.batch_size,
-                                           cfg.trust_pickle)
-    for side, texts in (("target", targets), ("output", outputs)):
-      rewards = np.asarray(reward_fn(contexts, texts), np.float64)
-      metrics[f"mean_reward_{side}"] = float(rewards.mean())
-      metrics[f"var_reward_{side}"] = float(rewards.var())
-      for r, v in zip(records, rewards):
-        r[f"reward_{side}"] = float(v)
-  if ppl is not None:
-    metrics["ppl"] = float(ppl)
-  return records, metrics, classwise
+  """Returns (per-example records, test metrics, classwise metrics): every metric of
+  `metrics.SUITE` that can run on what is given (a classifier family without its folder is
+  skipped with a warning, as the original)."""
+  inp = M.Inputs(contexts=[e["context"] for e in examples],
+                 targets=[e["target"] for e in examples],
+                 outputs=[e["output"] for e in examples], cfg=cfg, bow=bow, ppl=ppl,
+                 reward_fn=reward_fn)
+  return M.run(inp, examples=examples)
 
 
 def format_table(metrics: dict) -> str:
