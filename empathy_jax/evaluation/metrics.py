@@ -142,10 +142,11 @@ class Reward(Metric):
     return None if (inp.cfg.reward_model_dir or inp.reward_fn is not None) else ""
 
   def score(self, inp, records):
-    from empathy_jax.evaluation.suite import reward_scorer  # pylint: disable=import-outside-toplevel
+    # The reward model's module loads JAX models: imported only when a reward is scored.
+    from empathy_jax.models import reward_model  # pylint: disable=import-outside-toplevel
 
-    reward_fn = inp.reward_fn or reward_scorer(inp.cfg.reward_model_dir, inp.cfg.batch_size,
-                                               inp.cfg.trust_pickle)
+    reward_fn = inp.reward_fn or reward_model.load_scorer(
+        inp.cfg.reward_model_dir, inp.cfg.batch_size, inp.cfg.trust_pickle)
     metrics = {}
     for side, texts in (("target", inp.targets), ("output", inp.outputs)):
       rewards = np.asarray(reward_fn(inp.contexts, texts), np.float64)
