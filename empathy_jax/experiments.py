@@ -38,7 +38,7 @@ DEMO_EVAL = dict(max_examples=256, max_new_tokens=24)
 # The main job's other algorithms (--algorithm dpo,grpo,rloo), from the SFT stage's policy.
 DEMO_DPO = dict(max_epochs=2, batch_size=8, initial_lr=1e-5, beta=0.1, val_fraction=0.1)
 DEMO_GRPO = dict(max_epochs=1, batch_size=8, group_size=4, max_train_examples=128,
-                 max_val_examples=32, max_new_tokens=20, initial_lr=1e-5, beta=0.04,
+                 max_val_examples=32, max_new_tokens=20, initial_lr=1e-4, beta=0.04,
                  checkpoint_interval=8)
 # train_reward_model: one context (all its responses) per step, LR halved every epoch.
 REWARD = dict(dataset_dir=REWARD_DATA, max_epochs=1, initial_lr=1e-5, batch_size=1,
