@@ -16,7 +16,7 @@ from typing import Callable
 
 from absl import flags, logging
 
-from empathy_jax import compilation
+from empathy_jax import compilation, settings
 from empathy_jax.errors import CheckpointError, DatasetError, DivergedError
 from empathy_jax.evaluation.suite import ScoreConfig
 from empathy_jax.sharding import MeshConfig
@@ -226,6 +226,20 @@ def run_trainer(config_cls, mesh: Callable[[], MeshConfig], cache: Callable[[], 
     fail(str(e))
   print(json.dumps(summarize(summary) if summarize else summary, indent=2))
   print(compilation.summary(), file=sys.stderr)
+
+
+def define_trainer(config_cls, role: str, step: str = "steps",
+                   dropout_help: str = "Override the checkpoint's dropout."):
+  """Every flag of a train launcher: --model/--pretrained_model_dir (`role`: what the model is
+  to the run), the config's settings, and the shared run flags with the config's own cadence
+  defaults. Returns (the mesh builder, the compilation-cache switch) for `run_trainer`. (The
+  launcher adopts this module's and `settings`' flags for --help: absl ties that to the
+  calling module.)"""
+  define_model_flags(role)
+  settings.define_flags(config_cls)
+  defaults = {f.name: f.default for f in dataclasses.fields(config_cls)}
+  return define_run_flags(defaults["log_interval"], defaults["checkpoint_interval"],
+                          dropout_help, step)
 
 
 def define_run_flags(log_interval: int, checkpoint_interval: int,

@@ -19,9 +19,7 @@ from empathy_jax.data.tfdata import InputPipelineError
 from empathy_jax.training.sft import SFTConfig, train_dialogue_model
 
 F = flags
-launch_flags.define_model_flags("the model to fine-tune")
-settings.define_flags(SFTConfig)  # every SFT setting, from its field
-_MESH, _CACHE = launch_flags.define_run_flags(10, 500)
+_MESH, _CACHE = launch_flags.define_trainer(SFTConfig, "the model to fine-tune")
 F.adopt_module_key_flags(launch_flags)  # list the shared flags in --help
 F.adopt_module_key_flags(settings)
 

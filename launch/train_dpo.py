@@ -17,9 +17,7 @@ from absl import app, flags
 from empathy_jax import launch_flags, settings
 from empathy_jax.training.dpo import DPOConfig, train_dpo
 
-launch_flags.define_model_flags("the policy to start from; also the reference")
-settings.define_flags(DPOConfig)  # every DPO setting, from its field
-_MESH, _CACHE = launch_flags.define_run_flags(10, 500)
+_MESH, _CACHE = launch_flags.define_trainer(DPOConfig, "the policy to start from; also the reference")
 flags.adopt_module_key_flags(launch_flags)
 flags.adopt_module_key_flags(settings)
 

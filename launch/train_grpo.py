@@ -20,9 +20,7 @@ from absl import app, flags
 from empathy_jax import launch_flags, settings
 from empathy_jax.training.grpo import GRPOConfig, train_grpo
 
-launch_flags.define_model_flags("the policy to start from; also the reference")
-settings.define_flags(GRPOConfig)  # every GRPO setting, from its field
-_MESH, _CACHE = launch_flags.define_run_flags(1, 50, step="updates")
+_MESH, _CACHE = launch_flags.define_trainer(GRPOConfig, "the policy to start from; also the reference", step="updates")
 flags.adopt_module_key_flags(launch_flags)
 flags.adopt_module_key_flags(settings)
 

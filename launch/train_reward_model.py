@@ -20,10 +20,9 @@ from empathy_jax import launch_flags, settings
 from empathy_jax.training.reward_trainer import RewardConfig, train_reward_model
 
 F = flags
-launch_flags.define_model_flags("the backbone of the reward model")
-settings.define_flags(RewardConfig)  # every reward-model setting, from its field
-_MESH, _CACHE = launch_flags.define_run_flags(
-    10, 500, dropout_help="Override the backbone's own dropout.")
+_MESH, _CACHE = launch_flags.define_trainer(
+    RewardConfig, "the backbone of the reward model",
+    dropout_help="Override the backbone's own dropout.")
 F.adopt_module_key_flags(launch_flags)
 F.adopt_module_key_flags(settings)
 

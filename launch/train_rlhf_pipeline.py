@@ -32,12 +32,10 @@ from empathy_jax import launch_flags, settings
 from empathy_jax.training.ppo.trainer import PPORunConfig, train_rlhf_pipeline
 
 F = flags
-launch_flags.define_model_flags("the policy to start from; also the frozen reference")
-settings.define_flags(PPORunConfig)  # every PPO setting, from its field
-_MESH, _CACHE = launch_flags.define_run_flags(
-    1, 50, dropout_help="Override the policy's dropout (rollouts and updates run without it; "
-    "with --recipe original, with it, as the original's).",
-    step="iterations")
+_MESH, _CACHE = launch_flags.define_trainer(
+    PPORunConfig, "the policy to start from; also the frozen reference", step="iterations",
+    dropout_help="Override the policy's dropout (rollouts and updates run without it; with "
+    "--recipe original, with it, as the original's).")
 F.adopt_module_key_flags(launch_flags)
 F.adopt_module_key_flags(settings)
 

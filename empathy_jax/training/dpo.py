@@ -292,7 +292,7 @@ def reference_step(params, batch: dict, *, model, mean: bool):
 # -- the algorithm -------------------------------------------------------------------------------
 
 
-class DPOTask(loop.Task):
+class DPOTask(loop.JittedStepTask):
   """DPO on the trainer core."""
 
   monitor, monitor_mode = "val_loss", "min"
@@ -318,25 +318,23 @@ class DPOTask(loop.Task):
     self.val, self.val_ref = val, self._reference(ref, params, val)
 
   def _batches(self, pairs: Pairs, ref: np.ndarray, seed, epoch=0, start=0):
+    """(pair indices, the global batch, its real tokens) of each batch."""
     for idx in self.batcher.batch_indices(pairs, seed, epoch)[start:]:
       batch = self.batcher.make_batch(pairs.take(idx), None if ref is None else ref[idx])
-      yield idx, sharding.global_batch(batch, self.mesh)
+      tokens = int(sum(batch[k].sum() for k in ("context_mask_BxC", "chosen_mask_BxT",
+                                                 "rejected_mask_BxT")))
+      yield idx, sharding.global_batch(batch, self.mesh), tokens
 
   def _reference(self, fn, params, pairs: Pairs) -> np.ndarray:
     out = np.zeros((len(pairs), 2), np.float32)
-    for idx, batch in self._batches(pairs, None, None):
+    for idx, batch, _ in self._batches(pairs, None, None):
       out[idx] = sharding.to_host(fn(params, batch))[:len(idx)]
     return out
 
   def batches(self, epoch, start_batch):
-    for _, batch in self._batches(self.train, self.train_ref, self.cfg.seed, epoch, start_batch):
-      yield batch
-
-  def step(self, state, batch):
-    return self._step(state, batch)
-
-  def learning_rate(self, step):
-    return float(self.lr_fn(step))
+    for _, batch, tokens in self._batches(self.train, self.train_ref, self.cfg.seed, epoch,
+                                          start_batch):
+      yield batch, tokens
 
   def train_log_values(self, metrics):
     return means(metrics)
@@ -345,7 +343,7 @@ class DPOTask(loop.Task):
 
   def validate(self, state):
     totals: dict[str, float] = {}
-    for _, batch in self._batches(self.val, self.val_ref, None):
+    for _, batch, _ in self._batches(self.val, self.val_ref, None):
       for k, v in sharding.to_host(self._eval(state.params, batch)).items():
         totals[k] = totals.get(k, 0.0) + float(v)
     return {f"val_{k}": v for k, v in means(totals).items()}

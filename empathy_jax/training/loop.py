@@ -106,6 +106,24 @@ class Task(abc.ABC):
     """Writes the trained model as a model folder (called by every process)."""
 
 
+class JittedStepTask(Task):
+  """A task whose batches are (global batch, real tokens) pairs, each stepped by one jitted
+  program `self._step(state, batch)`, its learning rate `self.lr_fn(step)` (SFT, the reward
+  model, DPO)."""
+
+  _step: Any
+  lr_fn: Any
+
+  def step(self, state, batch):
+    return self._step(state, batch[0])
+
+  def real_tokens(self, batch) -> int:
+    return batch[1]
+
+  def learning_rate(self, step):
+    return float(self.lr_fn(step))
+
+
 def fresh_progress() -> dict:
   return {"epoch": 0, "batch": 0, "global_step": 0, "best": None, "history": []}
 

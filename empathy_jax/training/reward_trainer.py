@@ -278,7 +278,7 @@ def summarize(terms: dict[str, np.ndarray], rewards: list[np.ndarray], prefix: s
 # -- the task ----------------------------------------------------------------------------------
 
 
-class RewardTask(loop.Task):
+class RewardTask(loop.JittedStepTask):
   """Reward training on the trainer core; `best/` by validation loss."""
 
   monitor, monitor_mode = "val_loss", "min"
@@ -311,15 +311,6 @@ class RewardTask(loop.Task):
       batch = self.data.make_batch(idx)
       tokens = int(batch["context_mask_BxC"].sum() + batch["response_mask_BxRxT"].sum())
       yield self._global(batch), tokens
-
-  def step(self, state, batch):
-    return self._step(state, batch[0])
-
-  def real_tokens(self, batch) -> int:
-    return batch[1]
-
-  def learning_rate(self, step):
-    return float(self.lr_fn(step))
 
   def train_log_values(self, m):
     out = {"loss": m["loss"]}

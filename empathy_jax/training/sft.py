@@ -158,7 +158,7 @@ def _to_global(batch: Batch, mesh) -> dict:
   return sharding.global_batch({k: getattr(batch, k) for k in BATCH_KEYS}, mesh)
 
 
-class SFTTask(loop.Task):
+class SFTTask(loop.JittedStepTask):
   """SFT on the trainer core: batches, the jitted step, validation loss, greedy samples."""
 
   monitor, monitor_mode = "val_loss", "min"
@@ -183,15 +183,6 @@ class SFTTask(loop.Task):
     for batch in self.data.train_batcher.batches(self.data.train, self.cfg.seed, epoch,
                                                  start_batch):
       yield _to_global(batch, self.mesh), _real_tokens(batch)
-
-  def step(self, state, batch):
-    return self._step(state, batch[0])
-
-  def real_tokens(self, batch) -> int:
-    return batch[1]
-
-  def learning_rate(self, step):
-    return float(self.lr_fn(step))
 
   def validate(self, state):
     def losses():
