@@ -15,10 +15,10 @@ import numpy as np
 from empathy_jax.settings import setting
 
 
-MODES = ("test", "generation", "sft", "classifiers", "reward", "ppo", "tokenize")
+MODES = ("test", "generation", "sft", "classifiers", "reward", "ppo", "dpo", "tokenize")
 # --batch_size when not given: what each mode measures at.
 DEFAULT_BATCH = {"test": 32, "generation": 32, "sft": 8, "classifiers": 32, "reward": 8,
-                 "ppo": 8, "tokenize": 512}
+                 "ppo": 8, "dpo": 8, "tokenize": 512}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,11 +29,12 @@ class BenchConfig:
                       "original's loop; generation = tokens/s; sft = train steps; classifiers "
                       "= the metric classifiers; reward = reward-model train steps (rated "
                       "pairs/s); ppo = one PPO iteration (episodes/s, rollout/scoring/update "
-                      "split); tokenize = the tf.data input path vs the default tokenizer "
+                      "split); dpo = DPO train steps (preference pairs/s); tokenize = the "
+                      "tf.data input path vs the default tokenizer "
                       "(examples/s).", choices=MODES)
   model: str = setting("GODEL_TINY", "Registry model (or checkpoint path).")
   batch_size: int | None = setting(None, "Batch size (default: 32 for test and generation, 8 "
-                                   "for sft, reward and ppo, 32 for classifiers, 512 for "
+                                   "for sft, reward, ppo and dpo, 32 for classifiers, 512 for "
                                    "tokenize).")
   beam_width: int = setting(1, "Beams for --mode generation.")
   max_new_tokens: int = setting(32, "New tokens for --mode test, generation and ppo.")

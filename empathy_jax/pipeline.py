@@ -113,10 +113,15 @@ def _parameters(run_dir: str) -> str:
   return f"{param_count(params) / 1e6:.1f}M"
 
 
-def _rows(stage: dict, split: str = "train") -> str:
-  cap = stage.get("max_train_examples") if split == "train" else stage.get("max_examples")
+def _rows(stage: dict, split: str = "train", contexts: bool = False) -> str:
+  """What a stage read; `contexts`: a stage of the reward dataset (reward model, DPO)."""
+  if contexts:
+    cap, unit = stage.get("max_contexts"), "contexts"
+  else:
+    cap = stage.get("max_train_examples") if split == "train" else stage.get("max_examples")
+    unit = "rows"
   data = os.path.basename(os.path.normpath(stage.get("dataset_dir", "")))
-  return f"{data} {split}: " + (f"first {cap} rows" if cap else "all rows") + (
+  return f"{data} {split}: " + (f"first {cap} {unit}" if cap else f"all {unit}") + (
       f", {stage['max_epochs']} epoch(s)" if "max_epochs" in stage else "")
 
 
@@ -150,13 +155,16 @@ def _kl(name, policy_dir, start_dir, settings, out, clock) -> dict:
   from empathy_jax.models.loading import load_model  # pylint: disable=import-outside-toplevel
 
   key = {"policy": policy_dir, "start": start_dir, "rows": settings.get("max_examples"),
-         "max_new_tokens": settings.get("max_new_tokens", 24)}
+         "max_new_tokens": settings.get("max_new_tokens", 24),
+         "dataset_dir": os.path.abspath(settings["dataset_dir"]),
+         "split": settings.get("split", "test"),
+         "data_erasure_level": settings.get("data_erasure_level", 1.0)}
   path = os.path.join(out, "kl.json")
   done = read_dict(path)
   if done and done.get("key") == key:
     return done["result"]
-  split = load_dialogue_split(split_dir(settings["dataset_dir"], "test"),
-                              settings.get("data_erasure_level", 1.0))
+  split = load_dialogue_split(split_dir(key["dataset_dir"], key["split"]),
+                              key["data_erasure_level"])
   if key["rows"]:
     split = split.select(range(min(key["rows"], len(split))))
   print(f"[kl {name}] {policy_dir} against {start_dir}", flush=True)
@@ -218,12 +226,13 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
   from empathy_jax.pipeline_report import write_report  # pylint: disable=import-outside-toplevel
 
   start = cfg.sft.get("model") or cfg.sft.get("pretrained_model_dir")
-  rows = {"ppo": _rows(cfg.ppo), "dpo": _rows(cfg.dpo), "grpo": _rows(cfg.grpo),
+  rows = {"ppo": _rows(cfg.ppo), "dpo": _rows(cfg.dpo, contexts=True), "grpo": _rows(cfg.grpo),
           "rloo": _rows(cfg.grpo)}
   summary = [("SFT", f"{start} fine-tuned", _parameters(sft_dir), _rows(cfg.sft),
               clock.text("sft")),
              ("reward", f"{cfg.reward.get('model') or cfg.reward.get('pretrained_model_dir')}"
-                        f" + scalar head", _parameters(reward_dir), _rows(cfg.reward),
+                        f" + scalar head", _parameters(reward_dir),
+              _rows(cfg.reward, contexts=True),
               clock.text("reward")),
              *((name.upper(), "the SFT policy", _parameters(d), rows[name], clock.text(name))
                for name, d in trained.items()),

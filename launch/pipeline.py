@@ -8,8 +8,9 @@ nothing downloaded).
   python launch/pipeline.py --config configs/pipeline.py --output_dir runs/pipeline_large
   python launch/pipeline.py --algorithm ppo,dpo,grpo --output_dir runs/pipeline
 
-Writes OUTPUT_DIR/{sft,reward,ppo}/tensorboard_logs/version_N (each stage's run),
-OUTPUT_DIR/test/{sft,ppo}/ (test.py's three result files, with rewards) and
+Writes OUTPUT_DIR/{sft,reward,ppo,dpo,grpo,rloo}/tensorboard_logs/version_N (each stage's run),
+OUTPUT_DIR/test/{sft,ppo,...}/ (test.py's three result files, with rewards; kl.json, the
+policy's KL to the SFT policy) and
 OUTPUT_DIR/report/report.md and report.html (the reward change with its 95% interval
 first). Rerunning the command skips the
 stages that finished and resumes the one that was interrupted.

@@ -20,7 +20,7 @@ from absl import app, flags
 from empathy_jax import launch_flags, settings
 from empathy_jax.training.grpo import GRPOConfig, train_grpo
 
-_MESH, _CACHE = launch_flags.define_trainer(GRPOConfig, "the policy to start from; also the reference", step="updates")
+_MESH, _CACHE = launch_flags.define_trainer(GRPOConfig, "the policy to start from; also the reference", step="generations")
 flags.adopt_module_key_flags(launch_flags)
 flags.adopt_module_key_flags(settings)
 

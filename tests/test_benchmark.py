@@ -131,3 +131,29 @@ def test_ppo_benchmarks_pytorch_side_learns_as_ours_over_two_iterations(tmp_path
   assert np.abs(after - before).max() > 0.05
   # ... and agree with ours on a third rollout, with the critics and the reward model.
   bench._same_work(programs, inputs, holder, theirs.check)  # pylint: disable=protected-access
+
+
+@pytest.mark.parametrize("family", ["godel", "dialogpt"])
+def test_dpo_benchmarks_pytorch_side_trains_as_ours(tmp_path, family):
+  """The DPO mode's two sides on the same 2-layer policy and batches: equal loss and sequence
+  log-probs at the start (the check the mode makes before timing), and after one pass of two
+  AdamW steps each the same change in every chosen and rejected log-prob."""
+  from benchmarks import dpo as bench
+  from empathy_jax import sharding
+  from empathy_jax.models.loading import load_model
+
+  hf.save_torch_model(family, str(tmp_path / "policy"))
+  loaded = load_model(str(tmp_path / "policy"))
+  batches = bench._batches(loaded, 8)[:2]  # pylint: disable=protected-access
+  mesh = sharding.make_mesh(sharding.MeshConfig(), jax.devices()[:1])
+  ours, ours_now = bench.our_side(loaded, batches, mesh, lr=1e-3)
+  theirs, theirs_now = bench.torch_side(loaded, batches, lr=1e-3)
+  start = ours_now()
+  bench.check_same(start, theirs_now())
+  ours()
+  theirs()
+  ours_after, theirs_after = ours_now(), theirs_now()
+  for i in (1, 2):  # chosen, rejected
+    moved = ours_after[i] - start[i]
+    assert np.abs(moved).mean() > 0.1, moved  # the pass moved the log-probs ...
+    np.testing.assert_allclose(theirs_after[i] - start[i], moved, rtol=0.02, atol=0.01)  # alike

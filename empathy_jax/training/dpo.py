@@ -248,8 +248,10 @@ def batch_terms(model, params, batch, cfg: DPOConfig):
   real = batch["real_B"]
   weight = batch["weight_B"] * real
   decided = real * (1.0 - batch["tie_B"])
-  loss = jnp.sum(per_pair * weight) / jnp.maximum(jnp.sum(weight), 1e-9)
-  sums = {"loss_sum": jnp.sum(per_pair * weight), "weight": jnp.sum(weight),
+  # The mean over the batch's pairs of weight x loss, as the original's reward loss averages
+  # sqrt|factor| x loss over its pairs.
+  loss = jnp.sum(per_pair * weight) / jnp.maximum(jnp.sum(real), 1.0)
+  sums = {"loss_sum": jnp.sum(per_pair * weight),
           "pairs": jnp.sum(real), "decided": jnp.sum(decided),
           "rewards/chosen": jnp.sum(reward_c * decided),
           "rewards/rejected": jnp.sum(reward_r * decided),
@@ -264,8 +266,8 @@ PER_DECIDED = ("rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewa
 
 
 def means(sums: dict) -> dict[str, float]:
-  """TRL's metrics from summed terms: the loss per unit weight, the rest per non-tie pair."""
-  out = {"loss": sums["loss_sum"] / max(sums["weight"], 1e-9)}
+  """TRL's metrics from summed terms: the loss per pair, the rest per non-tie pair."""
+  out = {"loss": sums["loss_sum"] / max(sums["pairs"], 1.0)}
   for key in PER_DECIDED:
     out[key] = sums[key] / sums["decided"] if sums["decided"] else float("nan")
   return out

@@ -54,7 +54,8 @@ def rloo_advantages(rewards_BxG):
   rewards = jnp.asarray(rewards_BxG, jnp.float32)
   g = rewards.shape[1]
   others = (jnp.sum(rewards, axis=1, keepdims=True) - rewards) / (g - 1)
-  return rewards - others
+  tied = jnp.all(rewards == rewards[:, :1], axis=1, keepdims=True)  # exactly 0, as GRPO's
+  return jnp.where(tied, 0.0, rewards - others)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -65,7 +66,8 @@ class GRPOConfig(RLRunConfig):
                            "mean of the group's other rewards.", ADVANTAGES)
   group_size: int = setting(4, "Responses sampled per context (G >= 2).")
   scale_rewards: bool = setting(True, "GRPO: divide by the group's standard deviation.")
-  beta: float = setting(0.04, "KL coefficient (k3 estimator, in the loss; 0: no reference).")
+  beta: float = setting(0.04, "KL coefficient (k3 estimator, in the loss; 0: no KL term, the "
+                        "reference's log-probs are still computed for the logged kl).")
   clip_epsilon: float = setting(0.2, "Ratio clipping of the updates.")
   num_iterations: int = setting(1, "Updates per generation (TRL's num_iterations).")
   max_epochs: int = setting(1, "Passes over the training contexts.")
@@ -141,7 +143,10 @@ def grpo_loss(params, gen: Generation, advantages_N, *, model, cfg: GRPOConfig):
   mask = gen.response_mask.astype(jnp.float32)
   logp, _ = R.policy_outputs(model, params["policy"], gen.context_ids, gen.context_mask,
                              gen.target_ids, gen.target_mask, cfg.temperature)
-  ratio = jnp.exp(logp - gen.old_logprobs)
+  # One update per generation: the policy is the sampler, so the ratio is exactly 1 (TRL's
+  # detach); the sampler's log-probs, from another program, would differ in the last bits.
+  old = jax.lax.stop_gradient(logp) if cfg.num_iterations == 1 else gen.old_logprobs
+  ratio = jnp.exp(logp - old)
   adv = advantages_N[:, None]
   clipped = jnp.clip(ratio, 1.0 - cfg.clip_epsilon, 1.0 + cfg.clip_epsilon)
   objective = jnp.minimum(ratio * adv, clipped * adv)
