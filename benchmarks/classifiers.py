@@ -16,7 +16,7 @@ import jax
 import numpy as np
 
 from benchmarks.common import (BenchConfig, describe, interleaved, matmul_rates,
-                                           pin_threads, report, spread, torch_available)
+                               pin_threads, report, spread, torch_available)
 from empathy_jax.data.dialogue_dataset import load_dialogue_split
 from empathy_jax.evaluation import classifiers as C
 from empathy_jax.evaluation import encoders as E

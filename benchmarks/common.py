@@ -80,6 +80,16 @@ def spread(seconds: list[float]) -> dict[str, float]:
           "max": float(np.max(seconds))}
 
 
+def rates(times: dict[str, list[float]], work: float, unit: str) -> dict[str, float]:
+  """Each side's `work` per median second, printed with its timings ("jax: median ..., 12.3
+  pairs/s")."""
+  out = {}
+  for side, seconds in times.items():
+    out[side] = work / spread(seconds)["median"]
+    print(f"{side:>5}: {describe(seconds)}, {out[side]:.1f} {unit}")
+  return out
+
+
 def describe(seconds: list[float]) -> str:
   s = spread(seconds)
   return f"median {s['median']:.3f} s (range {s['min']:.3f}-{s['max']:.3f}, n={len(seconds)})"

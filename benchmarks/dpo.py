@@ -14,7 +14,7 @@ import os
 import jax
 import numpy as np
 
-from benchmarks.common import (BenchConfig, describe, interleaved, pin_threads, report, spread,
+from benchmarks.common import (BenchConfig, interleaved, pin_threads, rates, report,
                                torch_available, torch_twin, trim_padding)
 from empathy_jax import sharding
 from empathy_jax.data.dialogue_dataset import load_reward_split
@@ -171,10 +171,6 @@ def run(cfg: BenchConfig) -> dict:
   print(f"{len(batches)} batches of {rows} pairs, contexts {b0['context_ids_BxC'].shape[1]} and "
         f"responses {b0['chosen_ids_BxT'].shape[1]} tokens (bucketed; PyTorch's trimmed to "
         f"each batch's longest); repeats of the whole pass: {cfg.repeats}")
-  result = {}
-  for side, seconds in times.items():
-    median = spread(seconds)["median"]
-    print(f"{side:>5}: {describe(seconds)}, {pairs / median:.1f} pairs/s")
-    result[side] = pairs / median
+  result = rates(times, pairs, "pairs/s")
   return report(cfg, "pairs/s", result["jax"], result.get("torch"),
                 {"repeats": cfg.repeats, "pairs_per_step": rows})

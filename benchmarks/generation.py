@@ -19,9 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.common import (BenchConfig, describe, interleaved, matmul_rates,
-                                           pin_threads, realistic_batches, report, spread,
-                                           test_batch, torch_available, torch_twin,
-                                           trim_padding)
+                               pin_threads, realistic_batches, report, spread,
+                               test_batch, torch_available, torch_twin,
+                               trim_padding)
 from empathy_jax.evaluation.testing import IN_FLIGHT, in_flight
 from empathy_jax.generation.config import resolve
 from empathy_jax.generation.search import generate_ids

@@ -15,8 +15,8 @@ import jax
 import numpy as np
 
 from empathy_jax import sharding
-from benchmarks.common import (BenchConfig, describe, interleaved, pin_threads,
-                                           report, spread, torch_available, torch_twin)
+from benchmarks.common import (BenchConfig, interleaved, pin_threads, rates, report,
+                               torch_available, torch_twin)
 from empathy_jax.data.dialogue_dataset import load_reward_split
 from empathy_jax.models import reward_model
 from empathy_jax.models.loading import load_model
@@ -143,10 +143,6 @@ def run(cfg: BenchConfig) -> dict:
   times = interleaved(sides, cfg.repeats)
   print(f"{n} contexts, {pairs} rated pairs; ours: {len(batches)} steps of {rows} contexts; "
         f"PyTorch: {n} steps of one context; repeats of the whole pass: {cfg.repeats}")
-  result = {}
-  for side, seconds in times.items():
-    median = spread(seconds)["median"]
-    print(f"{side:>5}: {describe(seconds)}, {pairs / median:.1f} rated pairs/s")
-    result[side] = pairs / median
+  result = rates(times, pairs, "rated pairs/s")
   return report(cfg, "rated pairs/s", result["jax"], result.get("torch"),
                 {"repeats": cfg.repeats, "contexts": n, "contexts_per_step": rows})

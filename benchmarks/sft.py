@@ -14,8 +14,8 @@ import numpy as np
 
 from empathy_jax import sharding
 from benchmarks.common import (BenchConfig, describe, interleaved, matmul_rates,
-                                           pin_threads, report, spread, torch_available,
-                                           torch_twin, trim_padding)
+                               pin_threads, report, spread, torch_available,
+                               torch_twin, trim_padding)
 from empathy_jax.data.dialogue_dataset import load_dialogue_split
 from empathy_jax.data.pipeline import make_batcher, tokenize_split
 from empathy_jax.models.loading import load_model
