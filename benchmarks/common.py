@@ -131,9 +131,34 @@ def torch_available() -> bool:
   return True
 
 
+def torch_device() -> str:
+  """Where the PyTorch side runs: the GPU when PyTorch sees one (as JAX then runs on it too),
+  else the CPU."""
+  import torch  # pylint: disable=import-outside-toplevel
+
+  return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def to_torch(x, dtype=None):
+  """A host array as a tensor on the PyTorch side's device (int64 unless `dtype`)."""
+  import torch  # pylint: disable=import-outside-toplevel
+
+  return torch.from_numpy(np.array(x)).to(device=torch_device(), dtype=dtype or torch.long)
+
+
+def torch_sync() -> None:
+  """Waits for the PyTorch side's queued GPU work (its calls return before it finishes), so
+  a timer read after it counts the work; nothing to wait for on the CPU."""
+  import torch  # pylint: disable=import-outside-toplevel
+
+  if torch.cuda.is_available():
+    torch.cuda.synchronize()
+
+
 def torch_twin(loaded, lm_head: bool = True):
-  """The same weights in transformers' PyTorch class (via our HF export); `lm_head=False`:
-  the bare backbone (`AutoModel`, last hidden states), as value and reward heads read it."""
+  """The same weights in transformers' PyTorch class (via our HF export), on the PyTorch
+  side's device; `lm_head=False`: the bare backbone (`AutoModel`, last hidden states), as value
+  and reward heads read it."""
   import transformers  # pylint: disable=import-outside-toplevel
 
   from empathy_jax.models.loading import export_hf  # pylint: disable=import-outside-toplevel
@@ -141,10 +166,10 @@ def torch_twin(loaded, lm_head: bool = True):
   tmp = tempfile.mkdtemp(prefix="empathy_jax_bench_")
   export_hf(loaded, tmp)
   if not lm_head:
-    return transformers.AutoModel.from_pretrained(tmp).eval()
+    return transformers.AutoModel.from_pretrained(tmp).to(torch_device()).eval()
   cls = (transformers.AutoModelForSeq2SeqLM if loaded.model.is_encoder_decoder
          else transformers.AutoModelForCausalLM)
-  return cls.from_pretrained(tmp).eval()
+  return cls.from_pretrained(tmp).to(torch_device()).eval()
 
 
 def report(cfg: BenchConfig, unit: str, jax_value: float, torch_value: float | None,

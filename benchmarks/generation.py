@@ -20,7 +20,7 @@ import numpy as np
 
 from benchmarks.common import (BenchConfig, describe, interleaved, matmul_rates,
                                pin_threads, realistic_batches, report, spread,
-                               test_batch, torch_available, torch_twin,
+                               test_batch, to_torch, torch_available, torch_twin,
                                trim_padding)
 from empathy_jax.evaluation.testing import IN_FLIGHT, in_flight
 from empathy_jax.generation.config import resolve
@@ -28,7 +28,7 @@ from empathy_jax.generation.search import generate_ids
 from empathy_jax.models.packing import encoder_plan
 
 
-def _config(loaded, cfg: BenchConfig):
+def gen_config(loaded, cfg: BenchConfig):
   """Exactly max_new_tokens per row, nothing else constraining either side."""
   gen = resolve({"max_new_tokens": cfg.max_new_tokens, "beam_width": cfg.beam_width,
                  "length_alpha": 1.0}, {}, loaded.model.cfg)
@@ -64,10 +64,10 @@ def _torch_side(loaded, batches, cfg: BenchConfig):
     out = []
     with torch.no_grad():
       for ids, mask in inputs:
-        seq = model.generate(input_ids=torch.from_numpy(ids).long(),
-                             attention_mask=torch.from_numpy(mask).long(),
+        seq = model.generate(input_ids=to_torch(ids), attention_mask=to_torch(mask),
                              max_new_tokens=cfg.max_new_tokens, num_beams=cfg.beam_width,
                              do_sample=False, pad_token_id=pad, length_penalty=1.0)
+        seq = seq.cpu()  # waits for a GPU's work: the timed call ends with the tokens
         out.append(seq[:, 1:].numpy() if loaded.model.is_encoder_decoder
                    else seq[:, ids.shape[1]:].numpy())
     return out
@@ -75,10 +75,12 @@ def _torch_side(loaded, batches, cfg: BenchConfig):
   return call
 
 
-def _measure(name, loaded, batches, gen, cfg: BenchConfig, pack: bool,
-             threads: int = 1) -> dict:
+def measure(name, loaded, batches, gen, cfg: BenchConfig, pack: bool, threads: int = 1,
+            strict: bool = True) -> dict:
   """Tokens/s of each side on `batches`; with `threads` > 1 also ours with that many batches
-  at a time (side "jax, N in flight")."""
+  at a time (side "jax, N in flight"). The sides' tokens are compared first: a difference
+  raises, or with `strict=False` is counted (`mismatched_rows`) and the timing goes on (a GPU's
+  kernels may break a near-tie of two logits either way)."""
   tokens = sum(b.context_ids_BxC.shape[0] for b in batches) * cfg.max_new_tokens
   real = sum(int(b.context_mask_BxC.sum()) for b in batches)
   padded = sum(b.context_mask_BxC.size for b in batches)
@@ -91,20 +93,29 @@ def _measure(name, loaded, batches, gen, cfg: BenchConfig, pack: bool,
   if cfg.torch and torch_available():
     sides["torch"] = _torch_side(loaded, batches, cfg)
     theirs = sides["torch"]()
+    mismatched = 0
     for side in [s for s in sides if s != "torch"]:
+      differing = 0
       for i, (a, b) in enumerate(zip(sides[side](), theirs)):
         if a.shape != b.shape or not np.array_equal(a, b):
-          raise AssertionError(
-              f"{name}, batch {i}: {side}'s tokens differ from transformers' "
-              f"({int((a != b).any(1).sum()) if a.shape == b.shape else 'shape'} rows); the "
-              f"comparison would not be of the same work")
-    print(f"same tokens as transformers on all {len(theirs)} batch(es): yes")
+          rows = int((a != b).any(1).sum()) if a.shape == b.shape else a.shape[0]
+          if strict:
+            raise AssertionError(
+                f"{name}, batch {i}: {side}'s tokens differ from transformers' ({rows} rows); "
+                f"the comparison would not be of the same work")
+          differing += rows
+      mismatched = max(mismatched, differing)
+    rows = sum(t.shape[0] for t in theirs)
+    print(f"same tokens as transformers on all {len(theirs)} batch(es): "
+          f"{'yes' if not mismatched else f'no, {mismatched} of {rows} rows differ'}")
   times = interleaved(sides, cfg.repeats, warmup=False)  # the equality check warmed both
   out = {}
   for side, seconds in times.items():
     print(f"{side:>18}: {describe(seconds)}, {tokens / spread(seconds)['median']:.1f} "
           f"tokens/s")
     out[side] = {"tokens_per_s": tokens / spread(seconds)["median"], **spread(seconds)}
+  if "torch" in sides:
+    out["mismatched_rows"] = mismatched
   return out
 
 
@@ -114,10 +125,10 @@ def run(cfg: BenchConfig) -> dict:
   pin_threads()
   matmul_rates()
   loaded = load_model(cfg.model)
-  gen = _config(loaded, cfg)
-  first = _measure("first test rows (dataset order)", loaded, [test_batch(loaded, cfg)], gen,
+  gen = gen_config(loaded, cfg)
+  first = measure("first test rows (dataset order)", loaded, [test_batch(loaded, cfg)], gen,
                    cfg, pack=True)
-  sorted_rows = _measure("test.py's batches (test split, length-sorted)", loaded,
+  sorted_rows = measure("test.py's batches (test split, length-sorted)", loaded,
                          realistic_batches(loaded, cfg), gen, cfg, pack=False,
                          threads=IN_FLIGHT)
   torch_rate = lambda r: r["torch"]["tokens_per_s"] if "torch" in r else None

@@ -28,8 +28,8 @@ import numpy as np
 
 from empathy_jax import sharding
 from benchmarks.common import (BenchConfig, describe, interleaved, matmul_rates,
-                               pin_threads, report, spread, torch_available,
-                               torch_twin, trim_padding)
+                               pin_threads, report, spread, to_torch, torch_available,
+                               torch_device, torch_sync, torch_twin, trim_padding)
 from empathy_jax.data.dialogue_dataset import load_dialogue_split
 from empathy_jax.data.pipeline import make_batcher, tokenize_split
 from empathy_jax.generation.config import resolve
@@ -92,6 +92,7 @@ def _torch_side(policy, reward, ppo, batch, tx_lr: float, weight_decay: float, l
   import torch  # pylint: disable=import-outside-toplevel
 
   enc_dec = policy.model.is_encoder_decoder
+  dev = torch_device()
   g = ppo.generation
   model = torch_twin(policy)
   model.generation_config.eos_token_id = None  # no stop, as on our side
@@ -100,18 +101,18 @@ def _torch_side(policy, reward, ppo, batch, tx_lr: float, weight_decay: float, l
   rm = torch_twin(reward.backbone, lm_head=False).requires_grad_(False)
   hidden = critic.config.hidden_size if hasattr(critic.config, "hidden_size") \
       else critic.config.d_model
-  v_head = torch.nn.Linear(hidden, 1)
+  v_head = torch.nn.Linear(hidden, 1, device=dev)
   torch.nn.init.zeros_(v_head.weight)
   torch.nn.init.zeros_(v_head.bias)
-  rm_head = torch.nn.Linear(hidden, 1)
+  rm_head = torch.nn.Linear(hidden, 1, device=dev)
   with torch.no_grad():
-    rm_head.weight.copy_(torch.from_numpy(np.array(reward.head["kernel"]))[None])
-    rm_head.bias.copy_(torch.from_numpy(np.array(reward.head["bias"])).reshape(1))
+    rm_head.weight.copy_(to_torch(reward.head["kernel"], torch.float32)[None])
+    rm_head.bias.copy_(to_torch(reward.head["bias"], torch.float32).reshape(1))
   params = [*model.parameters(), *critic.parameters(), *v_head.parameters()]
   opt = torch.optim.AdamW(params, lr=tx_lr, weight_decay=weight_decay)
   sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: float(lr_schedule(k)) / tx_lr)
   ctx_np, cmask_np = trim_padding(batch.context_ids_BxC, batch.context_mask_BxC, not enc_dec)
-  ctx, cmask = torch.from_numpy(ctx_np).long(), torch.from_numpy(cmask_np).long()
+  ctx, cmask = to_torch(ctx_np), to_torch(cmask_np)
   c = ctx.shape[1]
   prefix = T.response_prefix(reward.backbone.fmt)
   pad, eos = reward.backbone.fmt.pad_id, reward.backbone.fmt.eos_id
@@ -121,7 +122,8 @@ def _torch_side(policy, reward, ppo, batch, tx_lr: float, weight_decay: float, l
     """Teacher-forced inputs of `resp`, the responses to contexts `rows`, and the slice of
     positions that predict its tokens."""
     if enc_dec:
-      start = torch.full((resp.shape[0], 1), g.decoder_start_token_id, dtype=torch.long)
+      start = torch.full((resp.shape[0], 1), g.decoder_start_token_id, dtype=torch.long,
+                         device=dev)
       dec = torch.cat([start, resp], 1)
       return (dict(input_ids=ctx[rows], attention_mask=cmask[rows], decoder_input_ids=dec),
               slice(0, n))
@@ -148,9 +150,10 @@ def _torch_side(policy, reward, ppo, batch, tx_lr: float, weight_decay: float, l
     # (a policy can sample it). A response without EOS was cut off at max_new_tokens and gets
     # EOS after it, as re-encoding its text would.
     cut = ~(resp == eos).any(1)
-    resp = torch.cat([resp, torch.full((resp.shape[0], 1), pad, dtype=resp.dtype)], 1)
+    resp = torch.cat([resp, torch.full((resp.shape[0], 1), pad, dtype=resp.dtype, device=dev)],
+                     1)
     resp[cut, n] = eos
-    ids = torch.cat([torch.tensor([prefix] * resp.shape[0], dtype=torch.long).reshape(
+    ids = torch.cat([torch.tensor([prefix] * resp.shape[0], dtype=torch.long, device=dev).reshape(
         resp.shape[0], len(prefix)), resp], 1)
     if enc_dec:
       h = rm(input_ids=ctx, attention_mask=cmask, decoder_input_ids=ids).last_hidden_state
@@ -160,7 +163,8 @@ def _torch_side(policy, reward, ppo, batch, tx_lr: float, weight_decay: float, l
       h = rm(input_ids=torch.cat([ctx, ids], 1), attention_mask=full_mask,
              position_ids=pos).last_hidden_state[:, c:]
     # The original's pooling: every real position, the format's start token included.
-    pool = torch.cat([torch.ones(resp.shape[0], len(prefix) + n), cut.float()[:, None]], 1)
+    pool = torch.cat([torch.ones(resp.shape[0], len(prefix) + n, device=dev),
+                      cut.float()[:, None]], 1)
     mean = (h * pool[..., None]).sum(1) / pool.sum(1, keepdim=True)
     return rm_head(mean)[:, 0] - float(reward.mean_offset)
 
@@ -201,7 +205,7 @@ def _torch_side(policy, reward, ppo, batch, tx_lr: float, weight_decay: float, l
     b = resp.shape[0]
     size = b // ppo.num_minibatches
     for _ in range(ppo.ppo_epochs):
-      order = torch.randperm(b)
+      order = torch.randperm(b, device=dev)
       for i in range(ppo.num_minibatches):
         mb = order[i * size:(i + 1) * size]
         opt.zero_grad()
@@ -228,29 +232,32 @@ def _torch_side(policy, reward, ppo, batch, tx_lr: float, weight_decay: float, l
                            min_new_tokens=0, pad_token_id=g.pad_token_id)
     resp = seq[:, 1:] if enc_dec else seq[:, c:]
     old, ref_logp, vals = pieces(resp)
+    torch_sync()  # a GPU's queued work belongs to the phase that queued it
     t1 = time.perf_counter()
     with torch.no_grad():
       score = scores(resp)
+    torch_sync()
     t2 = time.perf_counter()
     with torch.no_grad():
       adv, ret = advantages(old, ref_logp, vals, score)
     update(resp, old, vals, adv, ret)
+    torch_sync()
     clock.append([t1 - t0, t2 - t1, time.perf_counter() - t2])
 
   def check(resp_np):
     """Teacher-forced pieces, score and the first full-batch loss on our response tokens."""
-    resp = torch.from_numpy(np.array(resp_np)).long()
+    resp = to_torch(resp_np)
     old, ref_logp, vals = pieces(resp)
     with torch.no_grad():
       score = scores(resp)
       adv, ret = advantages(old, ref_logp, vals, score)
       first = loss(resp, old, vals, adv, ret)
-    return {k: v.numpy() for k, v in dict(old=old, ref=ref_logp, values=vals, scores=score,
+    return {k: v.cpu().numpy() for k, v in dict(old=old, ref=ref_logp, values=vals, scores=score,
                                           advantages=adv, returns=ret, loss=first).items()}
 
   return types.SimpleNamespace(
       iteration=iteration, check=check, clock=clock, policy=model,
-      learn=lambda resp_np: learn(torch.from_numpy(np.array(resp_np)).long()))
+      learn=lambda resp_np: learn(to_torch(resp_np)))
 
 
 def _same_work(programs, inputs, holder, check):
@@ -300,20 +307,28 @@ def _update_flops(programs, inputs, holder) -> float:
   return float(cost["flops"]) * ppo.ppo_epochs * ppo.num_minibatches
 
 
-def run(cfg: BenchConfig) -> dict:
+def run(cfg: BenchConfig, strict: bool = True) -> dict:
+  """`strict=False`: a same-work check that fails is reported in the JSON line
+  (`same_work`) and the timing goes on."""
   pin_threads()
   policy, reward, run_cfg, ppo, split, batch = _setup(cfg)
   programs, inputs, holder, ours, lr_schedule = _our_side(policy, reward, run_cfg, ppo, split,
                                                           batch)
-  sides = {"jax": ours}
+  sides, same_work = {"jax": ours}, None
   if cfg.torch and torch_available():
     side = _torch_side(policy, reward, ppo, batch, run_cfg.initial_lr, run_cfg.weight_decay,
                        lr_schedule)  # the same schedule, stepped per AdamW step
     torch_iteration, torch_clock = side.iteration, side.clock
-    _same_work(programs, inputs, holder, side.check)
-    print("same work: PyTorch's old/reference log-probs, values, reward scores, advantages, "
-          "returns (rtol 2e-4) and first-minibatch loss (rtol 1e-3) on our rollout's tokens "
-          "equal ours")
+    try:
+      _same_work(programs, inputs, holder, side.check)
+      same_work = "equal"
+    except AssertionError as e:
+      if strict:
+        raise
+      same_work = " ".join(str(e).split())[:300]
+    print(f"same work: PyTorch's old/reference log-probs, values, reward scores, advantages, "
+          f"returns (rtol 2e-4) and first-minibatch loss (rtol 1e-3) on our rollout's tokens: "
+          f"{same_work}")
     sides["torch"] = torch_iteration
   times = interleaved(sides, cfg.repeats)
   real = int(batch.context_mask_BxC.sum())
@@ -351,4 +366,5 @@ def run(cfg: BenchConfig) -> dict:
     roofline["ratio_bound_update_at_matmul_rate"] = round(torch_median / best, 3)
   return report(cfg, "episodes/s", result["jax"], result.get("torch"),
                 {"repeats": cfg.repeats, "max_new_tokens": cfg.max_new_tokens,
-                 "ppo_epochs": ppo.ppo_epochs, "split_seconds": split_out, **roofline})
+                 "ppo_epochs": ppo.ppo_epochs, "split_seconds": split_out,
+                 "same_work": same_work, **roofline})

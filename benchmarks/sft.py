@@ -14,8 +14,8 @@ import numpy as np
 
 from empathy_jax import sharding
 from benchmarks.common import (BenchConfig, describe, interleaved, matmul_rates,
-                               pin_threads, report, spread, torch_available,
-                               torch_twin, trim_padding)
+                               pin_threads, report, spread, to_torch, torch_available,
+                               torch_sync, torch_twin, trim_padding)
 from empathy_jax.data.dialogue_dataset import load_dialogue_split
 from empathy_jax.data.pipeline import make_batcher, tokenize_split
 from empathy_jax.models.loading import load_model
@@ -43,10 +43,11 @@ def _torch_steps(loaded, batches):
 
   model = torch_twin(loaded).train()
   opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
-  t = lambda x: torch.from_numpy(np.asarray(x)).long()
+  t = lambda x: x  # the batches are on the device before timing, as ours are
   left = not loaded.model.is_encoder_decoder
-  trimmed = [(*trim_padding(b.context_ids_BxC, b.context_mask_BxC, left),
-              *trim_padding(b.target_ids_BxT, b.target_mask_BxT, False)) for b in batches]
+  trimmed = [tuple(map(to_torch, (*trim_padding(b.context_ids_BxC, b.context_mask_BxC, left),
+                                  *trim_padding(b.target_ids_BxT, b.target_mask_BxT, False))))
+             for b in batches]
 
   def step(c_ids, c_mask, t_ids, t_mask):
     opt.zero_grad()
@@ -69,6 +70,7 @@ def _torch_steps(loaded, batches):
   def all_steps():
     for b in trimmed:
       step(*b)
+    torch_sync()
 
   return all_steps
 

@@ -157,3 +157,41 @@ def test_dpo_benchmarks_pytorch_side_trains_as_ours(tmp_path, family):
     moved = ours_after[i] - start[i]
     assert np.abs(moved).mean() > 0.1, moved  # the pass moved the log-probs ...
     np.testing.assert_allclose(theirs_after[i] - start[i], moved, rtol=0.02, atol=0.01)  # alike
+
+
+def test_gpu_check_dry_run_measures_every_figure_on_the_cpu(tmp_path):
+  """`gpu_check.sh --dry_run`: every figure at tiny shapes, one JSON line each, none failed;
+  generation's tokens equal transformers' and PPO's same-work check passes; the SFT step's FLOP
+  count is XLA's, near 6 x parameters x tokens, and its rate is under the measured ceiling."""
+  out = tmp_path / "figures.jsonl"
+  # One device, as on the one GPU the check is for (not the suite's 8 fake CPU devices).
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  done = subprocess.run(["bash", os.path.join(ROOT, "benchmarks", "gpu_check.sh"), "--dry_run",
+                         "--out", str(out)], cwd=tmp_path, env=env, capture_output=True,
+                        text=True, timeout=600, check=False)
+  assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+  lines = [json.loads(line) for line in out.read_text().splitlines()]
+  assert [line["figure"] for line in lines] == ["env", "sft_mfu", "generation_greedy",
+                                                "generation_beam4", "ppo"]
+  assert all("error" not in line and line["dry_run"] for line in lines)
+  env, sft, greedy, beam, ppo = lines
+  assert env["bf16_matmul_xla_tflops"] > 0 and env["bf16_matmul_torch_tflops"] > 0
+  assert env["datasheet_bf16_tflops"] is None  # a CPU has no datasheet bf16 peak here
+  assert 0.25 < sft["step_tflop_xla"] / sft["step_tflop_6nd"] < 4
+  assert sft["tokens_per_s"] == pytest.approx(2 * (16 + 8) / (sft["step_ms"] / 1e3), rel=0.02)
+  assert 0 < sft["fraction_of_measured_matmul"] < 1.5
+  for gen, beams in ((greedy, 1), (beam, 4)):
+    assert gen["beams"] == beams and gen["mismatched_rows"] == 0 and gen["rows"] == 4
+    assert gen["ratio"] == pytest.approx(gen["jax_tokens_per_s"] / gen["torch_tokens_per_s"],
+                                         rel=0.01)
+  assert ppo["same_work"] == "equal" and ppo["jax"] > 0 and ppo["torch"] > 0
+
+
+def test_gpu_check_refuses_unknown_figures_before_any_work(tmp_path):
+  done = subprocess.run(["bash", os.path.join(ROOT, "benchmarks", "gpu_check.sh"), "--dry_run",
+                         "--only", "env,mfu"], cwd=tmp_path, capture_output=True, text=True,
+                        timeout=120, check=False)
+  assert done.returncode == 1
+  assert done.stdout.strip().splitlines()[-1] == (
+      "error: --only: unknown figures ['mfu']; known: env, sft_mfu, generation_greedy, "
+      "generation_beam4, ppo")
