@@ -10,7 +10,6 @@ import functools
 import os
 
 import jax
-import numpy as np
 
 from empathy_jax import sharding
 from benchmarks.common import (BenchConfig, describe, interleaved, matmul_rates,
