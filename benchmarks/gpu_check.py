@@ -34,7 +34,7 @@ import traceback
 
 import numpy as np
 
-FIGURES = ("env", "sft_mfu", "generation_greedy", "generation_beam4", "ppo")
+FIGURES = ("env", "generation_greedy", "ppo", "generation_beam4", "sft_mfu")
 # Dense bf16 tensor-core peaks from the vendors' datasheets (FLOP/s, no sparsity), by the
 # device name JAX reports.
 DATASHEET_BF16 = (("H100 PCIe", 756e12), ("H100", 989.4e12), ("H200", 989.4e12),
@@ -53,7 +53,7 @@ class Sizes:
   sft_steps: int = 10
   gen_model: str = "GODEL_SMALL"  # GODEL-base's architecture (PUBLISHED_ARCHITECTURES)
   gen_batch: int = 32
-  gen_batches: int = 2
+  gen_batches: int = 1
   new_tokens: int = 32
   ppo_batch: int = 32
   repeats: int = 3
@@ -62,6 +62,16 @@ class Sizes:
 DRY_RUN = Sizes(matmul=256, sft_model="GODEL_TINY", sft_batch=2, sft_context=16, sft_target=8,
                 sft_steps=2, gen_model="GODEL_TINY", gen_batch=4, gen_batches=1, new_tokens=4,
                 ppo_batch=2, repeats=1)
+
+
+_FIGURE_START = [0.0]
+
+
+def phase(name: str) -> None:
+  """Prints (stderr) how far into its figure the check is, so that a figure cut off by a time
+  limit still says where its time went."""
+  print(f"  {time.perf_counter() - _FIGURE_START[0]:7.1f} s  {name}", file=sys.stderr,
+        flush=True)
 
 
 def datasheet_peak(device_kind: str) -> float | None:
@@ -88,20 +98,22 @@ def matmul_rates(n: int, repeats: int) -> dict:
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
 
-  a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.bfloat16)
-  ten = jax.jit(lambda x: functools.reduce(lambda acc, _: acc + (x @ x), range(10), x))
+  # Chained products (each needs the one before), scaled to stay finite: ten products that
+  # XLA cannot merge into one.
+  a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.bfloat16) / np.sqrt(n)
+  ten = jax.jit(lambda x: functools.reduce(lambda acc, _: acc @ x, range(10), x))
   out = {"xla": 20 * n ** 3 / _seconds(lambda: ten(a).block_until_ready(), repeats)}
   from benchmarks.common import torch_available, torch_device, torch_sync  # pylint: disable=import-outside-toplevel
 
   if torch_available():
     import torch  # pylint: disable=import-outside-toplevel
 
-    t = torch.randn(n, n, dtype=torch.bfloat16, device=torch_device())
+    t = torch.randn(n, n, dtype=torch.bfloat16, device=torch_device()) / n ** 0.5
 
     def torch_ten():
       acc = t
       for _ in range(10):
-        acc = acc + t @ t
+        acc = acc @ t
       torch_sync()
 
     out["torch"] = 20 * n ** 3 / _seconds(torch_ten, repeats)
@@ -135,7 +147,11 @@ def env(sizes: Sizes) -> dict:
 
 def sft_mfu(sizes: Sizes, measured_tflops: float | None) -> dict:
   """SFT steps at `sizes.sft_model`'s shapes with random weights: bf16 compute, float32
-  parameters and AdamW, dropout as the model's config has it, full (unpadded) batches."""
+  parameters and AdamW, dropout as the model's config has it, full (unpadded) batches. The
+  layers are scanned (`--scan_layers`: one layer compiled per stack, a compile of seconds
+  rather than minutes for 48 layers); the FLOPs are XLA's count of the same step unscanned,
+  lowered but not compiled (its cost analysis counts a loop's body once)."""
+  import flax.linen as nn  # pylint: disable=import-outside-toplevel
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
 
@@ -147,14 +163,17 @@ def sft_mfu(sizes: Sizes, measured_tflops: float | None) -> dict:
   from empathy_jax.training.state import abstract_state, create_state, state_shardings  # pylint: disable=import-outside-toplevel
 
   hf = planning.architecture(sizes.sft_model)
-  model = DialogueModel(config_from_hf(hf, RuntimeOptions(dtype="bfloat16")))
+  model = DialogueModel(config_from_hf(hf, RuntimeOptions(dtype="bfloat16", scan_layers=True)))
+  unscanned = DialogueModel(config_from_hf(hf, RuntimeOptions(dtype="bfloat16")))
   params = model.init_params(jax.random.PRNGKey(0))
   n_params = param_count(params)
+  phase(f"initialised {n_params / 1e6:.0f}M parameters")
   tx, _ = make_optimizer(OptimizerConfig(initial_lr=1e-5), 1000, 1)
   mesh = sharding.make_mesh(sharding.MeshConfig())
   shard = state_shardings(abstract_state(model.abstract_params(), tx), mesh)
   state = create_state(params, tx, jax.random.PRNGKey(0), shard)
   del params
+  phase("train state on the device")
   b, c, t = sizes.sft_batch, sizes.sft_context, sizes.sft_target
   rng = np.random.default_rng(0)
   vocab = hf["vocab_size"]
@@ -170,9 +189,13 @@ def sft_mfu(sizes: Sizes, measured_tflops: float | None) -> dict:
   start = time.perf_counter()
   compiled = step.lower(state, batch).compile()
   compile_s = time.perf_counter() - start
-  cost = compiled.cost_analysis()
+  phase("compiled the step")
+  shapes = nn.unbox(abstract_state(unscanned.abstract_params(), tx))
+  cost = jax.jit(functools.partial(sft.train_step, model=unscanned, tx=tx, grad_accum=1)).lower(
+      shapes, batch).cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   flops = float(cost.get("flops", 0.0))
+  phase("counted the unscanned step's FLOPs")
   holder = {"state": state}
 
   def steps():
@@ -210,6 +233,7 @@ def random_model_dir(name: str, folder: str) -> str:
                              name=f"{name} (random)")
   path = os.path.join(folder, f"{name}_random")
   model_dir.save(loading.from_spec(spec), path)
+  phase(f"wrote a random {name} model folder")
   return path
 
 
@@ -245,6 +269,7 @@ def generation(sizes: Sizes, model_path: str, dataset_dir: str, beams: int) -> d
   with full_precision():
     loaded = load_model(model_path)
     batches = realistic_batches(loaded, cfg, sizes.gen_batches)
+    phase("model loaded, batches made")
     result = gen_bench.measure("test.py's batches", loaded, batches,
                                gen_bench.gen_config(loaded, cfg), cfg, pack=False, strict=False)
   out = {"model": f"{sizes.gen_model} shapes, random weights, float32", "beams": beams,
@@ -304,7 +329,7 @@ def main(argv=None) -> int:
   folder = tempfile.mkdtemp(prefix="gpu_check_")
   model_path = None
   for figure in wanted:
-    start = time.perf_counter()
+    start = _FIGURE_START[0] = time.perf_counter()
     try:
       if figure == "env":
         line = env(sizes)

@@ -171,10 +171,10 @@ def test_gpu_check_dry_run_measures_every_figure_on_the_cpu(tmp_path):
                         text=True, timeout=600, check=False)
   assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
   lines = [json.loads(line) for line in out.read_text().splitlines()]
-  assert [line["figure"] for line in lines] == ["env", "sft_mfu", "generation_greedy",
-                                                "generation_beam4", "ppo"]
+  assert [line["figure"] for line in lines] == ["env", "generation_greedy", "ppo",
+                                                "generation_beam4", "sft_mfu"]
   assert all("error" not in line and line["dry_run"] for line in lines)
-  env, sft, greedy, beam, ppo = lines
+  env, greedy, ppo, beam, sft = lines
   assert env["bf16_matmul_xla_tflops"] > 0 and env["bf16_matmul_torch_tflops"] > 0
   assert env["datasheet_bf16_tflops"] is None  # a CPU has no datasheet bf16 peak here
   assert 0.25 < sft["step_tflop_xla"] / sft["step_tflop_6nd"] < 4
@@ -193,5 +193,5 @@ def test_gpu_check_refuses_unknown_figures_before_any_work(tmp_path):
                         timeout=120, check=False)
   assert done.returncode == 1
   assert done.stdout.strip().splitlines()[-1] == (
-      "error: --only: unknown figures ['mfu']; known: env, sft_mfu, generation_greedy, "
-      "generation_beam4, ppo")
+      "error: --only: unknown figures ['mfu']; known: env, generation_greedy, ppo, "
+      "generation_beam4, sft_mfu")

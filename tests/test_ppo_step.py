@@ -3,6 +3,7 @@ sees ratio 1 (its log-probs are the rollout's), the rollout's pieces equal their
 and a reward a tiny policy can learn rises within a few iterations while the KL to the
 reference stays bounded."""
 
+import dataclasses
 import functools
 
 import jax
@@ -47,13 +48,14 @@ def _check_rollout(r, cfg, n):
   """The rollout's pieces against their definitions, on the first rollout (policy = reference)."""
   mask = np.asarray(r.response_mask, np.float32)
   assert mask.sum() > n  # responses of more than one token
-  # The rollout's old log-probs are the teacher-forced replay's; against the reference
-  # (the same weights) the KL is 0, so rewards are the score on the last real token.
-  np.testing.assert_allclose(np.asarray(r.old_logprobs), np.asarray(r.ref_logprobs), atol=1e-6)
+  # The rollout's old log-probs are the sampling pass's (float32, no dropout, no truncation);
+  # against the reference's replay (the same weights) they differ in the last bits only, so
+  # the KL is ~0 and rewards are the score on the last real token.
+  np.testing.assert_allclose(np.asarray(r.old_logprobs), np.asarray(r.ref_logprobs), atol=1e-5)
   last = mask.shape[1] - 1 - np.argmax(mask[:, ::-1], axis=1)
   want = np.zeros_like(mask)
   want[np.arange(n), last] = np.asarray(r.scores)
-  np.testing.assert_allclose(np.asarray(r.rewards), want, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(r.rewards), want, atol=1e-5)
   adv, ret = ppo.gae(r.rewards, r.values, r.response_mask, cfg.gamma, cfg.lam)
   np.testing.assert_allclose(np.asarray(r.returns), np.asarray(ret), atol=1e-6)
   np.testing.assert_allclose(np.asarray(r.advantages),
@@ -251,3 +253,50 @@ def test_a_cut_off_response_is_scored_as_its_re_encoded_text(name, ed_test):
                                            ctx_mask, ids, m, exclude_id=None)
   assert fmt.decode(np.asarray(cut)).strip() and decoded[0] != texts[0]
   np.testing.assert_allclose(np.asarray(in_graph), by_text, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["GODEL_TINY", "DialoGPT_TINY"])
+def test_old_log_probs_come_from_the_sampling_pass_and_equal_the_replay(name, ed_test,
+                                                                        monkeypatch):
+  """Dropout off, no truncation, float32: PPO's and GRPO's rollouts take the old log-probs from
+  the sampling pass (the policy's teacher-forced replay is not traced at all: one forward fewer
+  an iteration), equal to the replay within 1e-5; any other setting keeps the replay."""
+  from empathy_jax.training import grpo
+
+  loaded, batch, cfg, params, _ = _setup(name, ed_test, n=8, new_tokens=8, temperature=0.7)
+  assert S.sampled_logprobs_are_old(cfg, loaded.model)
+  args = (params, loaded.params, batch.context_ids_BxC, batch.context_mask_BxC,
+          jax.random.PRNGKey(5), jnp.arange(8))
+  r = jax.jit(functools.partial(S.sample, loaded.model, cfg=cfg))(*args)
+  mask = np.asarray(r.response_mask, bool)
+  assert mask.sum() > 16
+  replay, _ = R.policy_outputs(loaded.model, loaded.params, batch.context_ids_BxC,
+                               batch.context_mask_BxC, r.target_ids, r.target_mask, 0.7)
+  np.testing.assert_allclose(np.asarray(r.old_logprobs)[mask], np.asarray(replay)[mask],
+                             atol=1e-5)
+  assert (np.asarray(r.old_logprobs)[~mask] == 0).all()
+
+  group = jax.jit(functools.partial(grpo.sample_groups, model=loaded.model,
+                                    gen=cfg.generation, g=2))(
+      params, loaded.params, batch.context_ids_BxC[:4], batch.context_mask_BxC[:4],
+      jnp.arange(4), jax.random.PRNGKey(6))
+  gmask = np.asarray(group.response_mask, bool)
+  replay, _ = R.policy_outputs(loaded.model, loaded.params, group.context_ids,
+                               group.context_mask, group.target_ids, group.target_mask, 0.7)
+  np.testing.assert_allclose(np.asarray(group.old_logprobs)[gmask], np.asarray(replay)[gmask],
+                             atol=1e-5)
+
+  # The teacher-forced passes traced: the reference's alone, or the policy's replay too.
+  passes = []
+  original = R.policy_outputs
+  monkeypatch.setattr(R, "policy_outputs",
+                      lambda *a, **k: (passes.append(1), original(*a, **k))[1])
+  traced = lambda c, m=loaded.model: (passes.clear(), jax.eval_shape(
+      functools.partial(S.sample, m, cfg=c), *args), len(passes))[2]
+  assert traced(cfg) == 1
+  truncated = dataclasses.replace(cfg, generation=dataclasses.replace(cfg.generation, top_k=5))
+  assert traced(truncated) == 2
+  assert traced(dataclasses.replace(cfg, policy_dropout=True)) == 2
+  bf16 = type(loaded.model)(loaded.model.cfg.replace(dtype=jnp.bfloat16))
+  assert not S.sampled_logprobs_are_old(cfg, bf16)
+  assert traced(cfg, bf16) == 2

@@ -124,7 +124,13 @@ def sample_groups(params, ref_params, ctx_BxC, cmask_BxC, rows_B, rng, *, model,
   tgt, tgt_mask = R.teacher_forced(model, out.tokens_BxN, response_mask,
                                    gen.decoder_start_token_id)
   mask = response_mask.astype(jnp.float32)
-  old, _ = R.policy_outputs(model, params["policy"], ctx, cmask, tgt, tgt_mask, gen.temperature)
+  # The old log-probs: the sampling pass's own (the untruncated distribution at the sampling
+  # temperature, no dropout) where they equal the replay's (float32), else the replay.
+  if jnp.dtype(model.cfg.dtype) == jnp.float32:
+    old = out.logprobs_BxN
+  else:
+    old, _ = R.policy_outputs(model, params["policy"], ctx, cmask, tgt, tgt_mask,
+                              gen.temperature)
   ref, _ = R.policy_outputs(model, ref_params, ctx, cmask, tgt, tgt_mask, gen.temperature)
   return Generation(ctx, cmask, tgt, tgt_mask, out.tokens_BxN, response_mask, old * mask,
                     ref * mask)

@@ -137,20 +137,45 @@ def sample(model, params, ref_params, context_ids, context_mask, rng, row_ids, *
   tgt, tgt_mask = R.teacher_forced(model, gen.tokens_BxN, response_mask,
                                    g.decoder_start_token_id)
   return from_responses(model, params, ref_params, context_ids, context_mask, tgt, tgt_mask,
-                        response_mask, gen.tokens_BxN, cfg=cfg, plan=plan)
+                        response_mask, gen.tokens_BxN, cfg=cfg, plan=plan,
+                        old_logprobs=(gen.logprobs_BxN if sampled_logprobs_are_old(cfg, model)
+                                      else None))
+
+
+def _old_distribution(cfg: PPOConfig) -> tuple[float, int, float]:
+  """(temperature, top_k, top_p) of the distribution the old log-probs are taken under. The
+  original's recipe takes the whole distribution at temperature 1."""
+  g = cfg.generation
+  return (1.0, 0, 1.0) if cfg.recipe == "original" else (g.temperature, g.top_k, g.top_p)
+
+
+def sampled_logprobs_are_old(cfg: PPOConfig, model) -> bool:
+  """Whether the sampling pass's own log-probs (`GenerationOutput.logprobs_BxN`: the
+  untruncated distribution at the sampling temperature) are the old log-probs, so that the
+  teacher-forced replay of the policy can be skipped: the policy sampled without dropout, the
+  old distribution is that one (no top-k / top-p, the same temperature), and the model
+  computes in float32, where they equal the replay's up to the last bits (a decoding step's
+  cached attention against one full pass; in bfloat16 the two would differ visibly, and the
+  first update's ratio would start away from 1)."""
+  temperature, top_k, top_p = _old_distribution(cfg)
+  return (not cfg.policy_dropout and top_k == 0 and top_p == 1.0
+          and temperature == cfg.generation.temperature
+          and jnp.dtype(model.cfg.dtype) == jnp.float32)
 
 
 def from_responses(model, params, ref_params, context_ids, context_mask, tgt, tgt_mask,
-                   response_mask, response_ids, *, cfg: PPOConfig, plan=None) -> Rollout:
+                   response_mask, response_ids, *, cfg: PPOConfig, plan=None,
+                   old_logprobs=None) -> Rollout:
   """`sample`'s rollout from given responses (their teacher-forced replay `tgt`, `tgt_mask`):
-  old and reference log-probs and the critic's values."""
-  g = cfg.generation
+  old and reference log-probs and the critic's values. `old_logprobs`: the sampling pass's,
+  where `sampled_logprobs_are_old` (else the policy's replay computes them)."""
   mask = response_mask.astype(jnp.float32)
-  # The original's recipe takes log-probs of the whole distribution at temperature 1.
-  temperature, top_k, top_p = ((1.0, 0, 1.0) if cfg.recipe == "original"
-                               else (g.temperature, g.top_k, g.top_p))
-  old_logp, _ = R.policy_outputs(model, params["policy"], context_ids, context_mask, tgt,
-                                 tgt_mask, temperature, plan, top_k, top_p)
+  temperature, top_k, top_p = _old_distribution(cfg)
+  if old_logprobs is None:
+    old_logp, _ = R.policy_outputs(model, params["policy"], context_ids, context_mask, tgt,
+                                   tgt_mask, temperature, plan, top_k, top_p)
+  else:
+    old_logp = old_logprobs
   # The reference untruncated: a sampled token is always inside its support, so the KL
   # estimate stays finite (KL of the truncated policy to the whole reference).
   ref_logp, _ = R.policy_outputs(model, ref_params, context_ids, context_mask, tgt, tgt_mask,
