@@ -133,7 +133,6 @@ def sample(model, params, ref_params, context_ids, context_mask, rng, row_ids, *
   # A row without a context is a batch's filler: its response takes no part.
   real = (jnp.asarray(context_mask).sum(1) > 0)[:, None]
   response_mask = gen.mask_BxN * real
-  mask = response_mask.astype(jnp.float32)
   tgt, tgt_mask = R.teacher_forced(model, gen.tokens_BxN, response_mask,
                                    g.decoder_start_token_id)
   return from_responses(model, params, ref_params, context_ids, context_mask, tgt, tgt_mask,
