@@ -15,10 +15,10 @@ import numpy as np
 from empathy_jax.settings import setting
 
 
-MODES = ("test", "generation", "sft", "classifiers", "reward", "ppo", "dpo", "tokenize")
+MODES = ("test", "generation", "sft", "classifiers", "reward", "ppo", "dpo", "grpo", "tokenize")
 # --batch_size when not given: what each mode measures at.
 DEFAULT_BATCH = {"test": 32, "generation": 32, "sft": 8, "classifiers": 32, "reward": 8,
-                 "ppo": 8, "dpo": 8, "tokenize": 512}
+                 "ppo": 8, "dpo": 8, "grpo": 8, "tokenize": 512}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,10 +34,10 @@ class BenchConfig:
                       "(examples/s).", choices=MODES)
   model: str = setting("GODEL_TINY", "Registry model (or checkpoint path).")
   batch_size: int | None = setting(None, "Batch size (default: 32 for test and generation, 8 "
-                                   "for sft, reward, ppo and dpo, 32 for classifiers, 512 for "
-                                   "tokenize).")
+                                   "for sft, reward, ppo, dpo and grpo (contexts), 32 for "
+                                   "classifiers, 512 for tokenize).")
   beam_width: int = setting(1, "Beams for --mode generation.")
-  max_new_tokens: int = setting(32, "New tokens for --mode test, generation and ppo.")
+  max_new_tokens: int = setting(32, "New tokens for --mode test, generation, ppo and grpo.")
   repeats: int = setting(5, "Timed repetitions of each side, interleaved (median and range are "
                          "reported).")
   dataset_dir: str = setting("datasets/empathetic_dialogues", "Dataset whose test split gives "

@@ -84,41 +84,24 @@ def _our_side(policy, reward, run, ppo, split, batch):
   return programs, inputs, holder, iteration, lr_schedule
 
 
-def _torch_side(policy, reward, ppo, batch, tx_lr: float, weight_decay: float, lr_schedule):
-  """The PyTorch side over the same weights: `iteration()` (timed into `clock`), `check(resp)`
-  (its teacher-forced pieces, scores and first loss on given response tokens), `learn(resp)`
-  (an iteration's scoring and updates on given response tokens) and its `policy`. AdamW steps
-  at `lr_schedule(step)`, ours."""
+def torch_policy_pieces(policy, reward, ctx, cmask, g, rm_head, rm=None):
+  """The PyTorch side's teacher-forced pieces over contexts `ctx`, `cmask` (tensors, padded to
+  their longest) and `g.max_new_tokens`-token responses: `lm_inputs(resp, rows)`,
+  `logprobs(net, resp, rows)` -> (log-probs, entropy) at `g.temperature`, and `scores(resp)`,
+  the reward model's (its backbone `rm`, default a twin of `reward.backbone`, and `rm_head`)
+  with the original's pooling, as `trainer.reward_in_graph` scores them."""
   import torch  # pylint: disable=import-outside-toplevel
 
-  enc_dec = policy.model.is_encoder_decoder
   dev = torch_device()
-  g = ppo.generation
-  model = torch_twin(policy)
-  model.generation_config.eos_token_id = None  # no stop, as on our side
-  ref = torch_twin(policy).requires_grad_(False)
-  critic = torch_twin(reward.backbone, lm_head=False)
-  rm = torch_twin(reward.backbone, lm_head=False).requires_grad_(False)
-  hidden = critic.config.hidden_size if hasattr(critic.config, "hidden_size") \
-      else critic.config.d_model
-  v_head = torch.nn.Linear(hidden, 1, device=dev)
-  torch.nn.init.zeros_(v_head.weight)
-  torch.nn.init.zeros_(v_head.bias)
-  rm_head = torch.nn.Linear(hidden, 1, device=dev)
-  with torch.no_grad():
-    rm_head.weight.copy_(to_torch(reward.head["kernel"], torch.float32)[None])
-    rm_head.bias.copy_(to_torch(reward.head["bias"], torch.float32).reshape(1))
-  params = [*model.parameters(), *critic.parameters(), *v_head.parameters()]
-  opt = torch.optim.AdamW(params, lr=tx_lr, weight_decay=weight_decay)
-  sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: float(lr_schedule(k)) / tx_lr)
-  ctx_np, cmask_np = trim_padding(batch.context_ids_BxC, batch.context_mask_BxC, not enc_dec)
-  ctx, cmask = to_torch(ctx_np), to_torch(cmask_np)
+  enc_dec = policy.model.is_encoder_decoder
+  rm = rm if rm is not None else torch_twin(reward.backbone, lm_head=False).requires_grad_(False)
   c = ctx.shape[1]
   prefix = T.response_prefix(reward.backbone.fmt)
   pad, eos = reward.backbone.fmt.pad_id, reward.backbone.fmt.eos_id
   n = g.max_new_tokens
+  every = slice(None)
 
-  def lm_inputs(resp, rows):
+  def lm_inputs(resp, rows=every):
     """Teacher-forced inputs of `resp`, the responses to contexts `rows`, and the slice of
     positions that predict its tokens."""
     if enc_dec:
@@ -132,18 +115,12 @@ def _torch_side(policy, reward, ppo, batch, tx_lr: float, weight_decay: float, l
     return (dict(input_ids=torch.cat([ctx[rows], resp], 1), attention_mask=full_mask,
                  position_ids=pos), slice(c - 1, c - 1 + n))
 
-  every = slice(None)
-
   def logprobs(net, resp, rows=every):
     inputs, span = lm_inputs(resp, rows)
     logits = net(**inputs).logits[:, span].float() / g.temperature
     logp_all = torch.log_softmax(logits, -1)
     logp = logp_all.gather(-1, resp[..., None])[..., 0]
     return logp, -(logp_all.exp() * logp_all).sum(-1)
-
-  def values(resp, rows=every):
-    inputs, span = lm_inputs(resp, rows)
-    return v_head(critic(**inputs).last_hidden_state[:, span])[..., 0]
 
   def scores(resp):
     # EOS is off, so every one of the n sampled tokens is real, even one equal to the pad id
@@ -167,6 +144,52 @@ def _torch_side(policy, reward, ppo, batch, tx_lr: float, weight_decay: float, l
                       cut.float()[:, None]], 1)
     mean = (h * pool[..., None]).sum(1) / pool.sum(1, keepdim=True)
     return rm_head(mean)[:, 0] - float(reward.mean_offset)
+
+  return types.SimpleNamespace(lm_inputs=lm_inputs, logprobs=logprobs, scores=scores)
+
+
+def torch_reward_head(reward):
+  """The reward model's scalar head as a torch Linear on the PyTorch side's device."""
+  import torch  # pylint: disable=import-outside-toplevel
+
+  hidden = reward.backbone.model.hidden_size
+  head = torch.nn.Linear(hidden, 1, device=torch_device())
+  with torch.no_grad():
+    head.weight.copy_(to_torch(reward.head["kernel"], torch.float32)[None])
+    head.bias.copy_(to_torch(reward.head["bias"], torch.float32).reshape(1))
+  return head.requires_grad_(False)
+
+
+def _torch_side(policy, reward, ppo, batch, tx_lr: float, weight_decay: float, lr_schedule):
+  """The PyTorch side over the same weights: `iteration()` (timed into `clock`), `check(resp)`
+  (its teacher-forced pieces, scores and first loss on given response tokens), `learn(resp)`
+  (an iteration's scoring and updates on given response tokens) and its `policy`. AdamW steps
+  at `lr_schedule(step)`, ours."""
+  import torch  # pylint: disable=import-outside-toplevel
+
+  enc_dec = policy.model.is_encoder_decoder
+  dev = torch_device()
+  g = ppo.generation
+  model = torch_twin(policy)
+  model.generation_config.eos_token_id = None  # no stop, as on our side
+  ref = torch_twin(policy).requires_grad_(False)
+  critic = torch_twin(reward.backbone, lm_head=False)
+  v_head = torch.nn.Linear(reward.backbone.model.hidden_size, 1, device=dev)
+  torch.nn.init.zeros_(v_head.weight)
+  torch.nn.init.zeros_(v_head.bias)
+  params = [*model.parameters(), *critic.parameters(), *v_head.parameters()]
+  opt = torch.optim.AdamW(params, lr=tx_lr, weight_decay=weight_decay)
+  sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: float(lr_schedule(k)) / tx_lr)
+  ctx_np, cmask_np = trim_padding(batch.context_ids_BxC, batch.context_mask_BxC, not enc_dec)
+  ctx, cmask = to_torch(ctx_np), to_torch(cmask_np)
+  tp = torch_policy_pieces(policy, reward, ctx, cmask, g, torch_reward_head(reward))
+  n = g.max_new_tokens
+  every = slice(None)
+  logprobs, scores = tp.logprobs, tp.scores
+
+  def values(resp, rows=every):
+    inputs, span = tp.lm_inputs(resp, rows)
+    return v_head(critic(**inputs).last_hidden_state[:, span])[..., 0]
 
   def pieces(resp):
     with torch.no_grad():
@@ -230,7 +253,7 @@ def _torch_side(policy, reward, ppo, batch, tx_lr: float, weight_decay: float, l
       seq = model.generate(input_ids=ctx, attention_mask=cmask, do_sample=True, top_k=0,
                            top_p=1.0, temperature=g.temperature, max_new_tokens=n,
                            min_new_tokens=0, pad_token_id=g.pad_token_id)
-    resp = seq[:, 1:] if enc_dec else seq[:, c:]
+    resp = seq[:, 1:] if enc_dec else seq[:, ctx.shape[1]:]
     old, ref_logp, vals = pieces(resp)
     torch_sync()  # a GPU's queued work belongs to the phase that queued it
     t1 = time.perf_counter()

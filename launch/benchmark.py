@@ -8,6 +8,7 @@
   python launch/benchmark.py --mode reward --model GODEL_TINY --batch_size 8
   python launch/benchmark.py --mode ppo --model DialoGPT_TINY --batch_size 8
   python launch/benchmark.py --mode dpo --model DialoGPT_TINY --batch_size 8
+  python launch/benchmark.py --mode grpo --model GODEL_TINY --batch_size 8
   python launch/benchmark.py --mode tokenize --max_examples 5242 (the [tf] extra)
 
 Comparisons with PyTorch run when torch is installed: same weights, same inputs (PyTorch padded
@@ -50,6 +51,8 @@ def main(argv):
     from benchmarks import ppo as bench  # pylint: disable=import-outside-toplevel
   elif cfg.mode == "dpo":
     from benchmarks import dpo as bench  # pylint: disable=import-outside-toplevel
+  elif cfg.mode == "grpo":
+    from benchmarks import grpo as bench  # pylint: disable=import-outside-toplevel
   elif cfg.mode == "tokenize":
     from benchmarks import tokenize as bench  # pylint: disable=import-outside-toplevel
   else:

@@ -195,3 +195,33 @@ def test_gpu_check_refuses_unknown_figures_before_any_work(tmp_path):
   assert done.stdout.strip().splitlines()[-1] == (
       "error: --only: unknown figures ['mfu']; known: env, generation_greedy, ppo, "
       "generation_beam4, sft_mfu")
+
+
+@pytest.mark.parametrize("family", ["godel", "dialogpt"])
+def test_grpo_benchmarks_pytorch_side_learns_as_ours(tmp_path, family):
+  """The GRPO mode's two sides on the same 2-layer policy and contexts: equal reference
+  log-probs, scores, advantages and loss on our generation's tokens (the check the mode makes
+  before timing), and one update of each on those tokens moves every log-prob alike."""
+  from benchmarks import grpo as bench
+  from empathy_jax import sharding
+
+  hf.save_torch_model(family, str(tmp_path / "policy"))
+  cfg = common.BenchConfig(mode="grpo", model=str(tmp_path / "policy"), batch_size=4,
+                           max_new_tokens=6,
+                           dataset_dir=os.path.join(ROOT, "datasets", "empathetic_dialogues"))
+  policy, reward, run, gen, batch = bench.setup(cfg, lr=1e-3)
+  mesh = sharding.make_mesh(sharding.MeshConfig(), jax.devices()[:1])
+  _, our_check, learn, our_logps = bench.our_side(policy, reward, run, gen, batch, mesh)
+  _, their_check, their_learn, their_logps = bench.torch_side(policy, reward, run, gen, batch)
+  mine = our_check()
+  assert mine["response_ids"].shape == (16, 6)
+  assert np.abs(mine["advantages"]).max() > 0.5  # the groups' scores differ: a real signal
+  bench.check_same(mine, their_check(mine["response_ids"]))
+  start = our_logps()
+  np.testing.assert_allclose(their_logps(mine["response_ids"]), start, atol=2e-4)
+  learn()
+  their_learn(mine["response_ids"])
+  moved = our_logps() - start
+  assert np.abs(moved).mean() > 0.01, moved  # the update moved the log-probs ...
+  np.testing.assert_allclose(their_logps(mine["response_ids"]) - start, moved, rtol=0.05,
+                             atol=2e-3)  # ... alike
