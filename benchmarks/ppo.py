@@ -87,7 +87,8 @@ def _our_side(policy, reward, run, ppo, split, batch):
 def torch_policy_pieces(policy, reward, ctx, cmask, g, rm_head, rm=None):
   """The PyTorch side's teacher-forced pieces over contexts `ctx`, `cmask` (tensors, padded to
   their longest) and `g.max_new_tokens`-token responses: `lm_inputs(resp, rows)`,
-  `logprobs(net, resp, rows)` -> (log-probs, entropy) at `g.temperature`, and `scores(resp)`,
+  `logprobs(net, resp, rows)` -> (log-probs, entropy) at `g.temperature` (decoder-only
+  models project only the response's positions onto the vocabulary), and `scores(resp)`,
   the reward model's (its backbone `rm`, default a twin of `reward.backbone`, and `rm_head`)
   with the original's pooling, as `trainer.reward_in_graph` scores them."""
   import torch  # pylint: disable=import-outside-toplevel
@@ -117,7 +118,11 @@ def torch_policy_pieces(policy, reward, ctx, cmask, g, rm_head, rm=None):
 
   def logprobs(net, resp, rows=every):
     inputs, span = lm_inputs(resp, rows)
-    logits = net(**inputs).logits[:, span].float() / g.temperature
+    if enc_dec:  # every decoder position predicts a response token
+      logits = net(**inputs).logits[:, span]
+    else:  # only the response's positions onto the vocabulary, as ours
+      logits = net.lm_head(net.transformer(**inputs).last_hidden_state[:, span])
+    logits = logits.float() / g.temperature
     logp_all = torch.log_softmax(logits, -1)
     logp = logp_all.gather(-1, resp[..., None])[..., 0]
     return logp, -(logp_all.exp() * logp_all).sum(-1)

@@ -19,7 +19,7 @@ from empathy_jax.data.dialogue_dataset import load_dialogue_split
 from empathy_jax.data.pipeline import make_batcher, tokenize_split
 from empathy_jax.models.loading import load_model
 from empathy_jax.training.optimizer import OptimizerConfig, make_optimizer
-from empathy_jax.training.sft import BATCH_KEYS, train_step
+from empathy_jax.training.sft import BATCH_KEYS, eval_step, train_step
 from empathy_jax.training.state import abstract_state, create_state, state_shardings
 
 NUM_BATCHES = 6
@@ -37,7 +37,9 @@ def _batches(loaded, cfg: BenchConfig):
 
 
 def _torch_steps(loaded, batches):
-  """A callable running one PyTorch train step per batch (padded to its longest)."""
+  """(a callable running one PyTorch train step per batch (padded to its longest), `loss0()`:
+  the first batch's mean token loss with dropout off). Decoder-only models project only the
+  positions that predict a target token onto the vocabulary, as ours do."""
   import torch  # pylint: disable=import-outside-toplevel
 
   model = torch_twin(loaded).train()
@@ -48,8 +50,7 @@ def _torch_steps(loaded, batches):
                                   *trim_padding(b.target_ids_BxT, b.target_mask_BxT, False))))
              for b in batches]
 
-  def step(c_ids, c_mask, t_ids, t_mask):
-    opt.zero_grad()
+  def loss_of(c_ids, c_mask, t_ids, t_mask):
     if loaded.model.is_encoder_decoder:
       logits = model(input_ids=t(c_ids), attention_mask=t(c_mask), decoder_input_ids=t(t_ids),
                      decoder_attention_mask=t(t_mask)).logits[:, :-1]
@@ -59,19 +60,31 @@ def _torch_steps(loaded, batches):
       ids = torch.cat([t(c_ids), t(t_ids)], 1)
       mask = torch.cat([t(c_mask), t(t_mask)], 1)
       pos = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
-      logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, c - 1:-1]
+      hidden = model.transformer(input_ids=ids, attention_mask=mask,
+                                 position_ids=pos).last_hidden_state
+      logits = model.lm_head(hidden[:, c - 1:-1])
       labels = t(t_ids).masked_fill(t(t_mask) == 0, -100)
-    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
                                              labels.reshape(-1), ignore_index=-100)
-    loss.backward()
+
+  def step(*batch):
+    opt.zero_grad()
+    loss_of(*batch).backward()
     opt.step()
+
+  def loss0():
+    model.eval()
+    with torch.no_grad():
+      value = float(loss_of(*trimmed[0]))
+    model.train()
+    return value
 
   def all_steps():
     for b in trimmed:
       step(*b)
     torch_sync()
 
-  return all_steps
+  return all_steps, loss0
 
 
 def run(cfg: BenchConfig) -> dict:
@@ -104,7 +117,15 @@ def run(cfg: BenchConfig) -> dict:
 
   sides = {"jax": ours}
   if cfg.torch and torch_available():
-    sides["torch"] = _torch_steps(loaded, batches)
+    sides["torch"], torch_loss0 = _torch_steps(loaded, batches)
+    # The same work: the first batch's mean token loss at the starting weights, dropout off.
+    nll, count = jax.jit(functools.partial(eval_step, model=loaded.model))(state.params,
+                                                                          arrays[0])
+    ours0, theirs0 = float(nll) / float(count), torch_loss0()
+    if abs(ours0 - theirs0) > 1e-4 * abs(theirs0) + 1e-5:
+      raise AssertionError(f"first batch's loss: ours {ours0:.6f}, PyTorch's {theirs0:.6f}; "
+                           f"the comparison would not be of the same work")
+    print(f"same work: the first batch's loss {ours0:.5f} on both sides (rtol 1e-4)")
   times = interleaved(sides, cfg.repeats)
   b0 = batches[0]
   print(f"batches: {len(batches)} x {b0.shape_key} (batch, context, target), {tokens} real "
