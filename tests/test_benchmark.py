@@ -225,3 +225,20 @@ def test_grpo_benchmarks_pytorch_side_learns_as_ours(tmp_path, family):
   assert np.abs(moved).mean() > 0.01, moved  # the update moved the log-probs ...
   np.testing.assert_allclose(their_logps(mine["response_ids"]) - start, moved, rtol=0.05,
                              atol=2e-3)  # ... alike
+
+
+@pytest.mark.parametrize("family", ["godel", "dialogpt"])
+def test_reward_mode_checks_both_pytorch_sides_before_timing(tmp_path, family):
+  """The reward mode on a 2-layer backbone: the competent batched PyTorch step (our batches,
+  bare backbone, contexts encoded once) and the original's step give our eval-mode loss for
+  every context (the mode raises otherwise), and the JSON line reports both ratios."""
+  from benchmarks import reward as bench
+
+  hf.save_torch_model(family, str(tmp_path / "backbone"))
+  result = bench.run(common.BenchConfig(
+      mode="reward", model=str(tmp_path / "backbone"), batch_size=8, max_examples=16,
+      repeats=1, dataset_dir=os.path.join(ROOT, "datasets", "reward_dataset")))
+  assert result["contexts"] == 16 and result["contexts_per_step"] == 8
+  assert result["ratio"] == pytest.approx(result["jax"] / result["torch"], rel=0.01)
+  assert result["ratio_to_original_step"] == pytest.approx(
+      result["jax"] / result["original_step"], rel=0.01)
