@@ -242,3 +242,17 @@ def test_reward_mode_checks_both_pytorch_sides_before_timing(tmp_path, family):
   assert result["ratio"] == pytest.approx(result["jax"] / result["torch"], rel=0.01)
   assert result["ratio_to_original_step"] == pytest.approx(
       result["jax"] / result["original_step"], rel=0.01)
+
+
+def test_classifiers_mode_labels_agree_and_the_headline_is_batched_pytorch():
+  """The classifiers mode at tiny sizes: every side's 10 scores' labels equal ours (the mode
+  raises otherwise); the headline ratio is against batched PyTorch, the original's one-at-a-
+  time loop a second ratio."""
+  from benchmarks import classifiers as bench
+
+  result = bench.run(common.BenchConfig(
+      mode="classifiers", batch_size=8, repeats=1,
+      dataset_dir=os.path.join(ROOT, "datasets", "empathetic_dialogues")), size="tiny")
+  assert result["ratio"] == pytest.approx(result["jax"] / result["torch"], rel=0.01)
+  assert result["ratio_to_one_at_a_time"] == pytest.approx(
+      result["jax"] / result["torch_one_at_a_time"], rel=0.01)
