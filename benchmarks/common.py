@@ -155,6 +155,41 @@ def torch_sync() -> None:
     torch.cuda.synchronize()
 
 
+def torch_response_logits(model, enc_dec: bool, c_ids, c_mask, r_ids, r_mask):
+  """(logits, targets, mask) of responses `r_ids` to contexts `c_ids` (tensors padded to their
+  longest) under transformers' LM: an encoder-decoder's every decoder position after the start
+  token; a decoder-only model's response positions only, its hidden states sliced before the
+  LM head (as ours project only the scored positions)."""
+  import torch  # pylint: disable=import-outside-toplevel
+
+  if enc_dec:
+    logits = model(input_ids=c_ids, attention_mask=c_mask, decoder_input_ids=r_ids,
+                   decoder_attention_mask=r_mask).logits[:, :-1]
+    return logits, r_ids[:, 1:], r_mask[:, 1:]
+  c = c_ids.shape[1]
+  ids, mask = torch.cat([c_ids, r_ids], 1), torch.cat([c_mask, r_mask], 1)
+  pos = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
+  hidden = model.transformer(input_ids=ids, attention_mask=mask,
+                             position_ids=pos).last_hidden_state
+  return model.lm_head(hidden[:, c - 1:-1]), r_ids, r_mask
+
+
+def jitted_pass(step, state, arrays):
+  """(a callable running `step` over `arrays` from the held state and waiting for the last,
+  the holder of the state): our side of a train-step mode."""
+  import jax  # pylint: disable=import-outside-toplevel
+
+  holder = {"state": state}
+
+  def one_pass():
+    s = holder["state"]
+    for a in arrays:
+      s, m = step(s, a)
+    holder["state"] = jax.block_until_ready((s, m))[0]
+
+  return one_pass, holder
+
+
 def torch_twin(loaded, lm_head: bool = True):
   """The same weights in transformers' PyTorch class (via our HF export), on the PyTorch
   side's device; `lm_head=False`: the bare backbone (`AutoModel`, last hidden states), as value

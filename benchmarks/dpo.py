@@ -14,8 +14,9 @@ import os
 import jax
 import numpy as np
 
-from benchmarks.common import (BenchConfig, interleaved, pin_threads, rates, report,
-                               torch_available, torch_twin, trim_padding)
+from benchmarks.common import (BenchConfig, interleaved, jitted_pass, pin_threads, rates,
+                               report, torch_available, torch_response_logits, torch_twin,
+                               trim_padding)
 from empathy_jax import sharding
 from empathy_jax.data.dialogue_dataset import load_reward_split
 from empathy_jax.experiments import REWARD_DATA
@@ -77,19 +78,8 @@ def torch_side(loaded, batches, lr: float = 1e-5):
 
   def logps(c_ids, c_mask, r_ids, r_mask):
     """[2B] summed log-probs of the responses; logits only at response positions."""
-    if loaded.model.is_encoder_decoder:  # every decoder position is a response position
-      logits = model(input_ids=t(c_ids), attention_mask=t(c_mask), decoder_input_ids=t(r_ids),
-                     decoder_attention_mask=t(r_mask)).logits[:, :-1]
-      targets, mask = t(r_ids)[:, 1:], t(r_mask)[:, 1:]
-    else:
-      c = c_ids.shape[1]
-      ids = torch.cat([t(c_ids), t(r_ids)], 1)
-      mask_all = torch.cat([t(c_mask), t(r_mask)], 1)
-      pos = (mask_all.cumsum(-1) - 1).masked_fill(mask_all == 0, 1)
-      hidden = model.transformer(input_ids=ids, attention_mask=mask_all,
-                                 position_ids=pos).last_hidden_state
-      logits = model.lm_head(hidden[:, c - 1:-1])
-      targets, mask = t(r_ids), t(r_mask)
+    logits, targets, mask = torch_response_logits(model, loaded.model.is_encoder_decoder,
+                                                  t(c_ids), t(c_mask), t(r_ids), t(r_mask))
     logp = torch.log_softmax(logits.float(), -1).gather(-1, targets[..., None])[..., 0]
     return (logp * mask).sum(1)
 
@@ -127,19 +117,13 @@ def our_side(loaded, batches, mesh, lr: float = 1e-5):
                  in_shardings=(shard, bs), donate_argnums=0)
   arrays = [sharding.from_host(b, bs) for b in batches]
   logps = jax.jit(functools.partial(dpo.pair_logps, loaded.model, mean=False))
-  holder = {"state": state}
+  train_pass, holder = jitted_pass(step, state, arrays)
 
   def evaluate():
     chosen, rejected = logps(holder["state"].params, arrays[0])
     loss = np.mean(dpo.dpo_loss(chosen, rejected, batches[0]["ref_chosen_B"],
                                 batches[0]["ref_rejected_B"], BETA))
     return float(loss), np.asarray(chosen), np.asarray(rejected)
-
-  def train_pass():
-    state = holder["state"]
-    for a in arrays:
-      state, m = step(state, a)
-    holder["state"] = jax.block_until_ready((state, m))[0]
 
   return train_pass, evaluate
 

@@ -25,13 +25,12 @@ import numpy as np
 
 from benchmarks.common import (BenchConfig, interleaved, pin_threads, rates, report, to_torch,
                                torch_available, torch_sync, torch_twin, trim_padding)
-from benchmarks.ppo import torch_policy_pieces, torch_reward_head
+from benchmarks.ppo import policy_and_reward, torch_policy_pieces, torch_reward_head
 from empathy_jax import sharding
 from empathy_jax.data.dialogue_dataset import load_dialogue_split
 from empathy_jax.data.pipeline import make_batcher, tokenize_split
 from empathy_jax.generation.config import resolve
 from empathy_jax.models import reward_model
-from empathy_jax.models.loading import load_model
 from empathy_jax.training import core, grpo
 from empathy_jax.training.ppo import rollout as R
 from empathy_jax.training.ppo.trainer import reward_in_graph
@@ -41,10 +40,7 @@ BETA = 0.04
 
 
 def setup(cfg: BenchConfig, lr: float = 1e-5):
-  policy = load_model(cfg.model)
-  reward = reward_model.new_reward_model(load_model(cfg.model), seed=0)
-  source = ({"pretrained_model_dir": cfg.model} if os.path.isdir(cfg.model)
-            else {"model": cfg.model})  # a model folder, or a registry name
+  policy, reward, source = policy_and_reward(cfg)
   run = grpo.GRPOConfig(dataset_dir=cfg.dataset_dir, output_dir="(benchmark)",
                         reward_model_dir="(a new reward model)", **source,
                         batch_size=cfg.batch_size, group_size=GROUP, beta=BETA,

@@ -43,11 +43,18 @@ PHASES = ("rollout", "scoring", "update")
 KL_COEF = 0.05
 
 
-def _setup(cfg: BenchConfig):
+def policy_and_reward(cfg: BenchConfig):
+  """(the policy, a new reward model on a copy of it, the run config's model source: a model
+  folder or a registry name) of an RL mode."""
   policy = load_model(cfg.model)
   reward = reward_model.new_reward_model(load_model(cfg.model), seed=0)
   source = ({"pretrained_model_dir": cfg.model} if os.path.isdir(cfg.model)
-            else {"model": cfg.model})  # a model folder, or a registry name
+            else {"model": cfg.model})
+  return policy, reward, source
+
+
+def _setup(cfg: BenchConfig):
+  policy, reward, source = policy_and_reward(cfg)
   run = T.PPORunConfig(dataset_dir=cfg.dataset_dir, output_dir="(benchmark)",
                        reward_model_dir="(a new reward model)", **source,
                        batch_size=cfg.batch_size, max_new_tokens=cfg.max_new_tokens,

@@ -17,8 +17,8 @@ import jax
 import numpy as np
 
 from empathy_jax import sharding
-from benchmarks.common import (BenchConfig, interleaved, pin_threads, rates, report,
-                               to_torch, torch_available, torch_sync, torch_twin,
+from benchmarks.common import (BenchConfig, interleaved, jitted_pass, pin_threads, rates,
+                               report, to_torch, torch_available, torch_sync, torch_twin,
                                trim_padding)
 from benchmarks.ppo import torch_reward_head
 from empathy_jax.data.dialogue_dataset import load_reward_split
@@ -200,13 +200,7 @@ def run(cfg: BenchConfig) -> dict:
   ours_losses = np.zeros(n)
   for b, a in zip(batches, arrays):
     ours_losses[b["context_index_B"]] = np.asarray(evaluate(state.params, a)[0]["loss"])
-  holder = {"state": state}
-
-  def ours():
-    state = holder["state"]
-    for a in arrays:
-      state, m = step(state, a)
-    holder["state"] = jax.block_until_ready((state, m))[0]
+  ours, _ = jitted_pass(step, state, arrays)
 
   sides = {"jax": ours}
   if cfg.torch and torch_available():

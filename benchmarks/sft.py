@@ -13,8 +13,9 @@ import jax
 
 from empathy_jax import sharding
 from benchmarks.common import (BenchConfig, describe, interleaved, matmul_rates,
-                               pin_threads, report, spread, to_torch, torch_available,
-                               torch_sync, torch_twin, trim_padding)
+                               jitted_pass, pin_threads, report, spread, to_torch,
+                               torch_available, torch_response_logits, torch_sync,
+                               torch_twin, trim_padding)
 from empathy_jax.data.dialogue_dataset import load_dialogue_split
 from empathy_jax.data.pipeline import make_batcher, tokenize_split
 from empathy_jax.models.loading import load_model
@@ -44,26 +45,15 @@ def _torch_steps(loaded, batches):
 
   model = torch_twin(loaded).train()
   opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
-  t = lambda x: x  # the batches are on the device before timing, as ours are
+  # The batches are on the device before timing, as ours are.
   left = not loaded.model.is_encoder_decoder
   trimmed = [tuple(map(to_torch, (*trim_padding(b.context_ids_BxC, b.context_mask_BxC, left),
                                   *trim_padding(b.target_ids_BxT, b.target_mask_BxT, False))))
              for b in batches]
 
-  def loss_of(c_ids, c_mask, t_ids, t_mask):
-    if loaded.model.is_encoder_decoder:
-      logits = model(input_ids=t(c_ids), attention_mask=t(c_mask), decoder_input_ids=t(t_ids),
-                     decoder_attention_mask=t(t_mask)).logits[:, :-1]
-      labels = t(t_ids)[:, 1:].masked_fill(t(t_mask)[:, 1:] == 0, -100)
-    else:
-      c = c_ids.shape[1]
-      ids = torch.cat([t(c_ids), t(t_ids)], 1)
-      mask = torch.cat([t(c_mask), t(t_mask)], 1)
-      pos = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
-      hidden = model.transformer(input_ids=ids, attention_mask=mask,
-                                 position_ids=pos).last_hidden_state
-      logits = model.lm_head(hidden[:, c - 1:-1])
-      labels = t(t_ids).masked_fill(t(t_mask) == 0, -100)
+  def loss_of(*batch):
+    logits, targets, mask = torch_response_logits(model, loaded.model.is_encoder_decoder, *batch)
+    labels = targets.masked_fill(mask == 0, -100)
     return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
                                              labels.reshape(-1), ignore_index=-100)
 
@@ -107,13 +97,7 @@ def run(cfg: BenchConfig) -> dict:
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   flops = float(cost.get("flops", 0.0)) * len(arrays)  # on the padded shapes
-  holder = {"state": state}
-
-  def ours():
-    state = holder["state"]
-    for a in arrays:
-      state, m = compiled(state, a)
-    holder["state"] = jax.block_until_ready((state, m))[0]
+  ours, _ = jitted_pass(compiled, state, arrays)
 
   sides = {"jax": ours}
   if cfg.torch and torch_available():

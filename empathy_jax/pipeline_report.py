@@ -163,14 +163,7 @@ def plot_curves(path: str, stage_dirs: dict[str, str], target_reward: float | No
     ax.set_title(f"{stage}: {tag}", fontsize=9)
     ax.set_xlabel(CURVES[stage][1])
     ax.set_ylabel(label, fontsize=8)
-  for ax in list(axes.flat)[len(panels):]:
-    fig.delaxes(ax)
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-  with open(os.path.splitext(path)[0] + ".json", "w", encoding="utf-8") as f:
-    json.dump(data, f, indent=1)
-  return data
+  return compare.save_figure(fig, axes, len(panels), path, data, indent=1)
 
 
 # -- the report ---------------------------------------------------------------------------------

@@ -1,9 +1,26 @@
 """Killing a real training process at a moment nobody chose."""
 
+import os
 import random
 import signal
 import subprocess
 import time
+
+
+def one_device_env(kill_at=None) -> dict:
+  """This process's environment for a training subprocess on one CPU device (a test about
+  kills, not sharding), killed at the fault point `kill_at` when given (EMPATHY_JAX_KILL_AT)."""
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  env.pop("EMPATHY_JAX_KILL_AT", None)
+  if kill_at:
+    env["EMPATHY_JAX_KILL_AT"] = kill_at
+  return env
+
+
+def run_one_device(command, cwd, kill_at=None) -> subprocess.CompletedProcess:
+  """Runs a training command to its end (or its planned fault) on one device, output kept."""
+  return subprocess.run(command, capture_output=True, text=True, cwd=cwd,
+                        env=one_device_env(kill_at), timeout=600)
 
 
 def kill_after_first_checkpoint(command, run_dir, window: float = 0.5, **popen) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 
 import hf_fixtures as hf
 from conftest import REPO
+from kills import one_device_env, run_one_device
 from empathy_jax.models import model_dir
 from empathy_jax.models.loading import load_model
 
@@ -33,19 +34,12 @@ def _command(data, out_dir):
   return [sys.executable, LAUNCHER, *ARGS, *data, "--output_dir", str(out_dir)]
 
 
-def _env(kill_at=None):
-  env = dict(os.environ)
-  # One device: this test is about kills, not sharding (test_multihost covers 8 devices).
-  env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
-  env.pop("EMPATHY_JAX_KILL_AT", None)
-  if kill_at:
-    env["EMPATHY_JAX_KILL_AT"] = kill_at
-  return env
+# One device: these tests are about kills, not sharding (test_multihost covers 8 devices).
+_env = one_device_env
 
 
 def _run(data, out_dir, kill_at=None):
-  return subprocess.run(_command(data, out_dir), capture_output=True, text=True, cwd=REPO,
-                        env=_env(kill_at), timeout=600)
+  return run_one_device(_command(data, out_dir), REPO, kill_at)
 
 
 def _resumed_from(stderr):

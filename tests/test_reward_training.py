@@ -5,7 +5,6 @@ ends with the parameters and mean_offset of an uninterrupted run."""
 import json
 import os
 import re
-import subprocess
 import sys
 
 import jax
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 
 import hf_fixtures as hf
-from kills import kill_after_first_checkpoint
+from kills import kill_after_first_checkpoint, one_device_env, run_one_device
 from preferences import WORD, synthetic_preference as _synthetic_preference
 
 from conftest import REPO, REWARD_DIR
@@ -80,17 +79,11 @@ def _command(out_dir, start):
           REWARD_DIR, "--output_dir", str(out_dir)]
 
 
-def _env(kill_at=None):
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
-  env.pop("EMPATHY_JAX_KILL_AT", None)
-  if kill_at:
-    env["EMPATHY_JAX_KILL_AT"] = kill_at
-  return env
+_env = one_device_env
 
 
 def _run(out_dir, start, kill_at=None):
-  return subprocess.run(_command(out_dir, start), capture_output=True, text=True, cwd=REPO,
-                        env=_env(kill_at), timeout=600)
+  return run_one_device(_command(out_dir, start), REPO, kill_at)
 
 
 def _resumed_from(text):

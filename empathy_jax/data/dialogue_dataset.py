@@ -148,19 +148,26 @@ def _check_lengths(files: dict[str, list], problems: list[Problem]) -> None:
                             f"lists have different lengths: {listed}"))
 
 
-def check_dialogue_split(split_dir: str) -> tuple[list[Problem], dict[str, Any]]:
-  """Reads and checks one dialogue split; returns (problems, raw lists by file name)."""
+def _read_lists(split_dir: str, names, optional=()) -> tuple[list[Problem], dict[str, Any]]:
+  """Reads a split's JSON lists (an `optional` file may be absent) and checks its contexts;
+  returns (problems, raw lists by file name)."""
   problems: list[Problem] = []
   raw: dict[str, Any] = {}
-  for name in DIALOGUE_FILES + OPTIONAL_DIALOGUE_FILES:
+  for name in (*names, *optional):
     path = os.path.join(split_dir, name)
-    if name in OPTIONAL_DIALOGUE_FILES and not os.path.exists(path):
+    if name in optional and not os.path.exists(path):
       continue
     value = _read_json(path, problems)
     if _check_list(path, value, problems):
       raw[name] = value
   if "contexts.json" in raw:
     _check_contexts(os.path.join(split_dir, "contexts.json"), raw["contexts.json"], problems)
+  return problems, raw
+
+
+def check_dialogue_split(split_dir: str) -> tuple[list[Problem], dict[str, Any]]:
+  """Reads and checks one dialogue split; returns (problems, raw lists by file name)."""
+  problems, raw = _read_lists(split_dir, DIALOGUE_FILES, OPTIONAL_DIALOGUE_FILES)
   if "targets.json" in raw:
     _check_strings(os.path.join(split_dir, "targets.json"), raw["targets.json"], problems,
                    nullable=False)
@@ -219,15 +226,7 @@ def _check_ratings(path: str, ratings: list, responses: list | None,
 
 
 def check_reward_split(split_dir: str) -> tuple[list[Problem], dict[str, Any]]:
-  problems: list[Problem] = []
-  raw: dict[str, Any] = {}
-  for name in REWARD_FILES:
-    path = os.path.join(split_dir, name)
-    value = _read_json(path, problems)
-    if _check_list(path, value, problems):
-      raw[name] = value
-  if "contexts.json" in raw:
-    _check_contexts(os.path.join(split_dir, "contexts.json"), raw["contexts.json"], problems)
+  problems, raw = _read_lists(split_dir, REWARD_FILES)
   if "responses.json" in raw:
     path = os.path.join(split_dir, "responses.json")
     for i, cands in enumerate(raw["responses.json"]):

@@ -127,14 +127,22 @@ def plot(path: str, ours: dict[str, dict], published: dict[str, dict]) -> dict:
     ax.margins(y=0.25)
     if k == "ppl":
       ax.set_yscale("log")
-  for ax in list(axes.flat)[len(metrics):]:
-    fig.delaxes(ax)
   fig.suptitle("ours (blue) and the original's published full-size results (gray, hatched)")
+  return save_figure(fig, axes, len(metrics), path, data)
+
+
+def save_figure(fig, axes, used: int, path: str, data, indent: int = 2):
+  """Drops the grid's unused panels (no blank panel), writes the figure to `path` and its
+  numbers as JSON beside it (`.json`); returns `data`."""
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
+  for ax in list(axes.flat)[used:]:
+    fig.delaxes(ax)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
   with open(os.path.splitext(path)[0] + ".json", "w", encoding="utf-8") as f:
-    json.dump(data, f, indent=2)
+    json.dump(data, f, indent=indent)
   return data
 
 
