@@ -138,7 +138,8 @@ def env(sizes: Sizes) -> dict:
 
   out["transformers"] = transformers.__version__
   rates = matmul_rates(sizes.matmul, sizes.repeats)
-  out.update({f"bf16_matmul_{k}_tflops": round(v / 1e12, 2) for k, v in rates.items()})
+  # 4 significant digits: a CPU's dry run measures GFLOP/s, which 2 decimals of TFLOP/s lose.
+  out.update({f"bf16_matmul_{k}_tflops": float(f"{v / 1e12:.4g}") for k, v in rates.items()})
   out["matmul_size"] = sizes.matmul
   peak = datasheet_peak(device.device_kind)
   out["datasheet_bf16_tflops"] = None if peak is None else round(peak / 1e12, 1)
