@@ -34,6 +34,8 @@ import traceback
 
 import numpy as np
 
+from benchmarks.common import timed
+
 FIGURES = ("env", "generation_greedy", "ppo", "generation_beam4", "sft_mfu")
 # Dense bf16 tensor-core peaks from the vendors' datasheets (FLOP/s, no sparsity), by the
 # device name JAX reports.
@@ -81,17 +83,6 @@ def datasheet_peak(device_kind: str) -> float | None:
   return None
 
 
-def _seconds(fn, repeats: int) -> float:
-  """Median wall time of `fn` (which waits for its own work) after one warm-up call."""
-  fn()
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return float(np.median(times))
-
-
 def matmul_rates(n: int, repeats: int) -> dict:
   """bf16 n x n x n matmul FLOP/s through XLA and PyTorch on the same device, 10 products per
   timed call (one call's dispatch is not the figure)."""
@@ -102,7 +93,7 @@ def matmul_rates(n: int, repeats: int) -> dict:
   # XLA cannot merge into one.
   a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.bfloat16) / np.sqrt(n)
   ten = jax.jit(lambda x: functools.reduce(lambda acc, _: acc @ x, range(10), x))
-  out = {"xla": 20 * n ** 3 / _seconds(lambda: ten(a).block_until_ready(), repeats)}
+  out = {"xla": 20 * n ** 3 / timed(lambda: ten(a).block_until_ready(), repeats)}
   from benchmarks.common import torch_available, torch_device, torch_sync  # pylint: disable=import-outside-toplevel
 
   if torch_available():
@@ -116,7 +107,7 @@ def matmul_rates(n: int, repeats: int) -> dict:
         acc = acc @ t
       torch_sync()
 
-    out["torch"] = 20 * n ** 3 / _seconds(torch_ten, repeats)
+    out["torch"] = 20 * n ** 3 / timed(torch_ten, repeats)
   return out
 
 
@@ -206,7 +197,7 @@ def sft_mfu(sizes: Sizes, measured_tflops: float | None) -> dict:
     holder["state"] = s
     jnp.asarray(metrics["loss"]).block_until_ready()
 
-  seconds = _seconds(steps, sizes.repeats) / sizes.sft_steps
+  seconds = timed(steps, sizes.repeats) / sizes.sft_steps
   achieved = flops / seconds
   tokens = b * (c + t)
   peak = datasheet_peak(jax.devices()[0].device_kind)

@@ -125,8 +125,8 @@ def sample_groups(params, ref_params, ctx_BxC, cmask_BxC, rows_B, rng, *, model,
                                    gen.decoder_start_token_id)
   mask = response_mask.astype(jnp.float32)
   # The old log-probs: the sampling pass's own (the untruncated distribution at the sampling
-  # temperature, no dropout) where they equal the replay's (float32), else the replay.
-  if jnp.dtype(model.cfg.dtype) == jnp.float32:
+  # temperature, no dropout) where they equal the replay's, else the replay.
+  if R.sampling_logprobs_exact(model):
     old = out.logprobs_BxN
   else:
     old, _ = R.policy_outputs(model, params["policy"], ctx, cmask, tgt, tgt_mask,

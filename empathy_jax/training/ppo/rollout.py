@@ -24,6 +24,13 @@ def stored_as(params, dtype: str):
                       params)
 
 
+def sampling_logprobs_exact(model) -> bool:
+  """Whether a sampling pass's log-probs equal a teacher-forced replay's up to the last bits
+  (float32: a decoding step's cached attention against one full pass); in bfloat16 they would
+  differ visibly, and an update's ratio would start away from 1."""
+  return jnp.dtype(model.cfg.dtype) == jnp.float32
+
+
 def teacher_forced(model, tokens_BxN, mask_BxN, start_id: int):
   """(target_ids, target_mask) that replay a rollout: encoder-decoder models read the decoder
   start token generation started from, then the response; decoder-only models the response."""

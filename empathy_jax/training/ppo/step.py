@@ -152,14 +152,11 @@ def sampled_logprobs_are_old(cfg: PPOConfig, model) -> bool:
   """Whether the sampling pass's own log-probs (`GenerationOutput.logprobs_BxN`: the
   untruncated distribution at the sampling temperature) are the old log-probs, so that the
   teacher-forced replay of the policy can be skipped: the policy sampled without dropout, the
-  old distribution is that one (no top-k / top-p, the same temperature), and the model
-  computes in float32, where they equal the replay's up to the last bits (a decoding step's
-  cached attention against one full pass; in bfloat16 the two would differ visibly, and the
-  first update's ratio would start away from 1)."""
+  old distribution is that one (no top-k / top-p, the same temperature), and the two agree
+  numerically (`rollout.sampling_logprobs_exact`)."""
   temperature, top_k, top_p = _old_distribution(cfg)
   return (not cfg.policy_dropout and top_k == 0 and top_p == 1.0
-          and temperature == cfg.generation.temperature
-          and jnp.dtype(model.cfg.dtype) == jnp.float32)
+          and temperature == cfg.generation.temperature and R.sampling_logprobs_exact(model))
 
 
 def from_responses(model, params, ref_params, context_ids, context_mask, tgt, tgt_mask,
