@@ -33,6 +33,12 @@ if [ -n "$wheels" ]; then
   "$python" -m pip install -q --no-index --no-deps --no-compile --target "$site" "$wheels"/*.whl
   export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
 fi
+if [ "$dry_run" = 0 ] && ! command -v nvidia-smi >/dev/null; then
+  # Before any install: on a machine without an NVIDIA GPU, installing CUDA builds would only
+  # replace the user's jax and torch.
+  echo "error: no NVIDIA GPU (nvidia-smi not found); --dry_run checks the script on a CPU"
+  exit 1
+fi
 if [ "$dry_run" = 0 ]; then
   "$python" -c "import jax; assert jax.default_backend() == 'gpu'" 2>/dev/null \
     || "$python" -m pip install -q "jax[cuda12]"

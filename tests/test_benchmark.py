@@ -256,3 +256,20 @@ def test_classifiers_mode_labels_agree_and_the_headline_is_batched_pytorch():
   assert result["ratio"] == pytest.approx(result["jax"] / result["torch"], rel=0.01)
   assert result["ratio_to_one_at_a_time"] == pytest.approx(
       result["jax"] / result["torch_one_at_a_time"], rel=0.01)
+
+
+def test_gpu_check_refuses_a_machine_without_a_gpu_before_installing_anything(tmp_path):
+  """Without --dry_run on a machine with no nvidia-smi: the error as the last line, exit 1,
+  before any pip install (PATH holds only what the script needs to reach its check)."""
+  import shutil
+
+  bin_dir = tmp_path / "bin"
+  bin_dir.mkdir()
+  os.symlink(shutil.which("dirname"), bin_dir / "dirname")
+  done = subprocess.run([shutil.which("bash"), os.path.join(ROOT, "benchmarks", "gpu_check.sh")],
+                        cwd=tmp_path, env={"PATH": str(bin_dir)}, capture_output=True,
+                        text=True, timeout=60, check=False)
+  assert done.returncode == 1, done.stdout + done.stderr
+  assert done.stdout.strip().splitlines()[-1] == (
+      "error: no NVIDIA GPU (nvidia-smi not found); --dry_run checks the script on a CPU")
+  assert "pip" not in done.stdout + done.stderr
