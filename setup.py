@@ -41,7 +41,8 @@ setup(
     description=__doc__,
     python_requires=">=3.11",
     packages=find_packages(include=["empathy_jax", "empathy_jax.*"]),
-    package_data={"empathy_jax.tokenization": ["assets/*/*"], "empathy_jax": _model_assets()},
+    package_data={"empathy_jax.tokenization": ["assets/*/*"], "empathy_jax": _model_assets(),
+                  "empathy_jax.survey": ["page/*"]},  # the raters' page
     include_package_data=True,
     # The launchers, on PATH after `pip install` (e.g. `train_dialogue_model.py --help`);
     # benchmark.py runs from a clone, beside benchmarks/ (development tooling, not shipped).

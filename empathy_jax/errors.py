@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,3 +54,13 @@ class DivergedError(RuntimeError):
 class OutputExistsError(ValueError):
   """Raised before any work when the output folder holds what another run wrote; the message
   names the folder and the flag that allows replacing it."""
+
+
+def fail(message: str) -> None:
+  """Ends a launcher on bad input: the message alone, exit status 1. A message of several lines
+  ends with its headline, which is printed last as `error: ...`."""
+  *details, headline = str(message).split("\n")
+  for line in details:
+    print(line, file=sys.stderr)
+  print(f"error: {headline}", file=sys.stderr)
+  sys.exit(1)

@@ -7,10 +7,12 @@ import json
 import os
 
 
-def write_atomic(path: str, value) -> None:
+def write_atomic(path: str, value, **dump_options) -> None:
+  """`dump_options` override json.dump's (indent 2, non-ASCII kept); `indent=None,
+  ensure_ascii=True` writes what a plain `json.dump(value, f)` writes."""
   tmp = path + ".tmp"
   with open(tmp, "w", encoding="utf-8") as f:
-    json.dump(value, f, indent=2, ensure_ascii=False)
+    json.dump(value, f, **{"indent": 2, "ensure_ascii": False, **dump_options})
     f.flush()
     os.fsync(f.fileno())
   os.replace(tmp, path)

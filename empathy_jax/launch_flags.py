@@ -17,7 +17,7 @@ from typing import Callable
 from absl import flags, logging
 
 from empathy_jax import compilation, settings
-from empathy_jax.errors import CheckpointError, DatasetError, DivergedError
+from empathy_jax.errors import CheckpointError, DatasetError, DivergedError, fail  # noqa: F401
 from empathy_jax.evaluation.suite import ScoreConfig
 from empathy_jax.sharding import MeshConfig
 
@@ -181,16 +181,6 @@ def quiet_libraries() -> None:
 
   if not FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
-
-
-def fail(message: str) -> None:
-  """Ends a launcher on bad input: the message alone, exit status 1. A message of several lines
-  ends with its headline, which is printed last as `error: ...`."""
-  *details, headline = str(message).split("\n")
-  for line in details:
-    print(line, file=sys.stderr)
-  print(f"error: {headline}", file=sys.stderr)
-  sys.exit(1)
 
 
 def train_config(config_cls, mesh: Callable[[], MeshConfig]):

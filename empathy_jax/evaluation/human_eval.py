@@ -150,14 +150,16 @@ def summarize(session: dict, models: dict, out_dir: str) -> dict:
   present = [v for v in VARIABLES if table and all(v in row for row in table)]
   matrix = np.corrcoef(np.asarray([[row[v] for v in present] for row in table], float).T)
   matrix = np.atleast_2d(matrix)
-  _heatmap(os.path.join(out_dir, HEATMAP_FILE), present, matrix)
+  correlation_heatmap(os.path.join(out_dir, HEATMAP_FILE), present, matrix,
+                      "Pearson correlation over rated responses")
   write_atomic(os.path.join(out_dir, os.path.splitext(HEATMAP_FILE)[0] + ".json"),
               {"variables": present, "pearson": np.where(np.isfinite(matrix), matrix,
                                                          None).tolist(), "n": len(table)})
   return result
 
 
-def _heatmap(path: str, names: list[str], matrix: np.ndarray) -> None:
+def correlation_heatmap(path: str, names: list[str], matrix: np.ndarray, title: str) -> None:
+  """A correlation matrix as a labelled heatmap, each cell's value written in it."""
   import matplotlib  # pylint: disable=import-outside-toplevel
 
   matplotlib.use("Agg")
@@ -172,7 +174,7 @@ def _heatmap(path: str, names: list[str], matrix: np.ndarray) -> None:
       ax.text(j, i, "n/a" if not np.isfinite(matrix[i, j]) else f"{matrix[i, j]:.2f}",
               ha="center", va="center", fontsize=8)
   fig.colorbar(im, ax=ax, fraction=0.046)
-  ax.set_title("Pearson correlation over rated responses")
+  ax.set_title(title)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
