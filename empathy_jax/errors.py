@@ -56,6 +56,17 @@ class OutputExistsError(ValueError):
   names the folder and the flag that allows replacing it."""
 
 
+def parse_flags(argv: list[str]):
+  """absl's parser for `app.run(flags_parser=...)`: an unknown or malformed flag ends the run
+  with `error:` as the last line (no usage dump)."""
+  from absl import flags  # pylint: disable=import-outside-toplevel
+
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    fail(str(e))
+
+
 def fail(message: str) -> None:
   """Ends a launcher on bad input: the message alone, exit status 1. A message of several lines
   ends with its headline, which is printed last as `error: ...`."""

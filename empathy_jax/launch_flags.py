@@ -17,7 +17,7 @@ from typing import Callable
 from absl import flags, logging
 
 from empathy_jax import compilation, settings
-from empathy_jax.errors import CheckpointError, DatasetError, DivergedError, fail  # noqa: F401
+from empathy_jax.errors import CheckpointError, DatasetError, DivergedError, fail, parse_flags  # noqa: F401
 from empathy_jax.evaluation.suite import ScoreConfig
 from empathy_jax.sharding import MeshConfig
 
@@ -168,11 +168,7 @@ ORIGINAL_SPELLINGS = {"--no_sample": "--nosample"}
 def original_flag_parser(argv: list[str]):
   """absl's parser, after the original's spellings are mapped to absl's (`--no_sample`); an
   unknown or malformed flag ends the run with `error:` as the last line (no usage dump)."""
-  argv = [ORIGINAL_SPELLINGS.get(a, a) for a in argv]
-  try:
-    return FLAGS(argv)
-  except flags.Error as e:
-    fail(str(e))
+  return parse_flags([ORIGINAL_SPELLINGS.get(a, a) for a in argv])
 
 
 def quiet_libraries() -> None:

@@ -15,10 +15,11 @@ Each subcommand takes --survey_dir (default: survey). Formats are the original's
 """
 
 import os
+import sqlite3
 
 from absl import app, flags
 
-from empathy_jax.errors import DatasetError, OutputExistsError, fail
+from empathy_jax.errors import DatasetError, OutputExistsError, fail, parse_flags
 from empathy_jax.survey import commands
 
 F = flags
@@ -100,9 +101,13 @@ def main(argv):
     fail(f"subcommand: give one of {', '.join(SUBCOMMANDS)} (got {' '.join(argv[1:]) or 'none'})")
   try:
     _run(argv[1])
-  except (DatasetError, OutputExistsError, ValueError, OSError) as e:
+  except (DatasetError, OutputExistsError, ValueError) as e:
     fail(str(e))
+  except sqlite3.Error as e:
+    fail(f"{os.path.join(_DIR.value, 'survey.sqlite')}: {e}")
+  except OSError as e:
+    fail(f"{e.filename or _DIR.value}: {e.strerror or e}")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

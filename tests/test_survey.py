@@ -7,9 +7,11 @@ import json
 import os
 import random
 import shutil
+import socket
 import subprocess
 import sys
 import threading
+import urllib.parse
 
 import numpy as np
 import pytest
@@ -75,12 +77,12 @@ def test_ratings_and_reward_dataset_reproduce_the_originals_files(tmp_path):
 
 def _random_answers(seed: int, models: int = 5, contexts: int = 30, answers: int = 200):
   rng = random.Random(seed)
-  ids = [T.new_id(rng) for _ in range(models)]
+  ids = [f"model-{rng.getrandbits(32):08x}" for _ in range(models)]
   rows = []
   for _ in range(answers):
     a, b = rng.sample(ids, 2)
     cid = rng.randrange(contexts)
-    rows.append(T.sample(T.new_id(rng), cid, [f"context {cid}", "turn"],
+    rows.append(T.sample(f"{rng.getrandbits(64):016x}", cid, [f"context {cid}", "turn"],
                          ((a, f"{a[:4]} on {cid} \u00e9"), (b, f"{b[:4]} on {cid}")),
                          T.COMPLETE) | {"ratings": [rng.randint(-2, 2) for _ in range(3)]})
   return ids, rows
@@ -105,7 +107,9 @@ def test_ratings_match_the_transcribed_scripts_on_new_answers(seed, k):
 
 def test_bradley_terry_is_the_likelihoods_maximum_and_ignores_order():
   ids, rows = _random_answers(4, models=4, answers=300)
-  got = R.bradley_terry(rows, ids, ridge=0.0)[0]
+  fitted, converged = R.bradley_terry(rows, ids, ridge=0.0)
+  assert converged
+  got = fitted[0]
   index = {m: i for i, m in enumerate(ids)}
   a = np.array([index[r["modelA"]] for r in rows])
   b = np.array([index[r["modelB"]] for r in rows])
@@ -123,6 +127,12 @@ def test_bradley_terry_is_the_likelihoods_maximum_and_ignores_order():
   random.Random(0).shuffle(shuffled)
   np.testing.assert_allclose(R.bradley_terry(shuffled, ids)[0], R.bradley_terry(rows, ids)[0],
                              atol=1e-9)
+  # Bootstrap weights of whole numbers: the same as repeating the answers.
+  counts = np.random.default_rng(0).integers(0, 3, size=(2, len(rows)))
+  for rep in range(2):
+    repeated = [row for row, c in zip(rows, counts[rep]) for _ in range(c)]
+    np.testing.assert_allclose(R.bradley_terry(rows, ids, counts)[0][rep],
+                               R.bradley_terry(repeated, ids)[0][0], atol=1e-6)
   assert R.elo(shuffled, ids) != R.elo(rows, ids)  # Elo depends on the order; BT does not
 
 
@@ -131,8 +141,8 @@ def test_bootstrap_replays_elo_and_brackets_the_estimates():
   same = R.elo_resampled(rows, ids, 32, np.arange(len(rows))[None])[0]
   want = R.elo(rows, ids)
   np.testing.assert_allclose(same, np.array([want[m] for m in ids]).T, atol=1e-9)
-  spread = R.intervals(rows, ids, num_resamples=300, seed=1)
-  assert spread == R.intervals(rows, ids, num_resamples=300, seed=1)
+  spread, converged = R.intervals(rows, ids, num_resamples=300, seed=1)
+  assert converged and (spread, converged) == R.intervals(rows, ids, num_resamples=300, seed=1)
   for per in spread.values():
     for r in per.values():
       assert r["bradley_terry_low"] < r["bradley_terry"] < r["bradley_terry_high"]
@@ -224,9 +234,14 @@ def test_models_and_samples_in_the_originals_format(tmp_path):
   # A model added after a push is paired with every model on the pushed contexts.
   late = commands.add_model(folder, "LATE", one, None, seed=1)
   assert late["samples_added"] == 4 * 4
+  # One seed given twice: the same draw, never the same ids.
+  again = commands.push_samples(folder, 1, seed=3)
+  assert again["samples"] == 10  # 5 tables now: 10 pairs
   with pytest.raises(ValueError, match="every context"):
     commands.push_samples(folder, 10)
     commands.push_samples(folder, 10)
+  ids = [t["model_id"] for t in T.load_tables(folder)]
+  assert len(ids) == len(set(ids)) == 5
 
 
 # -- the API ------------------------------------------------------------------------------------
@@ -250,6 +265,7 @@ def api(tmp_path):
     return response.status, (json.loads(payload) if payload.startswith(b"{") else payload), \
         dict(response.getheaders())
 
+  call.address = httpd.server_address
   yield store, call
   httpd.shutdown()
   httpd.server_close()
@@ -294,6 +310,35 @@ def test_api_answers_and_refuses_as_documented(api):
   assert call("GET", f"/api/next?rater={token}")[0] == 204
 
 
+def test_api_survives_crafted_requests(api):
+  store, call = api
+  token = store.add_rater("alice")
+  for rater in ("\u00b2.x", "99999999999999999999.x", "1.", ".x", "0x1.x"):
+    assert call("GET", "/api/next?rater=" + urllib.parse.quote(rater))[0] == 403
+    assert call("POST", "/api/rate", {"rater": rater, "sample_id": "s0",
+                                      "ratings": [0, 0, 0]})[0] == 403
+  assert call("POST", "/api/rate", raw=b"[" * 3000)[0] == 400
+  assert call("POST", "/api/rate", {"rater": ["x"], "sample_id": "s0",
+                                    "ratings": [0, 0, 0]})[0] == 403
+  # A body left unread (an unknown path) closes the connection: what it holds is never taken
+  # for a second request.
+  smuggled = (b"GET /api/next?rater=" + token.encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+  conn = http.client.HTTPConnection(*call.address, timeout=10)
+  conn.request("POST", "/elsewhere", body=smuggled)
+  response = conn.getresponse()
+  assert response.status == 404 and response.getheader("Connection") == "close"
+  response.read()
+  assert store.progress(store.rater(token)) == {"answered": 0, "left": 3}
+  with S.sqlite3.connect(store.path) as db:  # nothing was handed out by the smuggled request
+    assert db.execute("SELECT COUNT(*) FROM samples WHERE status = 1").fetchone()[0] == 0
+  # A silent client holds one thread, not the server.
+  silent = socket.create_connection(call.address)
+  try:
+    assert call("GET", f"/api/progress?rater={token}")[0] == 200
+  finally:
+    silent.close()
+
+
 def test_launcher_refuses_bad_input_with_one_error_line(tmp_path):
   for args, needle in ((["nothing"], "subcommand"),
                        (["push_samples", f"--survey_dir={tmp_path}"], "--num_per_model"),
@@ -302,7 +347,9 @@ def test_launcher_refuses_bad_input_with_one_error_line(tmp_path):
                        (["add_model", f"--survey_dir={tmp_path}", "--model_name=GOLD",
                          f"--model_dir={tmp_path}"], "reserved"),
                        (["ratings", f"--survey_dir={ORIGINAL}", "--K=0"], "--K"),
-                       (["serve", f"--survey_dir={tmp_path}"], "no survey yet")):
+                       (["serve", f"--survey_dir={tmp_path}"], "no survey yet"),
+                       (["ratings", "--no_such_flag"], "no_such_flag"),
+                       (["ratings", "--port=abc"], "--port")):
     proc = survey(*args, ok=False)
     assert proc.returncode == 1, args
     last = proc.stderr.strip().splitlines()[-1]
@@ -317,3 +364,26 @@ def test_launcher_refuses_bad_input_with_one_error_line(tmp_path):
   assert proc.stderr.strip().splitlines()[-1] == (
       f"error: {broken}/results/survey_results.json[5]: ratings must be three integers from "
       f"-2 to 2")
+  rows[5]["ratings"] = [0, 0, 0]
+  rows[7]["modelA"] = ["not", "an", "id"]
+  (broken / "results" / "survey_results.json").write_text(json.dumps(rows))
+  proc = survey("ratings", f"--survey_dir={broken}", ok=False)
+  assert proc.stderr.strip().splitlines()[-1].endswith(
+      "survey_results.json[7]: modelA or modelB is not a model table of this survey")
+  rr = json.loads((broken / "results" / "response_ratings.json").read_text())
+  del rr[next(iter(rr))]["context"]
+  (broken / "results" / "response_ratings.json").write_text(json.dumps(rr))
+  proc = survey("reward_dataset", f"--survey_dir={broken}", f"--output_dir={tmp_path / 'o'}",
+                ok=False)
+  assert "not a response-ratings entry" in proc.stderr.strip().splitlines()[-1]
+  assert not (tmp_path / "o").exists()
+  (broken / "survey.sqlite").write_bytes(b"this is not a database" * 100)
+  for args in (["serve", "--port=70000"], ["serve", "--lease_seconds=inf"], ["serve"],
+               ["results"]):
+    proc = survey(*args, f"--survey_dir={broken}", ok=False)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 1 and last.startswith("error: ") and "Traceback" not in \
+        proc.stderr, (args, proc.stderr)
+    assert ("--port" in last) if "--port=70000" in args else True
+    assert ("--lease_seconds" in last) if "--lease_seconds=inf" in args else True
+    assert ("survey.sqlite" in last) if args in (["serve"], ["results"]) else True

@@ -71,9 +71,15 @@ def test_sigkill_under_eight_raters_loses_no_acknowledged_answer(tmp_path):
   store = _pushed_survey(folder, 240)
   tokens = [store.add_rater(f"rater{i}") for i in range(8)]
   server = {"now": Server(folder)}
-  acknowledged, counted, lock = {}, [], threading.Lock()
+  acknowledged, counted, failures, lock = {}, [], [], threading.Lock()
 
   def rater(token):
+    try:
+      answer_all(token)
+    except BaseException as e:  # a failed check in a thread must fail the test
+      failures.append(repr(e))
+
+  def answer_all(token):
     pending = None
     while True:
       port = server["now"].port
@@ -107,6 +113,7 @@ def test_sigkill_under_eight_raters_loses_no_acknowledged_answer(tmp_path):
     t.join(timeout=240)
     assert not t.is_alive()
   server["now"].stop()
+  assert not failures
   done = S.open_store(folder).completed()
   ids = [r["id"] for r in done]
   assert len(ids) == len(set(ids)) == 240  # every sample answered once

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import signal
@@ -56,18 +57,17 @@ def add_model(survey_dir: str, model_name: str, model_dir: str, dataset_dir: str
                      "human targets)")
   contexts = T.survey_contexts(survey_dir, dataset_dir)
   responses = _rows_by_id(model_dir, contexts)
-  rng = random.Random(seed) if seed is not None else None
   if T.GOLD not in [t["model_name"] for t in tables]:
     targets = T.load_targets(os.path.join(dataset_dir, "test", "targets.json"), len(contexts))
-    tables.append(T.write_table(survey_dir, T.new_id(rng), T.GOLD, None,
+    tables.append(T.write_table(survey_dir, T.new_id(), T.GOLD, None,
                                 {str(i): t for i, t in enumerate(targets)}))
   # The original counts tables by a key they do not have ("name") and fails; the version
   # is the number of tables of that name before this one.
   version = sum(t["model_name"] == model_name for t in tables)
-  table = T.write_table(survey_dir, T.new_id(rng), model_name, version, responses)
+  table = T.write_table(survey_dir, T.new_id(), model_name, version, responses)
   pushed = sorted(S.open_store(survey_dir).pushed_context_ids()) if os.path.exists(
       os.path.join(survey_dir, S.DB_FILE)) else []
-  samples = T.pair_samples([table], tables, pushed, contexts, rng or random.Random())
+  samples = T.pair_samples([table], tables, pushed, contexts, random.Random(seed))
   if samples:
     S.open_store(survey_dir).add_samples(samples)
   return {"model_id": table["model_id"], "version": version, "responses": len(responses),
@@ -109,8 +109,10 @@ def serve(survey_dir: str, host: str, port: int, lease_seconds: float, announce=
   """Serves the page and the API until interrupted (SIGINT or SIGTERM)."""
   if not os.path.exists(os.path.join(survey_dir, S.DB_FILE)):
     raise ValueError(f"--survey_dir: {survey_dir} has no survey yet (push_samples first)")
-  if lease_seconds <= 0:
-    raise ValueError("--lease_seconds: must be positive")
+  if not (math.isfinite(lease_seconds) and lease_seconds > 0):
+    raise ValueError("--lease_seconds: must be a positive number of seconds")
+  if not 0 <= port <= 65535:
+    raise ValueError(f"--port: {port} is not a port (0..65535; 0 picks a free one)")
   httpd = server.make_server(S.open_store(survey_dir), host, port, lease_seconds)
   signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
   announce(f"serving the survey at http://{httpd.server_address[0]}:{httpd.server_address[1]}/"
@@ -150,7 +152,8 @@ def _check_results(rows, path: str, model_ids: set[str]) -> list[dict]:
             and all(isinstance(t, str) for t in s["context"])):
       problems.append(Problem(path, i, "not a survey sample (modelA, modelB, ratings and "
                                        "sample {id, context, responseA, responseB})"))
-    elif row.get("modelA") not in model_ids or row.get("modelB") not in model_ids:
+    elif not (isinstance(row.get("modelA"), str) and isinstance(row.get("modelB"), str)
+              and row["modelA"] in model_ids and row["modelB"] in model_ids):
       problems.append(Problem(path, i, "modelA or modelB is not a model table of this survey"))
     elif not server.valid_ratings(row.get("ratings")):
       problems.append(Problem(path, i, "ratings must be three integers from -2 to 2"))
@@ -180,7 +183,7 @@ def ratings(survey_dir: str, k: float = 32, num_resamples: int = 1000, seed: int
   answers = _check_results(T.load_json(path), path, set(ids))
   model_ratings = R.elo(answers, ids, k)
   matrix = R.correlation(answers)
-  spread = R.intervals(answers, ids, k, num_resamples, seed)
+  spread, converged = R.intervals(answers, ids, k, num_resamples, seed)
   names = model_names(tables)
   for name, value in ((MODEL_RATINGS, model_ratings),
                       (RESPONSE_RATINGS, R.response_ratings(answers))):
@@ -188,14 +191,17 @@ def ratings(survey_dir: str, k: float = 32, num_resamples: int = 1000, seed: int
   plots.heatmap(os.path.join(folder, HEATMAP), matrix, len(answers))
   write_atomic(os.path.join(folder, INTERVALS + ".json"),
                {"K": k, "num_resamples": num_resamples, "seed": seed, "answers": len(answers),
-                "names": names, "correlation": matrix.tolist(), "ratings": spread})
+                "names": names, "correlation": matrix.tolist(),
+                "bradley_terry_converged": converged, "ratings": spread})
   plots.rating_intervals(os.path.join(folder, INTERVALS + ".png"), names, spread, k)
-  return {"names": names, "ratings": spread, "correlation": matrix, "folder": folder}
+  return {"names": names, "ratings": spread, "correlation": matrix, "folder": folder,
+          "bradley_terry_converged": converged}
 
 
 def format_ratings(summary: dict) -> str:
   """Per criterion, the models best first: Elo [95%] and Bradley-Terry [95%]."""
-  lines = []
+  lines = [] if summary["bradley_terry_converged"] else [
+      "warning: a Bradley-Terry fit did not converge (its ratings are approximate)"]
   for criterion, per in summary["ratings"].items():
     lines.append(f"{criterion}:")
     for m, r in sorted(per.items(), key=lambda kv: -kv[1]["elo"]):
@@ -211,10 +217,11 @@ def make_reward_dataset(survey_dir: str, output_dir: str, overwrite: bool = Fals
   if not isinstance(data, dict) or not data:
     raise DatasetError([Problem(path, None, "expected the ratings command's response ratings")])
   for key, item in data.items():
-    ok = (isinstance(item, dict) and isinstance(item.get("responses"), dict)
-          and isinstance(item.get("ratings"), list)
-          and all(isinstance(r, dict) and r.get("A") in item["responses"]
-                  and r.get("B") in item["responses"] and server.valid_ratings(r.get("ratings"))
+    ok = (isinstance(item, dict) and "context" in item
+          and isinstance(item.get("responses"), dict) and isinstance(item.get("ratings"), list)
+          and all(isinstance(r, dict) and isinstance(r.get("A"), str)
+                  and isinstance(r.get("B"), str) and r["A"] in item["responses"]
+                  and r["B"] in item["responses"] and server.valid_ratings(r.get("ratings"))
                   for r in item["ratings"]))
     if not ok:
       raise DatasetError([Problem(path, None, f"context {key}: not a response-ratings entry")])

@@ -83,46 +83,62 @@ def elo_resampled(results: list[dict], model_ids: list[str], k: float, rows: np.
 
 
 def bradley_terry(results: list[dict], model_ids: list[str], weights: np.ndarray | None = None,
-                  ridge: float = 1e-4, iters: int = 50) -> np.ndarray:
+                  ridge: float = 1e-4, iters: int = 100) -> tuple[np.ndarray, bool]:
   """Bradley-Terry strengths on Elo's scale (mean 1000), fitted by Newton's method to graded
   outcomes: an answer gives A the score (2 - r)/4 against B. `weights` (replicates x answers)
-  counts each answer per bootstrap replicate; returns (replicates, 3, models). A small ridge
-  keeps a model that never wins or never loses finite."""
+  counts each answer per bootstrap replicate. Returns ((replicates, 3, models), whether every
+  fit converged). A small ridge keeps a model that never wins or never loses finite.
+
+  The answers are first summed per ordered pair of models (their count and A's total score),
+  so an iteration costs replicates x criteria x (pairs + models^3), whatever the answers."""
   a, b, r = _arrays(results, model_ids)
   m = len(model_ids)
   w = np.ones((1, len(results))) if weights is None else np.asarray(weights, float)
-  diff = np.zeros((len(results), m))
-  diff[np.arange(len(results)), a] += 1
-  diff[np.arange(len(results)), b] -= 1
-  score = (2 - r) / 4  # (answers, 3)
+  pair, first = np.unique(a * m + b, return_inverse=True)
+  pa, pb = pair // m, pair % m
+  onehot = np.zeros((len(results), len(pair)))
+  onehot[np.arange(len(results)), first] = 1
+  count = w @ onehot  # (replicates, pairs)
+  won = np.einsum("rn,nc,nu->rcu", w, (2 - r) / 4, onehot)  # A's total score per pair
   theta = np.zeros((w.shape[0], 3, m))
+  converged = False
+  every = (slice(None), slice(None))
   for _ in range(iters):
-    d = np.einsum("rcm,nm->rcn", theta, diff)
-    p = 1 / (1 + np.exp(-d))
-    grad = np.einsum("rn,rcn,nm->rcm", w, score.T[None] - p, diff) - ridge * theta
-    hess = -np.einsum("rn,rcn,nm,nk->rcmk", w, p * (1 - p), diff, diff) - ridge * np.eye(m)
-    hess = hess - 1 / m  # strengths are known up to a shift: hold their sum where it is
+    p = 1 / (1 + np.exp(-(theta[..., pa] - theta[..., pb])))
+    g = won - count[:, None] * p  # d loglik / d theta_A per pair
+    h = count[:, None] * p * (1 - p)
+    grad = -ridge * theta
+    np.add.at(grad, every + (pa,), g)
+    np.add.at(grad, every + (pb,), -g)
+    hess = np.broadcast_to(-ridge * np.eye(m) - 1 / m, theta.shape + (m,)).copy()
+    np.add.at(hess, every + (pa, pa), -h)
+    np.add.at(hess, every + (pb, pb), -h)
+    np.add.at(hess, every + (pa, pb), h)
+    np.add.at(hess, every + (pb, pa), h)
+    # (-1/m: strengths are known up to a shift; this holds their sum where it is.)
     step = np.linalg.solve(hess, grad[..., None])[..., 0]
     theta = theta - step
     if np.max(np.abs(step)) < 1e-10:
+      converged = True
       break
   theta -= theta.mean(-1, keepdims=True)
-  return START + ELO_SCALE * theta
+  return START + ELO_SCALE * theta, converged
 
 
 def intervals(results: list[dict], model_ids: list[str], k: float = 32,
-              num_resamples: int = 1000, seed: int = 0) -> dict:
+              num_resamples: int = 1000, seed: int = 0) -> tuple[dict, bool]:
   """Per criterion and model: the original's Elo with a bootstrap 95% interval (answers drawn
   with replacement, in the drawn order), and the Bradley-Terry rating with its interval from
-  the same draws."""
+  the same draws; and whether every Bradley-Terry fit converged."""
   rng = np.random.default_rng(seed)
   rows = rng.integers(0, len(results), size=(num_resamples, len(results)))
   counts = np.zeros((num_resamples, len(results)))
   np.add.at(counts, (np.arange(num_resamples)[:, None], rows), 1)
   point_elo = elo(results, model_ids, k)
   boot_elo = elo_resampled(results, model_ids, k, rows)
-  point_bt = bradley_terry(results, model_ids)[0]
-  boot_bt = bradley_terry(results, model_ids, counts)
+  point_bt, point_ok = bradley_terry(results, model_ids)
+  point_bt = point_bt[0]
+  boot_bt, boot_ok = bradley_terry(results, model_ids, counts)
   out = {}
   for c, name in enumerate(CRITERIA):
     out[name] = {}
@@ -132,4 +148,4 @@ def intervals(results: list[dict], model_ids: list[str], k: float = 32,
       out[name][m] = {"elo": float(point_elo[m][c]), "elo_low": float(elo_lo),
                       "elo_high": float(elo_hi), "bradley_terry": float(point_bt[c, j]),
                       "bradley_terry_low": float(bt_lo), "bradley_terry_high": float(bt_hi)}
-  return out
+  return out, bool(point_ok and boot_ok)

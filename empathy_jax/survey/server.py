@@ -17,6 +17,7 @@ from __future__ import annotations
 import http.server
 import importlib.resources
 import json
+import sys
 import time
 import urllib.parse
 
@@ -47,12 +48,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
   store: S.SurveyStore
   lease_seconds: float
   protocol_version = "HTTP/1.1"
+  timeout = 15  # seconds a client may stay silent (a slow client holds one thread at most that long)
+  _body_read = False
 
   def log_message(self, format, *args):  # pylint: disable=redefined-builtin
     del format, args  # raters' requests are not logged (tokens travel in queries)
 
   def _send(self, code: int, body: bytes = b"", kind: str = "application/json"):
+    if not self._body_read and (self.headers.get("Content-Length", "0") != "0"
+                                or "Transfer-Encoding" in self.headers):
+      self.close_connection = True  # an unread body must not be taken for the next request
     self.send_response(code)
+    if self.close_connection:
+      self.send_header("Connection", "close")
     for key, value in _HEADERS.items():
       self.send_header(key, value)
     if body:
@@ -67,7 +75,32 @@ class _Handler(http.server.BaseHTTPRequestHandler):
   def _error(self, code: int, reason: str) -> None:
     self._json(code, {"error": reason})
 
+  def _guarded(self, handler) -> None:
+    """Runs a request's handler; a fault answers 500 (the connection closed), not a stack
+    trace in place of an answer."""
+    self._body_read = False
+    try:
+      handler()
+    except (TimeoutError, ConnectionError):
+      self.close_connection = True
+    except Exception as e:  # pylint: disable=broad-except
+      self.log_error("%s: %s", type(e).__name__, e)
+      self.close_connection = True
+      try:
+        self._error(500, "the server failed to answer this request")
+      except OSError:
+        pass
+
   def do_GET(self):  # pylint: disable=invalid-name
+    self._guarded(self._get)
+
+  def do_POST(self):  # pylint: disable=invalid-name
+    self._guarded(self._post)
+
+  def log_error(self, format, *args):  # pylint: disable=redefined-builtin
+    print(f"survey server: {format % args}", file=sys.stderr, flush=True)
+
+  def _get(self):
     url = urllib.parse.urlsplit(self.path)
     if url.path in _PAGES:
       name, kind = _PAGES[url.path]
@@ -87,9 +120,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     return self._json(200, {"sample_id": record["id"], "context": s["context"],
                             "responseA": s["responseA"], "responseB": s["responseB"]})
 
-  def do_POST(self):  # pylint: disable=invalid-name
+  def _post(self):
     if urllib.parse.urlsplit(self.path).path != "/api/rate":
       return self._error(404, "no such page")
+    if "Transfer-Encoding" in self.headers:
+      return self._error(411, "send the body with a Content-Length")
     try:
       length = int(self.headers.get("Content-Length", ""))
     except ValueError:
@@ -98,9 +133,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     if not 0 <= length <= MAX_BODY_BYTES:
       self.close_connection = True  # the body is not read
       return self._error(413, f"the body is limited to {MAX_BODY_BYTES} bytes")
+    raw = self.rfile.read(length)
+    self._body_read = True
     try:
-      body = json.loads(self.rfile.read(length).decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
+      body = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError):
       return self._error(400, "the body must be a JSON object")
     if not isinstance(body, dict):
       return self._error(400, "the body must be a JSON object")

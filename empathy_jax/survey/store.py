@@ -22,6 +22,7 @@ import os
 import secrets
 import sqlite3
 
+from empathy_jax.errors import DatasetError, Problem
 from empathy_jax.survey.tables import COMPLETE, IN_PROGRESS, PENDING
 
 DB_FILE = "survey.sqlite"
@@ -141,7 +142,7 @@ class SqliteStore(SurveyStore):
 
   def rater(self, token):
     rater, _, secret = str(token).partition(".")
-    if not rater.isdigit() or not secret:
+    if not (rater.isascii() and rater.isdigit() and len(rater) <= 18 and secret):
       return None
     with self._connect() as db:
       row = db.execute("SELECT secret_sha256 FROM raters WHERE id = ?", (int(rater),)).fetchone()
@@ -197,5 +198,10 @@ class SqliteStore(SurveyStore):
 
 
 def open_store(survey_dir: str) -> SurveyStore:
+  """The survey's database; a file that is not one is a DatasetError naming it."""
   os.makedirs(survey_dir, exist_ok=True)
-  return SqliteStore(os.path.join(survey_dir, DB_FILE))
+  path = os.path.join(survey_dir, DB_FILE)
+  try:
+    return SqliteStore(path)
+  except sqlite3.Error as e:
+    raise DatasetError([Problem(path, None, f"not a survey database ({e})")]) from e

@@ -29,8 +29,10 @@ def load_json(path: str):
       return json.load(f)
   except FileNotFoundError as e:
     raise DatasetError([Problem(path, None, "file is missing")]) from e
-  except (ValueError, UnicodeDecodeError) as e:
+  except (ValueError, UnicodeDecodeError, RecursionError) as e:
     raise DatasetError([Problem(path, None, f"invalid JSON: {e}")]) from e
+  except OSError as e:
+    raise DatasetError([Problem(path, None, e.strerror or str(e))]) from e
 
 
 def _is_str_list(value) -> bool:
@@ -92,12 +94,14 @@ def load_tables(survey_dir: str) -> list[dict]:
 
 def write_table(survey_dir: str, model_id: str, name: str, version: int | None,
                 responses: dict[str, str]) -> dict:
-  """A new model table (read-only, as the original leaves it)."""
+  """A new model table (read-only, as the original leaves it); never over another one."""
   table = {"model_id": model_id, "model_name": name, "version": version,
            "responses": responses}
   folder = os.path.join(survey_dir, MODEL_DIR)
   os.makedirs(folder, exist_ok=True)
   path = os.path.join(folder, f"{model_id}.json")
+  if os.path.exists(path):
+    raise DatasetError([Problem(path, None, "a model table with this id exists already")])
   write_atomic(path, table)
   os.chmod(path, 0o444)
   return table
@@ -121,11 +125,10 @@ def survey_contexts(survey_dir: str, dataset_dir: str | None = None) -> list[lis
   return theirs
 
 
-def new_id(rng: random.Random | None) -> str:
-  """A version-4 UUID, from `rng` when the draw must repeat for a seed."""
-  if rng is None:
-    return str(uuid.uuid4())
-  return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+def new_id() -> str:
+  """A fresh version-4 UUID (never from a seed: two commands with one seed must not share
+  ids)."""
+  return str(uuid.uuid4())
 
 
 def sample(sample_id: str, context_id: int, context: list[str], pair, status: int = PENDING
@@ -155,7 +158,7 @@ def pair_samples(tables_a: list[dict], tables_b: list[dict] | None, context_ids,
         continue  # a model tested on part of the split
       pair = [(a["model_id"], a["responses"][str(cid)]), (b["model_id"], b["responses"][str(cid)])]
       rng.shuffle(pair)
-      samples.append(sample(new_id(rng), cid, contexts[cid], pair))
+      samples.append(sample(new_id(), cid, contexts[cid], pair))
   return samples
 
 

@@ -43,7 +43,11 @@ async function api(path, options) {
   const response = await fetch(path, options);
   if (response.status === 204) return null;
   const body = await response.json();
-  if (!response.ok) throw new Error(body.error || response.statusText);
+  if (!response.ok) {
+    const error = new Error(body.error || body.result || response.statusText);
+    error.status = response.status;
+    throw error;
+  }
   return body;
 }
 
@@ -87,7 +91,14 @@ async function submit() {
     sessionStorage.removeItem("choices:" + sample.sample_id);
     await next();
   } catch (e) {
-    say("Not saved: " + e.message + ". Press Enter to try again.");
+    if (e.status === 409 || e.status === 404) {
+      // The sample went to another rater (this one's time ran out): move on to a new one.
+      sessionStorage.removeItem("choices:" + sample.sample_id);
+      await next().catch((err) => say("Could not load a sample: " + err.message));
+      say("That sample was given to someone else after a long pause; here is a new one.");
+    } else {
+      say("Not saved: " + e.message + ". Press Enter to try again.");
+    }
   } finally {
     busy = false;
     show();
