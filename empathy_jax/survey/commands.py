@@ -228,3 +228,37 @@ def make_reward_dataset(survey_dir: str, output_dir: str, overwrite: bool = Fals
   folder = reward_data.write_reward_dataset(data, output_dir, overwrite)
   return {"contexts": len(data), "folder": folder,
           "pairs": sum(len(item["ratings"]) for item in data.values())}
+
+
+def run(command: str, cfg, say=print) -> None:
+  """`launch/survey.py COMMAND`: checks the flags it needs, runs it, prints its outcome."""
+  cfg.check(command)
+  survey = cfg.survey_dir
+  if command == "add_model":
+    got = add_model(survey, cfg.model_name, cfg.model_dir, cfg.dataset_dir, cfg.seed)
+    say(f"added {cfg.model_name} (version {got['version']}, {got['responses']} responses) as "
+        f"{os.path.join(survey, T.MODEL_DIR, got['model_id'] + '.json')}; "
+        f"{got['samples_added']} new samples")
+  elif command == "push_samples":
+    got = push_samples(survey, cfg.num_per_model, cfg.seed)
+    if got["contexts"] < got["asked"]:
+      say(f"warning: only {got['contexts']} contexts were left to push")
+    say(f"pushed {got['samples']} samples on {got['contexts']} contexts")
+  elif command == "add_rater":
+    token = add_rater(survey, cfg.name)
+    say(f"{cfg.name}'s link (with serve's address): http://{cfg.host}:{cfg.port}/#rater={token}")
+    say(token)
+  elif command == "serve":
+    serve(survey, cfg.host, cfg.port, cfg.lease_seconds,
+          announce=lambda line: say(line, flush=True))
+  elif command == "results":
+    got = results(survey)
+    say(f"{got['answers']} answers in {got['path']}")
+  elif command == "ratings":
+    got = ratings(survey, cfg.K, cfg.num_resamples, 0 if cfg.seed is None else cfg.seed)
+    say(format_ratings(got))
+    say(f"written to {got['folder']}")
+  else:
+    got = make_reward_dataset(survey, cfg.output_dir, cfg.overwrite)
+    say(f"pairwise ratings of {got['pairs']} answers on {got['contexts']} contexts in "
+        f"{got['folder']}")
