@@ -184,8 +184,11 @@ def train_config(config_cls, mesh: Callable[[], MeshConfig]):
   as flags; `mesh` from the mesh flags); a bad value ends the run with `error:` (`fail`)."""
   fields = [f.name for f in dataclasses.fields(config_cls) if f.name != "mesh"]
   check_config_fields(set(fields) | {"mesh_data", "mesh_fsdp", "mesh_tensor"})
-  values = {name: value(name) for name in fields}
-  values["model"], values["pretrained_model_dir"] = model_source()
+  starts_from_a_model = "model" in FLAGS  # else the trainer builds its own (classifiers)
+  values = {name: value(name) for name in fields
+            if starts_from_a_model or name not in ("model", "pretrained_model_dir")}
+  if starts_from_a_model:
+    values["model"], values["pretrained_model_dir"] = model_source()
   if not values["dataset_dir"] or not values["output_dir"]:
     fail("--dataset_dir and --output_dir are required (or a --config with them)")
   try:
@@ -199,10 +202,11 @@ TRAIN_ERRORS = (DatasetError, CheckpointError, DivergedError, ValueError)
 
 
 def run_trainer(config_cls, mesh: Callable[[], MeshConfig], cache: Callable[[], None],
-                train_fn, errors: tuple = (), summarize=None) -> None:
+                train_fn, errors: tuple = (), summarize=None, one_line: bool = False) -> None:
   """A train launcher's `main`: the compilation cache on, the config from the flags, the run,
-  its summary as JSON on stdout (`summarize` makes it printable) and the compilation figures on
-  stderr; bad input ends the process with `error: ...` (`fail`)."""
+  its summary as JSON on stdout (`summarize` makes it printable; `one_line`: as the last line,
+  unindented) and the compilation figures on stderr; bad input ends the process with
+  `error: ...` (`fail`)."""
   cache()
   cfg = train_config(config_cls, mesh)
   logging.set_verbosity(logging.WARNING)  # orbax is chatty at INFO; progress has its own bar
@@ -210,8 +214,9 @@ def run_trainer(config_cls, mesh: Callable[[], MeshConfig], cache: Callable[[], 
     summary = train_fn(cfg)  # every input is checked before heavy work
   except TRAIN_ERRORS + tuple(errors) as e:
     fail(str(e))
-  print(json.dumps(summarize(summary) if summarize else summary, indent=2))
-  print(compilation.summary(), file=sys.stderr)
+  print(compilation.summary(), file=sys.stderr, flush=True)
+  print(json.dumps(summarize(summary) if summarize else summary,
+                   indent=None if one_line else 2), flush=True)
 
 
 def define_trainer(config_cls, role: str, step: str = "steps",

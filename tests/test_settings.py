@@ -20,6 +20,7 @@ from empathy_jax.llm.runner import LLMLaunchConfig
 from empathy_jax.planning import PlanConfig
 from empathy_jax.settings import setting
 from empathy_jax.survey.config import SurveyConfig
+from empathy_jax.training.classifier import ClassifierConfig
 from empathy_jax.training.dpo import DPOConfig
 from empathy_jax.training.grpo import GRPOConfig
 from empathy_jax.training.ppo.trainer import PPORunConfig
@@ -33,7 +34,8 @@ LAUNCHERS = {"train_dialogue_model.py": (SFTConfig, True),
              "train_dpo.py": (DPOConfig, True), "train_grpo.py": (GRPOConfig, True),
              "test_llm.py": (LLMLaunchConfig, True), "multi_turn.py": (MultiTurnConfig, True),
              "plan.py": (PlanConfig, False), "test.py": (TestConfig, False),
-             "survey.py": (SurveyConfig, True)}
+             "survey.py": (SurveyConfig, True),
+             "train_classifier.py": (ClassifierConfig, False)}
 
 
 def _flags_of(launcher):
@@ -64,6 +66,8 @@ PINNED = {"train_dialogue_model.py": dict(max_epochs=10, batch_size=8, initial_l
           "test.py": dict(batch_size=32, data_erasure_level=1.0, split="test", seed=0),
           "benchmark.py": dict(repeats=5, max_new_tokens=32, batch_size=None),
           "plan.py": dict(batch_size=8, max_new_tokens=100, device_memory_gb=16.0),
+          "train_classifier.py": dict(max_epochs=3, batch_size=32, max_length=64,
+                                      rationale_weight=0.1, log_interval=20),
           "survey.py": dict(survey_dir="survey", host="127.0.0.1", port=8000, K=32.0,
                             lease_seconds=900.0, num_resamples=1000, overwrite=False)}
 

@@ -3,7 +3,7 @@
 - Emotion (32 labels) and empathetic-intent (9 labels): transformers sequence-classifier folders
   (config.json, weights, `training_args.bin` with model_type, model_name_or_path,
   max_seq_length). Input `[CLS] tokens [SEP]`, tokens cut to max_seq_length - 2, padded.
-- EPITOME IP / EX / ER: `finetuned_{IP,EX,ER}.pth` bi-encoder state dicts; roberta-base tokens,
+- EPITOME IP / EX / ER: `finetuned_{IP,EX,ER}.pth` (or `.safetensors`) bi-encoder state dicts; roberta-base tokens,
   max length 64; the level is the argmax (0, 1, 2).
 """
 
@@ -30,6 +30,7 @@ INTENT_LABELS = ("agreeing", "acknowledging", "encouraging", "consoling", "sympa
                  "suggesting", "questioning", "wishing", "neutral")
 EPITOME_MECHANISMS = ("IP", "EX", "ER")
 EPITOME_MAX_LENGTH = 64
+OWN_CONFIG = "classifier.json"  # a classifier folder written by train_classifier
 ROBERTA_TOKENIZER = "package:roberta"
 
 
@@ -131,9 +132,24 @@ def check_text_classifier_dir(directory: str, name: str) -> str:
   Cheap: launchers call it before any heavy work."""
   if not os.path.isdir(directory):
     raise CheckpointError(f"{name} classifier: {directory} is not a directory")
-  for required in ("config.json", "training_args.bin"):
-    if not os.path.isfile(os.path.join(directory, required)):
-      raise CheckpointError(f"{name} classifier: {os.path.join(directory, required)} is missing")
+  if os.path.isfile(os.path.join(directory, OWN_CONFIG)):  # trained here (train_classifier)
+    weights = os.path.join(directory, "model.safetensors")
+    if not os.path.isfile(weights):
+      raise CheckpointError(f"{name} classifier: {weights} is missing")
+    return weights
+  config = os.path.join(directory, "config.json")
+  if not os.path.isfile(config):
+    raise CheckpointError(f"{name} classifier: {config} is missing")
+  # The published folders carry their training arguments (model type, input length) in
+  # training_args.bin; a folder without one must say them in its config.json.
+  if not os.path.isfile(os.path.join(directory, "training_args.bin")):
+    from empathy_jax.models.hf_io import read_json  # pylint: disable=import-outside-toplevel
+
+    said = read_json(config)
+    if "model_type" not in said or "max_seq_length" not in said:
+      raise CheckpointError(f"{name} classifier: {os.path.join(directory, 'training_args.bin')}"
+                            f" is missing (or config.json must give model_type and "
+                            f"max_seq_length)")
   weights = next((os.path.join(directory, w) for w in ("model.safetensors", "pytorch_model.bin")
                   if os.path.isfile(os.path.join(directory, w))), None)
   if weights is None:
@@ -146,10 +162,16 @@ def check_epitome_dir(directory: str) -> list[str]:
   """The three EPITOME state-dict files, or a `CheckpointError` naming the missing one."""
   if not os.path.isdir(directory):
     raise CheckpointError(f"EPITOME: {directory} is not a directory")
-  paths = [os.path.join(directory, f"finetuned_{mech}.pth") for mech in EPITOME_MECHANISMS]
-  for path in paths:
-    if not os.path.isfile(path):
-      raise CheckpointError(f"EPITOME: {path} is missing")
+  paths = []
+  for mech in EPITOME_MECHANISMS:
+    # The original's .pth, else the same state dict as .safetensors (written here).
+    found = [os.path.join(directory, f"finetuned_{mech}{ext}")
+             for ext in (".pth", ".safetensors")]
+    found = [p for p in found if os.path.isfile(p)]
+    if not found:
+      raise CheckpointError(f"EPITOME: {os.path.join(directory, f'finetuned_{mech}.pth')} is "
+                            f"missing")
+    paths.append(found[0])
   return paths
 
 
@@ -159,8 +181,17 @@ def load_text_classifier(directory: str, labels: Sequence[str], name: str,
   weights = check_text_classifier_dir(directory, name)
   from empathy_jax.models.hf_io import read_json  # pylint: disable=import-outside-toplevel
 
-  config = read_json(os.path.join(directory, "config.json"))
-  args = _training_args(os.path.join(directory, "training_args.bin"), trust_pickle)
+  own = os.path.join(directory, OWN_CONFIG)
+  if os.path.isfile(own):  # our folder: classifier.json says what the HF config and args say
+    info = read_json(own)
+    config = {"num_attention_heads": info["num_heads"], "layer_norm_eps": 1e-5,
+              "pad_token_id": 1, "model_type": info["model_type"]}
+    args = {"model_type": info["model_type"], "max_seq_length": info["max_length"],
+            "tokenizer_name": "roberta-base"}
+  else:
+    config = read_json(os.path.join(directory, "config.json"))
+    args_file = os.path.join(directory, "training_args.bin")
+    args = _training_args(args_file, trust_pickle) if os.path.isfile(args_file) else {}
   model_type = args.get("model_type") or config.get("model_type")
   if model_type not in ("bert", "roberta"):
     raise CheckpointError(f"{name} classifier: model_type {model_type!r} is not bert/roberta")
@@ -179,7 +210,7 @@ def load_text_classifier(directory: str, labels: Sequence[str], name: str,
   base = args.get("model_name_or_path") or args.get("tokenizer_name") or ""
   source = directory if has_tok else (ROBERTA_TOKENIZER if model_type == "roberta" and
                                       "roberta-base" in str(base) else str(base))
-  max_len = int(args.get("max_seq_length") or 128)
+  max_len = int(args.get("max_seq_length") or config.get("max_seq_length") or 128)
   return TextClassifier(name, E.prepare_params(state), cfg, _tokenizer(source), max_len,
                         tuple(labels))
 

@@ -82,8 +82,15 @@ def classify(p: dict, cfg: EncoderConfig, ids_BxL, mask_BxL):
 
 
 def epitome(p: dict, cfg: EncoderConfig, seeker_ids, seeker_mask, response_ids, response_mask):
+  """EPITOME's level logits (see `epitome_outputs`)."""
+  return epitome_outputs(p, cfg, seeker_ids, seeker_mask, response_ids, response_mask)[0]
+
+
+def epitome_outputs(p: dict, cfg: EncoderConfig, seeker_ids, seeker_mask, response_ids,
+                    response_mask):
   """EPITOME's bi-encoder: responder states attend (one head, scores / sqrt(d)) to the seeker
-  states, residual, then the empathy head on the first token. Seeker padding is masked: the
+  states, residual, then the empathy head on the first token (level logits [B, 3]) and the
+  rationale head on every response token (logits [B, T, 2]). Seeker padding is masked: the
   original scored one example at a time, so its attention never saw padding."""
   s = encode(p, "seeker_encoder.roberta", cfg, seeker_ids, seeker_mask)
   r = encode(p, "responder_encoder.roberta", cfg, response_ids, response_mask)
@@ -94,7 +101,9 @@ def epitome(p: dict, cfg: EncoderConfig, seeker_ids, seeker_mask, response_ids, 
   scores = jnp.where(seeker_mask[:, None, :] > 0, scores, jnp.finfo(jnp.float32).min)
   r = r + _dense(p, "attn.out", jax.nn.softmax(scores, -1) @ v)
   h = jax.nn.relu(_dense(p, "empathy_classifier.dense", r[:, 0]))
-  return _dense(p, "empathy_classifier.out_proj", h)
+  rationale = _dense(p, "rationale_classifier", r) if "rationale_classifier.weight" in p \
+      else None
+  return _dense(p, "empathy_classifier.out_proj", h), rationale
 
 
 _LINEAR = re.compile(r"(query|key|value|dense|classifier|out_proj|q_linear|k_linear|v_linear|"
@@ -106,10 +115,13 @@ def prepare_params(state: dict[str, np.ndarray]) -> dict[str, jax.Array]:
   out = {}
   for k, v in state.items():
     v = np.asarray(v, np.float32)
-    if _LINEAR.search(k) and v.ndim == 2 and "embeddings" not in k:
-      v = v.T
-    out[k] = jnp.asarray(v)
+    out[k] = jnp.asarray(v.T if is_linear_weight(k, v) else v)
   return out
+
+
+def is_linear_weight(name: str, value) -> bool:
+  """Whether a state-dict entry is a Linear weight (stored transposed here)."""
+  return bool(_LINEAR.search(name)) and np.ndim(value) == 2 and "embeddings" not in name
 
 
 def count_layers(state: dict, prefix: str) -> int:

@@ -50,6 +50,12 @@ class Algorithm(abc.ABC):
     """Reads and checks the algorithm's own inputs before the run folder is made."""
     return None
 
+  def load(self, cfg) -> Any:
+    """The model training starts from: by default the config's `--model` or
+    `--pretrained_model_dir` (an algorithm that builds its own model returns it, or None)."""
+    return load_model(cfg.model or cfg.pretrained_model_dir, cfg.runtime(), seed=cfg.seed,
+                      trust_pickle=cfg.trust_pickle)
+
   @abc.abstractmethod
   def build(self, cfg, loaded, prepared, mesh) -> Setup:
     """The task and initial state for the model `loaded` (the config's `--model` or
@@ -67,8 +73,7 @@ def run(cfg, algorithm: Algorithm) -> dict:
   mesh = sharding.make_mesh(cfg.mesh)
   prepared = algorithm.prepare(cfg, mesh)
   run_dir, resuming = runs.select_run(cfg.output_dir, cfg.identity())
-  loaded = load_model(cfg.model or cfg.pretrained_model_dir, cfg.runtime(), seed=cfg.seed,
-                      trust_pickle=cfg.trust_pickle)
+  loaded = algorithm.load(cfg)
   setup = algorithm.build(cfg, loaded, prepared, mesh)
   runs.write_hparams(run_dir, {**cfg.identity(), "steps_per_epoch": setup.task.steps_per_epoch,
                                **setup.hparams})
