@@ -62,6 +62,12 @@ GRPO = dict(dataset_dir=ED, model="GODEL_SMALL_ED", max_epochs=1, batch_size=8, 
             max_val_examples=64, reward_model_dir="")
 GRPO_TINY = dict(model="GODEL_TINY", batch_size=4, max_new_tokens=12, max_train_examples=32,
                  max_val_examples=8)
+# train_classifier: the metric classifiers trained here (the main job's classifiers stage runs
+# each task with these fields and the launcher's defaults).
+INTENTS, EPITOME = "datasets/empathetic_intents", "datasets/epitome"
+CLASSIFIERS = {"emotion": dict(dataset_dir=INTENTS), "intent": dict(dataset_dir=INTENTS),
+               "epitome_ER": dict(dataset_dir=EPITOME), "epitome_IP": dict(dataset_dir=EPITOME),
+               "epitome_EX": dict(dataset_dir=EPITOME)}
 # test: the metric suite on the test split.
 EVAL = dict(dataset_dir=ED, batch_size=32, data_erasure_level=1.0, metric_n_grams=4)
 EVAL_TINY = dict(max_examples=128, max_new_tokens=24)

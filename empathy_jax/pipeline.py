@@ -1,5 +1,6 @@
 """The whole loop in one command (`launch/pipeline.py`): SFT -> reward model -> PPO (and/or DPO,
-GRPO, RLOO: `algorithms`) -> test of the SFT policy and of each trained one -> one report. Each stage is the library function its own launcher
+GRPO, RLOO: `algorithms`) -> the metric classifiers (emotion, intent, EPITOME; trained here once,
+`classifiers`) -> test of the SFT policy and of each trained one -> one report. Each stage is the library function its own launcher
 calls, on its own run folder under OUTPUT_DIR; a stage that finished with the same settings is
 not run again, an interrupted one resumes, so rerunning the command after a kill continues.
 
@@ -26,9 +27,10 @@ TIMINGS = "timings.json"  # seconds each stage took, kept across reruns
 
 def demo() -> dict:
   """The main job's default: GODEL_SMALL_ED (shipped in the package) fine-tuned briefly, a
-  reward model on its backbone, PPO, the test of both on 256 rows: a fresh 2-core CPU runs it
-  in minutes with nothing downloaded."""
-  return {"sft": {**experiments.SFT, **experiments.DEMO_SFT},
+  reward model on its backbone, PPO, the metric classifiers, the test of both policies on 256
+  rows: a fresh 2-core CPU runs it with nothing downloaded."""
+  return {"classifiers": {t: dict(f) for t, f in experiments.CLASSIFIERS.items()},
+          "sft": {**experiments.SFT, **experiments.DEMO_SFT},
           "reward": {**experiments.REWARD, **experiments.DEMO_REWARD},
           "ppo": {**experiments.PPO, **experiments.DEMO_PPO},
           "dpo": {**experiments.DPO, **experiments.DEMO_DPO},
@@ -38,7 +40,8 @@ def demo() -> dict:
 
 def tiny() -> dict:
   """The tiny default: minutes on a laptop CPU with what the repository ships."""
-  return {"sft": {**experiments.SFT, **experiments.SFT_TINY, "model": "GODEL_TINY"},
+  return {"classifiers": {},  # the tiny loop skips them (minutes more)
+          "sft": {**experiments.SFT, **experiments.SFT_TINY, "model": "GODEL_TINY"},
           "reward": {**experiments.REWARD, **experiments.REWARD_TINY, "model": "GODEL_TINY"},
           "ppo": {**experiments.PPO, **experiments.PPO_TINY, "kl_penalty": 0.05},
           "dpo": {**experiments.DPO, **experiments.DPO_TINY},
@@ -52,9 +55,12 @@ class PipelineConfig:
   DPOConfig, GRPOConfig -- rloo is grpo with advantage "rloo"; test: dataset_dir, batch_size,
   data_erasure_level, metric_n_grams, max_examples and the generation flags). Output folders,
   the starting policy and the reward model are set by the pipeline. `algorithms`: which of
-  ppo, dpo, grpo, rloo train a policy from the SFT stage's."""
+  ppo, dpo, grpo, rloo train a policy from the SFT stage's. `classifiers`: per task of
+  `train_classifier` (emotion, intent, epitome_ER, epitome_IP, epitome_EX), its config's
+  fields; the tasks left out are not scored ({}: no classifier metrics)."""
 
   output_dir: str = "runs/pipeline"
+  classifiers: dict = dataclasses.field(default_factory=lambda: demo()["classifiers"])
   sft: dict = dataclasses.field(default_factory=lambda: demo()["sft"])
   reward: dict = dataclasses.field(default_factory=lambda: demo()["reward"])
   ppo: dict = dataclasses.field(default_factory=lambda: demo()["ppo"])
@@ -176,6 +182,42 @@ def _kl(name, policy_dir, start_dir, settings, out, clock) -> dict:
   return result
 
 
+def _classifier_configs(cfg: PipelineConfig, out: str) -> dict:
+  from empathy_jax.training.classifier import ClassifierConfig  # pylint: disable=import-outside-toplevel
+
+  return {task: ClassifierConfig(**{**fields, "task": task,
+                                    "output_dir": os.path.join(out, "classifiers", task),
+                                    "export_dir": os.path.join(out, "classifiers", "export")})
+          for task, fields in cfg.classifiers.items()}
+
+
+def _classifiers(configs: dict, clock) -> tuple[dict, dict]:
+  """Trains each classifier unless it finished before (then its export is refreshed from its
+  best model); returns (the test stage's classifier flags, each task's held-out metrics)."""
+  from empathy_jax.evaluation import classifier_export  # pylint: disable=import-outside-toplevel
+  from empathy_jax.training.classifier import (TEST_METRICS,  # pylint: disable=import-outside-toplevel
+                                               load_params, train_classifier)
+
+  flags, held_out = {}, {}
+  for task, ccfg in configs.items():
+    summary = {}
+
+    def train(ccfg, summary=summary):
+      summary.update(train_classifier(ccfg))
+      return summary
+    run_dir = _stage(f"classifier {task}", ccfg, train, ccfg.output_dir, clock)
+    folder = summary.get("export") or classifier_export.export(
+        ccfg, load_params(os.path.join(run_dir, "best")), ccfg.export_dir)
+    held_out[task] = summary.get("test") or read_dict(
+        os.path.join(run_dir, TEST_METRICS)) or {}
+    flag = {"emotion": "emo_classifier_dir", "intent": "intent_classifier_dir"}.get(
+        task, "epitome_dir")
+    flags[flag] = folder
+  if sum(t.startswith("epitome_") for t in configs) < 3:
+    flags.pop("epitome_dir", None)  # EPITOME scores need all three mechanisms
+  return flags, held_out
+
+
 def _algorithm_stages(cfg: PipelineConfig, out: str, sft_dir: str, reward_dir: str):
   """(stage name, its config, its train function) of each chosen algorithm."""
   from empathy_jax.training.dpo import DPOConfig, train_dpo  # pylint: disable=import-outside-toplevel
@@ -209,18 +251,23 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
   sft_cfg.check_inputs()
   reward_cfg.check_inputs()
   list(_algorithm_stages(cfg, out, sft_cfg.output_dir, reward_cfg.output_dir))  # fields checked
+  classifier_cfgs = _classifier_configs(cfg, out)
+  for ccfg in classifier_cfgs.values():
+    ccfg.check_inputs()
   clock = _Clock(out)
   sft_dir = _stage("sft", sft_cfg, train_dialogue_model, sft_cfg.output_dir, clock)
   reward_dir = _stage("reward", reward_cfg, train_reward_model, reward_cfg.output_dir, clock)
   trained = {name: _stage(name, stage_cfg, fn, stage_cfg.output_dir, clock)
              for name, stage_cfg, fn in _algorithm_stages(cfg, out, sft_dir, reward_dir)}
+  classifier_flags, held_out = _classifiers(classifier_cfgs, clock)
+  test_settings = {**cfg.test, **classifier_flags}
   label = lambda name: f"SFT+{name.upper()}"
   tests = {"SFT": os.path.join(out, "test", "sft"),
            **{label(n): os.path.join(out, "test", n) for n in trained}}
-  metrics = {"SFT": _test("SFT", sft_dir, reward_dir, cfg.test, tests["SFT"], clock)}
+  metrics = {"SFT": _test("SFT", sft_dir, reward_dir, test_settings, tests["SFT"], clock)}
   for name, run_dir in trained.items():
-    metrics[label(name)] = _test(label(name), run_dir, reward_dir, cfg.test, tests[label(name)],
-                                 clock)
+    metrics[label(name)] = _test(label(name), run_dir, reward_dir, test_settings,
+                                 tests[label(name)], clock)
   kls = {label(n): _kl(label(n), d, sft_dir, cfg.test, tests[label(n)], clock)
          for n, d in trained.items()}
   from empathy_jax.pipeline_report import write_report  # pylint: disable=import-outside-toplevel
@@ -236,12 +283,17 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
               clock.text("reward")),
              *((name.upper(), "the SFT policy", _parameters(d), rows[name], clock.text(name))
                for name, d in trained.items()),
+             *((f"classifier {task}", "trained here from random weights", "",
+                f"{os.path.basename(ccfg.dataset_dir)}: held-out accuracy "
+                f"{held_out[task].get('accuracy', float('nan')):.3f}",
+                clock.text(f"classifier {task}")) for task, ccfg in classifier_cfgs.items()),
              ("test", ", ".join(tests), "", _rows(cfg.test, "test"),
               " + ".join(clock.text(f"test {n}") for n in tests))]
   report = write_report(os.path.join(out, "report"), {"sft": sft_dir, "reward": reward_dir,
                                                        **trained}, metrics, tests,
                         cfg.published_dir, cfg.num_samples, summary, kls=kls,
-                        train_times={label(n): clock.text(n) for n in trained})
+                        train_times={label(n): clock.text(n) for n in trained},
+                        own_classifiers=sorted(classifier_cfgs))
   print(f"report: {report}", flush=True)
   return {"sft": sft_dir, "reward": reward_dir, **trained, "metrics": metrics, "kl": kls,
           "report": report}

@@ -233,11 +233,12 @@ def _hardware() -> str:
 def write_report(out_dir: str, stage_dirs: dict[str, str], metrics: dict[str, dict],
                  test_dirs: dict[str, str], published_dir: str | None, num_samples: int,
                  summary: list[tuple[str, ...]] | None = None, kls: dict | None = None,
-                 train_times: dict | None = None) -> str:
+                 train_times: dict | None = None, own_classifiers: list | None = None) -> str:
   """Writes report.md, report.html and their plots; returns report.md's path. `summary`: rows
   of (stage, model, parameters, data, time) for the run table. The policies after "SFT" in
   `test_dirs` (SFT+PPO, SFT+DPO, ...) are each compared with it; `kls`: their KL to the SFT
-  policy (`evaluation.policy_kl`), `train_times`: their training time, for the comparison."""
+  policy (`evaluation.policy_kl`), `train_times`: their training time, for the comparison;
+  `own_classifiers`: the metric classifiers trained here (their metrics are marked so)."""
   os.makedirs(out_dir, exist_ok=True)
   first = next(iter(metrics.values()), {})
   target_reward = first.get("mean_reward_target")
@@ -309,6 +310,12 @@ def write_report(out_dir: str, stage_dirs: dict[str, str], metrics: dict[str, di
   if target_reward is not None:
     blocks.append(("p", f"The human targets' mean reward on the same rows: "
                         f"{target_reward:+.4f}."))
+  if own_classifiers:
+    blocks.append(("p", f"Emotion, intent and EPITOME metrics are computed with classifiers "
+                        f"trained here ({', '.join(own_classifiers)}; `launch/train_classifier.py`"
+                        f", small models from random weights), not with the classifiers the "
+                        f"original used (Lee et al.'s emotion and intent models, Sharma et al.'s "
+                        f"EPITOME): comparable between our rows, not with the published ones."))
   blocks += [("h", 3, "The original's published results (full-size, not comparable in level)"),
              ("p", CAVEAT)]
   if published:

@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """The whole empathy-RLHF loop in one command: SFT -> reward model -> PPO (and/or DPO, GRPO,
-RLOO with --algorithm) -> test of every policy -> a report. Without --config it runs the demo default (GODEL_SMALL_ED, the model
+RLOO with --algorithm) -> the metric classifiers (trained here once) -> test of every policy ->
+a report. Without --config it runs the demo default (GODEL_SMALL_ED, the model
 shipped in the package, on slices of the shipped datasets; about ten minutes on a 2-core CPU,
 nothing downloaded).
 
@@ -32,6 +33,10 @@ _SAMPLES = flags.DEFINE_integer("num_samples", 5, "Sample responses in the repor
 _ALGORITHMS = flags.DEFINE_list("algorithm", ["ppo"], "Algorithms that train a policy from the "
                                 "SFT stage's, compared on the same test rows: ppo, dpo, grpo, "
                                 "rloo (comma-separated).")
+_CLASSIFIERS = flags.DEFINE_list(
+    "classifiers", ["emotion", "intent", "epitome_ER", "epitome_IP", "epitome_EX"],
+    "Metric classifiers trained here (once; reruns reuse them) for the test stage's emotion, "
+    "intent and EPITOME metrics; 'none' for none.")
 _CACHE = launch_flags.define_compilation_cache_flag()
 
 
@@ -45,11 +50,18 @@ def main(argv):
   num_samples = _SAMPLES.value
   if _CONFIG.value is not None:
     given = _CONFIG.value.to_dict()
-    unknown = sorted(set(given) - {"sft", "reward", "ppo", "dpo", "grpo", "test", "num_samples"})
+    unknown = sorted(set(given) - {"classifiers", "sft", "reward", "ppo", "dpo", "grpo", "test",
+                                   "num_samples"})
     if unknown:
       launch_flags.fail(f"--config has fields the pipeline does not take: {unknown}")
     num_samples = given.pop("num_samples", num_samples)
     stages = {k: given.get(k, v) for k, v in stages.items()}
+  chosen = [] if _CLASSIFIERS.value == ["none"] else _CLASSIFIERS.value
+  unknown = sorted(set(chosen) - set(demo()["classifiers"]))
+  if unknown:
+    launch_flags.fail(f"--classifiers: unknown task(s) {unknown}")
+  if _CLASSIFIERS.present:
+    stages["classifiers"] = {t: f for t, f in stages["classifiers"].items() if t in chosen}
   try:
     cfg = PipelineConfig(output_dir=_OUT.value, num_samples=num_samples,
                          algorithms=tuple(_ALGORITHMS.value), **stages)

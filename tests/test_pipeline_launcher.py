@@ -60,6 +60,9 @@ def get_config():
                    max_train_examples=8, max_val_examples=8, max_new_tokens=4,
                    initial_lr=1e-4),
       "test": dict(dataset_dir={data!r}, max_examples=8, max_new_tokens=4, batch_size=8),
+      "classifiers": {{"intent": dict(dataset_dir={intents!r}, max_train_examples=32,
+                                      hidden_size=32, num_layers=1, max_length=16,
+                                      batch_size=16, max_epochs=1)}},
       "num_samples": 2}})
 '''
 
@@ -146,7 +149,8 @@ def test_the_whole_loop_in_one_command(tmp_path, short_dialogues):
   start = str(tmp_path / "start")
   hf.save_torch_model("dialogpt", start)
   config = tmp_path / "pipeline_config.py"
-  config.write_text(CONFIG.format(data=short_dialogues, start=start, rewards=REWARD_DIR))
+  config.write_text(CONFIG.format(data=short_dialogues, start=start, rewards=REWARD_DIR,
+                                  intents=os.path.join(REPO, "datasets", "empathetic_intents")))
   out = tmp_path / "pipeline"
   cmd = [sys.executable, LAUNCHER, "--config", str(config), "--output_dir", str(out),
          "--algorithm", "ppo,dpo,rloo"]
@@ -162,6 +166,7 @@ def test_the_whole_loop_in_one_command(tmp_path, short_dialogues):
   stages = ("sft", "reward", "ppo", "dpo", "rloo")
   for stage in stages:
     assert f"[{stage}] training" in done.stdout
+  assert "[classifier intent] training" in done.stdout
 
   run = lambda stage: out / stage / "tensorboard_logs" / "version_0"
   for stage in stages:
@@ -176,9 +181,14 @@ def test_the_whole_loop_in_one_command(tmp_path, short_dialogues):
   metrics = {name: json.load(open(out / "test" / name / "test_metrics.json"))
              for name in ("sft", "ppo", "dpo", "rloo")}
   for m in metrics.values():
-    assert {"bleu", "dist-2", "ppl", "mean_reward_output", "mean_reward_target"} <= set(m)
+    assert {"bleu", "dist-2", "ppl", "mean_reward_output", "mean_reward_target",
+            "empintent_accuracy"} <= set(m)
 
   report = (out / "report" / "report.md").read_text()
+  assert "computed with classifiers trained here (intent;" in report
+  held_out = json.load(open(out / "classifiers" / "intent" / "tensorboard_logs" / "version_0"
+                            / "test_metrics.json"))
+  assert f"held-out accuracy {held_out['accuracy']:.3f}" in report
   assert f"| SFT | {fmt('bleu', metrics['sft']['bleu'])} | {fmt('dist-2', metrics['sft']['dist-2'])} |" in report
   assert f"| SFT+PPO | {fmt('bleu', metrics['ppo']['bleu'])} |" in report
   _check_headline(report, out)
@@ -199,6 +209,6 @@ def test_the_whole_loop_in_one_command(tmp_path, short_dialogues):
   # The same command again: every stage finished, nothing is trained or tested twice.
   again = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
   assert again.returncode == 0, again.stderr[-3000:]
-  assert "training" not in again.stdout and again.stdout.count("finished before") == 5
+  assert "training" not in again.stdout and again.stdout.count("finished before") == 6
   assert again.stdout.count("tested before") == 4 and "[kl" not in again.stdout
   assert not (out / "sft" / "tensorboard_logs" / "version_1").exists()

@@ -66,7 +66,7 @@ PINNED = {"train_dialogue_model.py": dict(max_epochs=10, batch_size=8, initial_l
           "test.py": dict(batch_size=32, data_erasure_level=1.0, split="test", seed=0),
           "benchmark.py": dict(repeats=5, max_new_tokens=32, batch_size=None),
           "plan.py": dict(batch_size=8, max_new_tokens=100, device_memory_gb=16.0),
-          "train_classifier.py": dict(max_epochs=3, batch_size=32, max_length=64,
+          "train_classifier.py": dict(max_epochs=None, batch_size=None, max_length=64,
                                       rationale_weight=0.1, log_interval=20),
           "survey.py": dict(survey_dir="survey", host="127.0.0.1", port=8000, K=32.0,
                             lease_seconds=900.0, num_resamples=1000, overwrite=False)}
