@@ -195,8 +195,8 @@ def _classifiers(configs: dict, clock) -> tuple[dict, dict]:
   """Trains each classifier unless it finished before (then its export is refreshed from its
   best model); returns (the test stage's classifier flags, each task's held-out metrics)."""
   from empathy_jax.evaluation import classifier_export  # pylint: disable=import-outside-toplevel
-  from empathy_jax.training.classifier import (TEST_METRICS,  # pylint: disable=import-outside-toplevel
-                                               load_params, train_classifier)
+  from empathy_jax.training.classifier import TEST_METRICS, train_classifier  # pylint: disable=import-outside-toplevel
+  from empathy_jax.training.classifier import held_out as held_out_of  # pylint: disable=import-outside-toplevel
 
   flags, held_out = {}, {}
   for task, ccfg in configs.items():
@@ -206,10 +206,12 @@ def _classifiers(configs: dict, clock) -> tuple[dict, dict]:
       summary.update(train_classifier(ccfg))
       return summary
     run_dir = _stage(f"classifier {task}", ccfg, train, ccfg.output_dir, clock)
-    folder = summary.get("export") or classifier_export.export(
-        ccfg, load_params(os.path.join(run_dir, "best")), ccfg.export_dir)
-    held_out[task] = summary.get("test") or read_dict(
-        os.path.join(run_dir, TEST_METRICS)) or {}
+    if not summary:  # finished before: its held-out metrics and export, else made again
+      metrics = read_dict(os.path.join(run_dir, TEST_METRICS))
+      summary.update({"test": metrics, "export": classifier_export.folder(ccfg, ccfg.export_dir)}
+                     if metrics and classifier_export.exported(ccfg, ccfg.export_dir)
+                     else held_out_of(ccfg, run_dir))
+    folder, held_out[task] = summary["export"], summary["test"]
     flag = {"emotion": "emo_classifier_dir", "intent": "intent_classifier_dir"}.get(
         task, "epitome_dir")
     flags[flag] = folder

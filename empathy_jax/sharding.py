@@ -170,6 +170,14 @@ def to_host(tree):
   return jax.tree.map(get, tree)
 
 
+def barrier(name: str) -> None:
+  """Every process waits here for the others (nothing to wait for on one process)."""
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+
+    multihost_utils.sync_global_devices(name)
+
+
 def initialize_distributed(coordinator_address: str | None = None,
                            num_processes: int | None = None,
                            process_id: int | None = None) -> None:

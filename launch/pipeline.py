@@ -60,8 +60,9 @@ def main(argv):
   unknown = sorted(set(chosen) - set(demo()["classifiers"]))
   if unknown:
     launch_flags.fail(f"--classifiers: unknown task(s) {unknown}")
-  if _CLASSIFIERS.present:
-    stages["classifiers"] = {t: f for t, f in stages["classifiers"].items() if t in chosen}
+  if _CLASSIFIERS.present:  # the named tasks: the config's fields, else the demo's
+    stages["classifiers"] = {t: stages["classifiers"].get(t, demo()["classifiers"][t])
+                             for t in chosen}
   try:
     cfg = PipelineConfig(output_dir=_OUT.value, num_samples=num_samples,
                          algorithms=tuple(_ALGORITHMS.value), **stages)

@@ -34,7 +34,7 @@ flags.adopt_module_key_flags(settings)
 
 def _held_out(summary: dict) -> dict:
   test = summary["test"]
-  line = {"task": flags.FLAGS.task, "run_dir": summary["run_dir"],
+  line = {"task": launch_flags.value("task"), "run_dir": summary["run_dir"],
           "test_accuracy": test["accuracy"], "test_macro_f1": test["macro_f1"]}
   if "rationale_f1" in test:
     line["test_rationale_f1"] = test["rationale_f1"]
@@ -45,11 +45,12 @@ def _held_out(summary: dict) -> dict:
 
 def main(argv):
   del argv
-  if flags.FLAGS.task and not launch_flags.value("dataset_dir"):
-    shipped = "empathetic_intents" if flags.FLAGS.task in TEXT_TASKS else "epitome"
-    flags.FLAGS.dataset_dir = os.path.join(_DATASETS, shipped)
-  if not flags.FLAGS.task:
+  task = launch_flags.value("task")  # the command line's, else the experiment config's
+  if not task:
     launch_flags.fail("--task: give one of emotion, intent, epitome_ER, epitome_IP, epitome_EX")
+  if not launch_flags.value("dataset_dir"):
+    shipped = "empathetic_intents" if task in TEXT_TASKS else "epitome"
+    flags.FLAGS.dataset_dir = os.path.join(_DATASETS, shipped)
   launch_flags.run_trainer(ClassifierConfig, _MESH, _CACHE, train_classifier,
                            summarize=_held_out, one_line=True)
 

@@ -21,6 +21,7 @@ from empathy_jax.training import classifier as T
 INTENTS = os.path.join(REPO, "datasets", "empathetic_intents")
 EPITOME = os.path.join(REPO, "datasets", "epitome")
 LAUNCHER = os.path.join(REPO, "launch", "train_classifier.py")
+SPLIT_SIZES, TEST_HEAD_SUM = [2315, 154, 615], 5412  # the EPITOME split, pinned
 
 
 def test_readers_label_rows_as_the_metric_suite_names_them():
@@ -41,12 +42,16 @@ def test_readers_label_rows_as_the_metric_suite_names_them():
 
 
 def test_epitome_split_is_fixed_disjoint_and_whole():
-  rows = {s: D.epitome_split_rows(3084)[s] for s in D.SPLITS}
-  assert [len(rows[s]) for s in D.SPLITS] == [2313, 154, 617]
-  assert len(set(np.concatenate(list(rows.values())))) == 3084
-  test = D.read_split(EPITOME, "test", "epitome_IP", ())
-  again = D.read_split(EPITOME, "test", "epitome_IP", ())
-  assert test.texts == again.texts and set(np.unique(test.labels)) <= {0, 1, 2}
+  # Pinned: the held-out rows must not move between versions (the docs' figures are on them).
+  import csv
+  with open(os.path.join(EPITOME, D.EPITOME_FILES["epitome_IP"]), newline="") as f:
+    rows = list(csv.DictReader(f))
+  split = D.epitome_split_rows([(r["sp_id"], r["rp_id"]) for r in rows])
+  assert [len(split[s]) for s in D.SPLITS] == SPLIT_SIZES
+  assert int(split["test"][:50].sum()) == TEST_HEAD_SUM
+  pairs = lambda part: {(rows[i]["sp_id"], rows[i]["rp_id"]) for i in split[part]}
+  assert not pairs("test") & pairs("train") and not pairs("val") & pairs("train")
+  assert len(np.concatenate(list(split.values()))) == len(rows)
 
 
 def test_rationale_labels_mark_the_tokens_inside_the_spans():
@@ -55,6 +60,12 @@ def test_rationale_labels_mark_the_tokens_inside_the_spans():
              (26, 28), (29, 34), (34, 35), (36, 38), (39, 43), (44, 50), (50, 51), (0, 0)]
   got = D.rationale_token_labels(offsets, text, ["I know how you feel.", "not in the text"])
   assert got.tolist() == [0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+  # The annotations collapse runs of white space; the text keeps them.
+  spaced = "I know  how you feel. Hang in there"
+  spaced_offsets = [(0, 1), (2, 6), (8, 11), (12, 15), (16, 20), (20, 21), (22, 26), (27, 29),
+                    (30, 35)]
+  got = D.rationale_token_labels(spaced_offsets, spaced, ["I know how you feel."])
+  assert got.tolist() == [1, 1, 1, 1, 1, 1, 0, 0, 0]
 
 
 def test_bad_rows_are_named(tmp_path):
@@ -194,6 +205,17 @@ def test_epitome_classifier_loads_in_the_originals_class(tmp_path):
                            attention_mask_SP=s["attention_mask"],
                            attention_mask_RP=r["attention_mask"])
     np.testing.assert_allclose(np.asarray(logits)[i], theirs.numpy()[0], atol=1e-4)
+  # test.py's EPITOME loader reads the export (its 16-token position table included) the same.
+  import shutil
+  three = tmp_path / "three"
+  three.mkdir()
+  for mech in ("ER", "IP", "EX"):
+    shutil.copy(os.path.join(folder, "finetuned_IP.safetensors"),
+                three / f"finetuned_{mech}.safetensors")
+  scorer = C.load_epitome(str(three))
+  assert scorer.max_length == 16
+  np.testing.assert_allclose(scorer.logits("IP", data.seekers[:12], data.texts[:12]),
+                             np.asarray(logits), atol=1e-4)
 
 
 def test_intent_at_its_defaults_reaches_the_figure_in_the_docs(tmp_path):

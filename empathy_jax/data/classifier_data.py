@@ -8,7 +8,8 @@
 - EPITOME (`datasets/epitome/{emotional-reactions,explorations,interpretations}-reddit.csv`):
   seeker post, response post, level 0-2 and rationales (the response's spans that show the
   mechanism, `|`-separated). The data has no split; a fixed seeded 75/5/20 split of each file
-  (the EPITOME paper's proportions) gives train/validation/test.
+  (the EPITOME paper's proportions, over the distinct post pairs) gives
+  train/validation/test.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
+import re
 
 import numpy as np
 
@@ -91,12 +93,19 @@ def read_intents(dataset_dir: str, split: str, task: str, labels: tuple[str, ...
   return LabelledSplit(texts, np.asarray(ids, np.int32))
 
 
-def epitome_split_rows(n: int) -> dict[str, np.ndarray]:
-  """Row indices of the fixed 75/5/20 train/validation/test split of an EPITOME file."""
-  order = np.random.default_rng(EPITOME_SPLIT_SEED).permutation(n)
-  train_end, val_end = int(0.75 * n), int(0.80 * n)
-  return {"train": np.sort(order[:train_end]), "val": np.sort(order[train_end:val_end]),
-          "test": np.sort(order[val_end:])}
+def epitome_split_rows(keys: list) -> dict[str, np.ndarray]:
+  """Row indices of the fixed 75/5/20 train/validation/test split of an EPITOME file. Rows are
+  split by their (seeker post id, response post id) pair: a pair annotated twice stays on one
+  side, so no test pair is also a training pair."""
+  groups: dict = {}
+  for i, key in enumerate(keys):
+    groups.setdefault(key, []).append(i)
+  order = np.random.default_rng(EPITOME_SPLIT_SEED).permutation(len(groups))
+  members = list(groups.values())
+  train_end, val_end = int(0.75 * len(order)), int(0.80 * len(order))
+  pick = lambda part: np.sort(np.asarray([i for g in part for i in members[g]], np.int64))
+  return {"train": pick(order[:train_end]), "val": pick(order[train_end:val_end]),
+          "test": pick(order[val_end:])}
 
 
 def read_epitome(dataset_dir: str, split: str, task: str) -> LabelledSplit:
@@ -115,7 +124,7 @@ def read_epitome(dataset_dir: str, split: str, task: str) -> LabelledSplit:
       problems.append(Problem(path, i, f"level {row['level']!r} is not 0, 1 or 2"))
   if problems or not rows:
     raise DatasetError(problems or [Problem(path, None, "has no rows")])
-  pick = epitome_split_rows(len(rows))[split]
+  pick = epitome_split_rows([(r.get("sp_id"), r.get("rp_id")) for r in rows])[split]
   chosen = [rows[i] for i in pick]
   return LabelledSplit(
       texts=[r["response_post"] for r in chosen],
@@ -137,8 +146,9 @@ def rationale_token_labels(offsets: list[tuple[int, int]], text: str, spans: lis
   else 0 (special tokens, with empty offsets, are 0)."""
   inside = np.zeros(len(text) + 1, bool)
   for span in spans:
-    at = text.find(span)
-    if at >= 0:
-      inside[at:at + len(span)] = True
+    # The annotations collapse runs of white space: match any run where the span has one.
+    found = re.search(r"\s+".join(map(re.escape, span.split())), text)
+    if found:
+      inside[found.start():found.end()] = True
   return np.asarray([int(end > start and inside[start:end].any()) for start, end in offsets],
                     np.int32)

@@ -37,30 +37,59 @@ def hf_config(size: CM.EncoderSize, labels: tuple[str, ...]) -> dict:
           "max_seq_length": size.max_length}
 
 
-def export(cfg, params: dict, export_dir: str) -> str:
-  """Writes the classifier of `cfg.task` (our flat params) into `export_dir`; returns the
-  folder `test.py` takes for it."""
-  from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
+def folder(cfg, export_dir: str) -> str:
+  """The folder `test.py` takes for the classifier of `cfg.task` exported into `export_dir`."""
+  return os.path.join(export_dir, EPITOME_FOLDER if cfg.task in EPITOME_TASKS
+                      else TEXT_FOLDERS[cfg.task])
 
+
+def exported(cfg, export_dir: str) -> bool:
+  """Whether `export_dir` holds this task's exported weights."""
+  name = (f"finetuned_{cfg.task.split('_')[1]}.safetensors" if cfg.task in EPITOME_TASKS
+          else "model.safetensors")
+  return os.path.isfile(os.path.join(folder(cfg, export_dir), name))
+
+
+def export(cfg, params: dict, export_dir: str) -> str:
+  """Writes the classifier of `cfg.task` (our flat params) into `export_dir` (each file
+  written beside its place and renamed over it); returns `folder(cfg, export_dir)`."""
   from empathy_jax.training.classifier import task_labels  # pylint: disable=import-outside-toplevel
 
   state = CM.to_pytorch(params)
+  out = folder(cfg, export_dir)
+  os.makedirs(out, exist_ok=True)
   if cfg.task in EPITOME_TASKS:
-    folder = os.path.join(export_dir, EPITOME_FOLDER)
-    os.makedirs(folder, exist_ok=True)
-    stem = os.path.join(folder, f"finetuned_{cfg.task.split('_')[1]}")
-    save_file(state, stem + ".safetensors")
-    write_pth(state, stem + ".pth")
-    return folder
-  folder = os.path.join(export_dir, TEXT_FOLDERS[cfg.task])
-  os.makedirs(folder, exist_ok=True)
-  save_file(state, os.path.join(folder, "model.safetensors"))
-  with open(os.path.join(folder, "config.json"), "w", encoding="utf-8") as f:
-    json.dump(hf_config(cfg.size(), task_labels(cfg.task)), f, indent=2)
+    stem = os.path.join(out, f"finetuned_{cfg.task.split('_')[1]}")
+    _atomic(stem + ".safetensors", lambda tmp: _safetensors(state, tmp))
+    _atomic(stem + ".pth", lambda tmp: write_pth(state, tmp))
+    return out
   tokenizer = resolve_source("package:roberta")
   for name in ("vocab.json", "merges.txt"):
-    shutil.copy(os.path.join(tokenizer, name), os.path.join(folder, name))
-  return folder
+    _atomic(os.path.join(out, name),
+            lambda tmp, name=name: shutil.copy(os.path.join(tokenizer, name), tmp))
+  _atomic(os.path.join(out, "model.safetensors"), lambda tmp: _safetensors(state, tmp))
+  config = json.dumps(hf_config(cfg.size(), task_labels(cfg.task)), indent=2)
+  _atomic(os.path.join(out, "config.json"), lambda tmp: _write_text(tmp, config))
+  return out
+
+
+def _write_text(path: str, text: str) -> None:
+  with open(path, "w", encoding="utf-8") as f:
+    f.write(text)
+
+
+def _safetensors(state, path: str) -> None:
+  from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
+
+  save_file(state, path)
+
+
+def _atomic(path: str, write) -> None:
+  """`write(tmp)` then renamed over `path` (nothing when `write` returns False)."""
+  tmp = path + ".tmp"
+  if write(tmp) is False:
+    return
+  os.replace(tmp, path)
 
 
 def write_pth(state: dict[str, np.ndarray], path: str) -> bool:

@@ -220,11 +220,12 @@ class EpitomeScorer:
   params: dict[str, dict]  # mechanism -> params
   cfg: E.EncoderConfig
   tokenizer: object
+  max_length: int = EPITOME_MAX_LENGTH
 
   def logits(self, mechanism: str, seeker_posts: Sequence[str], responses: Sequence[str],
              batch_size: int = 32) -> np.ndarray:
-    s_ids, s_mask = _encode(self.tokenizer, seeker_posts, EPITOME_MAX_LENGTH)
-    r_ids, r_mask = _encode(self.tokenizer, responses, EPITOME_MAX_LENGTH)
+    s_ids, s_mask = _encode(self.tokenizer, seeker_posts, self.max_length)
+    r_ids, r_mask = _encode(self.tokenizer, responses, self.max_length)
     fn = functools.partial(_epitome_jit, self.params[mechanism], self.cfg)
     return _batched(fn, [s_ids, s_mask, r_ids, r_mask], batch_size)
 
@@ -233,7 +234,7 @@ class EpitomeScorer:
 
 
 def load_epitome(directory: str, tokenizer_source: str = ROBERTA_TOKENIZER) -> EpitomeScorer:
-  params, cfg = {}, None
+  params, cfg, max_length = {}, None, EPITOME_MAX_LENGTH
   for mech, path in zip(EPITOME_MECHANISMS, check_epitome_dir(directory)):
     state = _read_state(path)
     E.require(state, ["attn.q_linear.weight", "empathy_classifier.dense.weight",
@@ -244,7 +245,11 @@ def load_epitome(directory: str, tokenizer_source: str = ROBERTA_TOKENIZER) -> E
     cfg = E.EncoderConfig("roberta", E.count_layers(state, "seeker_encoder.roberta"),
                           num_heads=max(1, hidden // 64), layer_norm_eps=1e-5, pad_token_id=1)
     params[mech] = E.prepare_params(state)
-  return EpitomeScorer(params, cfg, _tokenizer(tokenizer_source))
+    # EPITOME reads 64 tokens; a model with a shorter position table (trained here with a
+    # smaller --max_length) reads what it has (RoBERTa's positions start after the pad id).
+    positions = state["seeker_encoder.roberta.embeddings.position_embeddings.weight"].shape[0]
+    max_length = min(max_length, positions - 2)
+  return EpitomeScorer(params, cfg, _tokenizer(tokenizer_source), max_length)
 
 
 def classification_report(pred: np.ndarray, truth: np.ndarray, labels: Sequence[str]

@@ -37,19 +37,12 @@ def _checkpointer():
   return ocp.StandardCheckpointer()
 
 
-def _barrier(name: str) -> None:
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
-
-    multihost_utils.sync_global_devices(name)
-
-
 def save_tree(path: str, tree) -> None:
   """Writes a pytree with orbax (which itself writes to a temporary folder, then renames)."""
   path = os.path.abspath(path)
   if os.path.exists(path) and jax.process_index() == 0:
     shutil.rmtree(path)
-  _barrier(f"save_tree:{path}")
+  sharding.barrier(f"save_tree:{path}")
   ckptr = _checkpointer()
   ckptr.save(path, tree)
   ckptr.wait_until_finished()
@@ -143,7 +136,7 @@ def save(loaded, path: str, extra: dict[str, Any] | None = None,
       os.replace(path, old)
     os.replace(tmp, path)
     shutil.rmtree(old, ignore_errors=True)
-  _barrier(f"model_dir.save:{path}")
+  sharding.barrier(f"model_dir.save:{path}")
 
 
 def read_info(path: str) -> dict:

@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import json
 import os
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -105,6 +106,9 @@ class ClassifierConfig(TrainRunConfig):
     if self.task in D.EPITOME_TASKS and size.hidden_size != CM.EPITOME_WIDTH:
       raise ValueError(f"--hidden_size: EPITOME models are {CM.EPITOME_WIDTH} wide (the "
                        f"original's class builds its heads that wide)")
+    if self.task in D.EPITOME_TASKS and size.num_heads != CM.EPITOME_WIDTH // 64:
+      raise ValueError(f"--num_heads: EPITOME models have {CM.EPITOME_WIDTH // 64} (as "
+                       f"roberta-base, which EPITOME files are read as)")
     if not os.path.isdir(self.dataset_dir):
       raise ValueError(f"--dataset_dir {self.dataset_dir!r} does not exist")
     self.optimizer()
@@ -255,7 +259,8 @@ class ClassifierTask(loop.Task):
                          donate_argnums=0)
     self._eval = jax.jit(functools.partial(eval_step, cfg=self.enc_cfg,
                                            rationale_weight=cfg.rationale_weight),
-                         in_shardings=(shardings.params, batch_shardings))
+                         in_shardings=(shardings.params, batch_shardings),
+                         out_shardings=sharding.replicated(mesh))  # every process reads all
 
   def _global(self, batch):
     return {k: sharding.from_host(v, self.batch_shardings[k]) for k, v in batch.items()}
@@ -295,27 +300,40 @@ class ClassifierTask(loop.Task):
 
 def save(path: str, cfg: ClassifierConfig, params: dict, metadata: dict | None = None) -> None:
   """Our classifier folder: classifier.json (task, labels, sizes, tokenizer) and the weights
-  as a PyTorch state dict in safetensors."""
+  as a PyTorch state dict in safetensors. Process 0 writes it beside the target and renames it
+  over (a kill leaves the old folder or the new one, never half of one); every process waits."""
   from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
 
-  os.makedirs(path, exist_ok=True)
-  size = cfg.size()
-  info = {"task": cfg.task, "labels": list(task_labels(cfg.task)), "model_type": "roberta",
-          **dataclasses.asdict(size), "tokenizer": ROBERTA_TOKENIZER,
-          "metadata": metadata or {}}
-  save_file(CM.to_pytorch(params), os.path.join(path, WEIGHTS_FILE))
-  with open(os.path.join(path, CONFIG_FILE), "w", encoding="utf-8") as f:
-    json.dump(info, f, indent=2)
+  path = os.path.abspath(path).rstrip("/")
+  tmp, old = path + ".tmp", path + ".old"
+  if jax.process_index() == 0:
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    size = cfg.size()
+    info = {"task": cfg.task, "labels": list(task_labels(cfg.task)), "model_type": "roberta",
+            **dataclasses.asdict(size), "tokenizer": ROBERTA_TOKENIZER,
+            "metadata": metadata or {}}
+    save_file(CM.to_pytorch(params), os.path.join(tmp, WEIGHTS_FILE))
+    with open(os.path.join(tmp, CONFIG_FILE), "w", encoding="utf-8") as f:  # last: complete
+      json.dump(info, f, indent=2)
+    if not os.path.exists(path) and os.path.isfile(os.path.join(old, CONFIG_FILE)):
+      os.replace(old, path)  # a kill between the renames below left only the old folder
+    if os.path.exists(path):
+      shutil.rmtree(old, ignore_errors=True)
+      os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
+  sharding.barrier(f"classifier.save:{path}")
 
 
 class ClassifierTraining(core.Algorithm):
   """A classifier for `core.run`: its labelled splits, random initial weights, the loss."""
 
-  def prepare(self, cfg: ClassifierConfig, mesh):
+  def prepare(self, cfg: ClassifierConfig, mesh, splits=D.SPLITS):
     core.check_batch_shards(cfg.batch_size, mesh)
     tokenizer = _tokenizer(ROBERTA_TOKENIZER)
     tables = {}
-    for split in D.SPLITS:
+    for split in splits:
       data = D.read_split(cfg.dataset_dir, split, cfg.task, task_labels(cfg.task))
       table = encode_split(data, tokenizer, cfg.max_length)
       if split == "train" and cfg.max_train_examples:
@@ -337,20 +355,42 @@ class ClassifierTraining(core.Algorithm):
     task = ClassifierTask(cfg, prepared, mesh, shardings, tx, lr_fn)
 
     def finish(state, summary):
-      best = os.path.join(summary["run_dir"], "best")
-      params = load_params(best) if os.path.isdir(best) else state.params
-      test = task.evaluate(sharding.replicate(params, mesh), "test")
-      if jax.process_index() == 0:
-        write_atomic(os.path.join(summary["run_dir"], TEST_METRICS), test)
-      out = {**summary, "test": test}
-      if cfg.export_dir:
-        from empathy_jax.evaluation import classifier_export  # pylint: disable=import-outside-toplevel
-
-        out["export"] = classifier_export.export(cfg, sharding.to_host(params),
-                                                 cfg.export_dir)
-      return out
+      del state  # the best epoch's model is scored and exported, not the last one's
+      return {**summary, **held_out(cfg, summary["run_dir"], task)}
     return core.Setup(task, state, hparams={"parameters": int(sum(
         v.size for v in params.values()))}, finish=finish)
+
+
+def held_out(cfg: ClassifierConfig, run_dir: str, task: ClassifierTask | None = None) -> dict:
+  """The best model's metrics on the held-out test split (written to the run folder's
+  test_metrics.json) and, with --export_dir, its export: {"test": ..., "export": folder}.
+  Without `task` (a finished run reused), the test split is read and scored here."""
+  if task is None:
+    mesh = sharding.make_mesh(cfg.mesh)
+    tables = {"train": {}, **ClassifierTraining().prepare(cfg, mesh, splits=("test",))}
+    tables["train"] = tables["test"]
+    task = ClassifierTask(cfg, tables, mesh, _eval_shardings(mesh), None, lambda step: 0.0)
+  params = load_params(os.path.join(run_dir, "best"))
+  test = task.evaluate(sharding.replicate(params, task.mesh), "test")
+  out = {"test": test}
+  if jax.process_index() == 0:
+    write_atomic(os.path.join(run_dir, TEST_METRICS), test)
+    if cfg.export_dir:
+      from empathy_jax.evaluation import classifier_export  # pylint: disable=import-outside-toplevel
+
+      out["export"] = classifier_export.export(cfg, params, cfg.export_dir)
+  sharding.barrier(f"classifier.held_out:{run_dir}")
+  if cfg.export_dir and "export" not in out:
+    from empathy_jax.evaluation import classifier_export  # pylint: disable=import-outside-toplevel
+
+    out["export"] = classifier_export.folder(cfg, cfg.export_dir)
+  return out
+
+
+def _eval_shardings(mesh):
+  """A train state's shardings where only `params` is read (scoring a saved model)."""
+  replicated = sharding.replicated(mesh)
+  return TrainState(step=replicated, params=replicated, opt_state=replicated, rng=replicated)
 
 
 def load_params(path: str) -> dict:
