@@ -56,11 +56,24 @@ def restore_tree(path: str, target=None):
   return ckptr.restore(path) if target is None else ckptr.restore(path, target)
 
 
-def recover(path: str) -> None:
-  """Puts `path.old` back where a kill between the two renames of `save` left no `path`."""
+def recover(path: str, marker: str = INFO) -> None:
+  """Puts `path.old` back where a kill between the two renames of `swap_in` left no `path`
+  (`marker`: the file a complete folder holds)."""
   old = path.rstrip("/") + ".old"
-  if not os.path.exists(path) and os.path.isfile(os.path.join(old, INFO)):
+  if not os.path.exists(path) and os.path.isfile(os.path.join(old, marker)):
     os.replace(old, path)
+
+
+def swap_in(tmp: str, path: str, marker: str = INFO) -> None:
+  """Replaces the folder `path` by the complete folder `tmp` (two renames; a kill between them
+  leaves `path.old`, which `recover` puts back)."""
+  old = path + ".old"
+  recover(path, marker)
+  if os.path.exists(path):
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(path, old)
+  os.replace(tmp, path)
+  shutil.rmtree(old, ignore_errors=True)
 
 
 def model_dir_of(path: str) -> str | None:
@@ -107,7 +120,7 @@ def save(loaded, path: str, extra: dict[str, Any] | None = None,
   from empathy_jax.models.loaded import unscanned_numpy_params  # pylint: disable=import-outside-toplevel
 
   path = os.path.abspath(path).rstrip("/")
-  tmp, old = path + ".tmp", path + ".old"
+  tmp = path + ".tmp"
   primary = jax.process_index() == 0
   params = unscanned_numpy_params(loaded)  # collective: before any process-0-only work
   if param_dtype != "float32":
@@ -130,12 +143,7 @@ def save(loaded, path: str, extra: dict[str, Any] | None = None,
     # model_info.json last: a folder without it is never taken for a model.
     with open(os.path.join(tmp, INFO), "w") as f:
       json.dump(info, f, indent=2, sort_keys=True)
-    recover(path)
-    if os.path.exists(path):
-      shutil.rmtree(old, ignore_errors=True)
-      os.replace(path, old)
-    os.replace(tmp, path)
-    shutil.rmtree(old, ignore_errors=True)
+    swap_in(tmp, path)
   sharding.barrier(f"model_dir.save:{path}")
 
 

@@ -31,6 +31,7 @@ from empathy_jax.evaluation import encoders as E
 from empathy_jax.evaluation.classifiers import (EMOTION_LABELS, INTENT_LABELS,
                                                 ROBERTA_TOKENIZER, _tokenizer)
 from empathy_jax.json_files import write_atomic
+from empathy_jax.models import model_dir
 from empathy_jax.settings import setting
 from empathy_jax.training import core, loop
 from empathy_jax.training.optimizer import OptimizerConfig
@@ -305,7 +306,7 @@ def save(path: str, cfg: ClassifierConfig, params: dict, metadata: dict | None =
   from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
 
   path = os.path.abspath(path).rstrip("/")
-  tmp, old = path + ".tmp", path + ".old"
+  tmp = path + ".tmp"
   if jax.process_index() == 0:
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
@@ -316,13 +317,7 @@ def save(path: str, cfg: ClassifierConfig, params: dict, metadata: dict | None =
     save_file(CM.to_pytorch(params), os.path.join(tmp, WEIGHTS_FILE))
     with open(os.path.join(tmp, CONFIG_FILE), "w", encoding="utf-8") as f:  # last: complete
       json.dump(info, f, indent=2)
-    if not os.path.exists(path) and os.path.isfile(os.path.join(old, CONFIG_FILE)):
-      os.replace(old, path)  # a kill between the renames below left only the old folder
-    if os.path.exists(path):
-      shutil.rmtree(old, ignore_errors=True)
-      os.replace(path, old)
-    os.replace(tmp, path)
-    shutil.rmtree(old, ignore_errors=True)
+    model_dir.swap_in(tmp, path, CONFIG_FILE)
   sharding.barrier(f"classifier.save:{path}")
 
 
