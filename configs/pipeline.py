@@ -23,4 +23,5 @@ def get_config(variant: str = ""):
       "ppo": dict(experiments.PPO),
       "dpo": dict(experiments.DPO),
       "grpo": {**experiments.GRPO, "max_train_examples": None, "max_val_examples": None},
+      "classifiers": {t: dict(f) for t, f in experiments.CLASSIFIERS.items()},
       "test": dict(experiments.EVAL)})

@@ -13,6 +13,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from conftest import ED_DIR, REPO
+from empathy_jax.data.classifier_data import TASKS as CLASSIFIER_TASKS
 from empathy_jax.errors import CheckpointError, DatasetError
 from empathy_jax.evaluation.suite import ScoreConfig
 from empathy_jax.evaluation.testing import TestConfig, run_test
@@ -44,9 +45,14 @@ def test_every_config_and_its_tiny_twin_parse(path, monkeypatch):
   full, tiny = _load(path), _load(f"{path}:tiny")
   if "sft" in full:  # the pipeline's: a config per stage
     stages = {"sft", "reward", "ppo", "dpo", "grpo", "test"}
-    assert set(full.keys()) == set(tiny.keys()) == stages
+    assert set(full.keys()) == set(tiny.keys()) == stages | {"classifiers"}
     for stage in stages:
       assert os.path.isdir(full[stage].dataset_dir) and os.path.isdir(tiny[stage].dataset_dir)
+    # The metric classifiers: all five at the full scale (their data shipped), none in the
+    # tiny loop.
+    assert sorted(full.classifiers) == sorted(CLASSIFIER_TASKS) and not tiny.classifiers
+    for fields in full.classifiers.values():
+      assert os.path.isdir(fields.dataset_dir)
     for stage in ("sft", "reward"):
       assert not full[stage].model.endswith("_TINY") and tiny[stage].model.endswith("_TINY")
     full, tiny = full.sft, tiny.sft  # the SFT stage: the checks of an SFT config below
