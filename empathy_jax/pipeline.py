@@ -192,32 +192,24 @@ def _classifier_configs(cfg: PipelineConfig, out: str) -> dict:
 
 
 def _classifiers(configs: dict, clock) -> tuple[dict, dict]:
-  """Trains each classifier unless it finished before (then its export is refreshed from its
-  best model); returns (the test stage's classifier flags, each task's held-out metrics)."""
+  """Trains each classifier unless it finished before; returns (the test stage's classifier
+  flags, each task's held-out metrics). A run writes its held-out metrics and export when it
+  finishes; a finished run without them (killed in between) has them made again."""
   from empathy_jax.evaluation import classifier_export  # pylint: disable=import-outside-toplevel
-  from empathy_jax.training.classifier import TEST_METRICS, train_classifier  # pylint: disable=import-outside-toplevel
-  from empathy_jax.training.classifier import held_out as held_out_of  # pylint: disable=import-outside-toplevel
+  from empathy_jax.training.classifier import TEST_METRICS, held_out, train_classifier  # pylint: disable=import-outside-toplevel
 
-  flags, held_out = {}, {}
+  flags, metrics = {}, {}
   for task, ccfg in configs.items():
-    summary = {}
-
-    def train(ccfg, summary=summary):
-      summary.update(train_classifier(ccfg))
-      return summary
-    run_dir = _stage(f"classifier {task}", ccfg, train, ccfg.output_dir, clock)
-    if not summary:  # finished before: its held-out metrics and export, else made again
-      metrics = read_dict(os.path.join(run_dir, TEST_METRICS))
-      summary.update({"test": metrics, "export": classifier_export.folder(ccfg, ccfg.export_dir)}
-                     if metrics and classifier_export.exported(ccfg, ccfg.export_dir)
-                     else held_out_of(ccfg, run_dir))
-    folder, held_out[task] = summary["export"], summary["test"]
+    run_dir = _stage(f"classifier {task}", ccfg, train_classifier, ccfg.output_dir, clock)
+    metrics[task] = read_dict(os.path.join(run_dir, TEST_METRICS))
+    if not (metrics[task] and classifier_export.exported(ccfg, ccfg.export_dir)):
+      metrics[task] = held_out(ccfg, run_dir)["test"]
     flag = {"emotion": "emo_classifier_dir", "intent": "intent_classifier_dir"}.get(
         task, "epitome_dir")
-    flags[flag] = folder
+    flags[flag] = classifier_export.folder(ccfg, ccfg.export_dir)
   if sum(t.startswith("epitome_") for t in configs) < 3:
     flags.pop("epitome_dir", None)  # EPITOME scores need all three mechanisms
-  return flags, held_out
+  return flags, metrics
 
 
 def _algorithm_stages(cfg: PipelineConfig, out: str, sft_dir: str, reward_dir: str):

@@ -88,10 +88,12 @@ def _read_json(path: str, problems: list[Problem]) -> Any:
   try:
     with open(path, encoding="utf-8") as f:
       return json.load(f)
-  except json.JSONDecodeError as e:
+  except (json.JSONDecodeError, RecursionError) as e:  # RecursionError: nested too deep
     problems.append(Problem(path, None, f"invalid JSON: {e}"))
   except UnicodeDecodeError as e:
     problems.append(Problem(path, None, f"not UTF-8 text: {e}"))
+  except OSError as e:
+    problems.append(Problem(path, None, e.strerror or str(e)))
   return None
 
 

@@ -53,8 +53,6 @@ def exported(cfg, export_dir: str) -> bool:
 def export(cfg, params: dict, export_dir: str) -> str:
   """Writes the classifier of `cfg.task` (our flat params) into `export_dir` (each file
   written beside its place and renamed over it); returns `folder(cfg, export_dir)`."""
-  from empathy_jax.training.classifier import task_labels  # pylint: disable=import-outside-toplevel
-
   state = CM.to_pytorch(params)
   out = folder(cfg, export_dir)
   os.makedirs(out, exist_ok=True)
@@ -68,7 +66,7 @@ def export(cfg, params: dict, export_dir: str) -> str:
     _atomic(os.path.join(out, name),
             lambda tmp, name=name: shutil.copy(os.path.join(tokenizer, name), tmp))
   _atomic(os.path.join(out, "model.safetensors"), lambda tmp: _safetensors(state, tmp))
-  config = json.dumps(hf_config(cfg.size(), task_labels(cfg.task)), indent=2)
+  config = json.dumps(hf_config(cfg.size(), CM.task_labels(cfg.task)), indent=2)
   _atomic(os.path.join(out, "config.json"), lambda tmp: _write_text(tmp, config))
   return out
 

@@ -19,9 +19,16 @@ import dataclasses
 import numpy as np
 
 from empathy_jax.evaluation import encoders as E
+from empathy_jax.evaluation.classifiers import EMOTION_LABELS, INTENT_LABELS
 
 ROBERTA_VOCAB, ROBERTA_PAD = 50265, 1
 EPITOME_WIDTH = 768  # fixed by the original's EPITOME class
+LEVELS = ("none", "weak", "strong")  # EPITOME's levels 0, 1, 2
+
+
+def task_labels(task: str) -> tuple[str, ...]:
+  """The labels a task's outputs stand for, in output order."""
+  return {"emotion": EMOTION_LABELS, "intent": INTENT_LABELS}.get(task, LEVELS)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,6 +8,7 @@ import os
 import random
 import signal
 
+from empathy_jax.data.dialogue_dataset import read_json
 from empathy_jax.errors import DatasetError, Problem
 from empathy_jax.json_files import write_atomic
 from empathy_jax.survey import plots, ratings as R, reward_data, server, store as S
@@ -52,12 +53,13 @@ def add_model(survey_dir: str, model_name: str, model_dir: str, dataset_dir: str
   if not model_name.strip():
     raise ValueError("--model_name: give the model a name")
   tables = T.load_tables(survey_dir)
-  if dataset_dir is None and T.GOLD not in [t["model_name"] for t in tables]:
+  has_gold = T.GOLD in [t["model_name"] for t in tables]
+  if dataset_dir is None and not has_gold:
     raise ValueError("--dataset_dir: needed the first time (the test split's contexts and "
                      "human targets)")
   contexts = T.survey_contexts(survey_dir, dataset_dir)
   responses = _rows_by_id(model_dir, contexts)
-  if T.GOLD not in [t["model_name"] for t in tables]:
+  if not has_gold:
     targets = T.load_targets(os.path.join(dataset_dir, "test", "targets.json"), len(contexts))
     tables.append(T.write_table(survey_dir, T.new_id(), T.GOLD, None,
                                 {str(i): t for i, t in enumerate(targets)}))
@@ -65,11 +67,13 @@ def add_model(survey_dir: str, model_name: str, model_dir: str, dataset_dir: str
   # is the number of tables of that name before this one.
   version = sum(t["model_name"] == model_name for t in tables)
   table = T.write_table(survey_dir, T.new_id(), model_name, version, responses)
-  pushed = sorted(S.open_store(survey_dir).pushed_context_ids()) if os.path.exists(
-      os.path.join(survey_dir, S.DB_FILE)) else []
-  samples = T.pair_samples([table], tables, pushed, contexts, random.Random(seed))
-  if samples:
-    S.open_store(survey_dir).add_samples(samples)
+  samples = []
+  if os.path.exists(os.path.join(survey_dir, S.DB_FILE)):  # pushed before: pair it there too
+    store = S.open_store(survey_dir)
+    samples = T.pair_samples([table], tables, sorted(store.pushed_context_ids()), contexts,
+                             random.Random(seed))
+    if samples:
+      store.add_samples(samples)
   return {"model_id": table["model_id"], "version": version, "responses": len(responses),
           "samples_added": len(samples)}
 
@@ -97,24 +101,31 @@ def push_samples(survey_dir: str, num_per_model: int, seed: int | None = None) -
   return {"contexts": len(chosen), "samples": len(samples), "asked": num_per_model}
 
 
+def _require_survey(survey_dir: str) -> None:
+  if not os.path.exists(os.path.join(survey_dir, S.DB_FILE)):
+    raise ValueError(f"--survey_dir: {survey_dir} has no survey yet (push_samples first)")
+
+
+def _stop(*_) -> None:
+  raise KeyboardInterrupt  # SIGTERM stops the server as Ctrl-C does
+
+
 def add_rater(survey_dir: str, name: str) -> str:
   if not name.strip():
     raise ValueError("--name: give the rater a name")
-  if not os.path.exists(os.path.join(survey_dir, S.DB_FILE)):
-    raise ValueError(f"--survey_dir: {survey_dir} has no survey yet (push_samples first)")
+  _require_survey(survey_dir)
   return S.open_store(survey_dir).add_rater(name)
 
 
 def serve(survey_dir: str, host: str, port: int, lease_seconds: float, announce=print) -> None:
   """Serves the page and the API until interrupted (SIGINT or SIGTERM)."""
-  if not os.path.exists(os.path.join(survey_dir, S.DB_FILE)):
-    raise ValueError(f"--survey_dir: {survey_dir} has no survey yet (push_samples first)")
+  _require_survey(survey_dir)
   if not (math.isfinite(lease_seconds) and lease_seconds > 0):
     raise ValueError("--lease_seconds: must be a positive number of seconds")
   if not 0 <= port <= 65535:
     raise ValueError(f"--port: {port} is not a port (0..65535; 0 picks a free one)")
   httpd = server.make_server(S.open_store(survey_dir), host, port, lease_seconds)
-  signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+  signal.signal(signal.SIGTERM, _stop)
   announce(f"serving the survey at http://{httpd.server_address[0]}:{httpd.server_address[1]}/"
            f" (Ctrl-C stops)")
   try:
@@ -128,8 +139,7 @@ def serve(survey_dir: str, host: str, port: int, lease_seconds: float, announce=
 def results(survey_dir: str) -> dict:
   """results/survey_results.json: every answered sample, in the original's format, in the
   order the answers were committed."""
-  if not os.path.exists(os.path.join(survey_dir, S.DB_FILE)):
-    raise ValueError(f"--survey_dir: {survey_dir} has no survey yet (push_samples first)")
+  _require_survey(survey_dir)
   answered = S.open_store(survey_dir).completed()
   if not answered:
     raise ValueError(f"--survey_dir: {survey_dir} has no answers yet")
@@ -180,7 +190,7 @@ def ratings(survey_dir: str, k: float = 32, num_resamples: int = 1000, seed: int
   folder = os.path.join(survey_dir, T.RESULTS_DIR)
   path = os.path.join(folder, RESULTS_FILE)
   ids = [t["model_id"] for t in tables]
-  answers = _check_results(T.load_json(path), path, set(ids))
+  answers = _check_results(read_json(path), path, set(ids))
   model_ratings = R.elo(answers, ids, k)
   matrix = R.correlation(answers)
   spread, converged = R.intervals(answers, ids, k, num_resamples, seed)
@@ -213,7 +223,7 @@ def format_ratings(summary: dict) -> str:
 
 def make_reward_dataset(survey_dir: str, output_dir: str, overwrite: bool = False) -> dict:
   path = os.path.join(survey_dir, T.RESULTS_DIR, RESPONSE_RATINGS)
-  data = T.load_json(path)
+  data = read_json(path)
   if not isinstance(data, dict) or not data:
     raise DatasetError([Problem(path, None, "expected the ratings command's response ratings")])
   for key, item in data.items():

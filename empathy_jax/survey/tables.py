@@ -9,11 +9,11 @@ a fault is a `DatasetError` naming the file.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import uuid
 
+from empathy_jax.data.dialogue_dataset import read_json
 from empathy_jax.errors import DatasetError, Problem
 from empathy_jax.json_files import write_atomic
 
@@ -23,25 +23,13 @@ PENDING, IN_PROGRESS, COMPLETE = 0, 1, 2
 MODEL_DIR, CONTEXTS_FILE, RESULTS_DIR = "model_data", "contexts.json", "results"
 
 
-def load_json(path: str):
-  try:
-    with open(path, encoding="utf-8") as f:
-      return json.load(f)
-  except FileNotFoundError as e:
-    raise DatasetError([Problem(path, None, "file is missing")]) from e
-  except (ValueError, UnicodeDecodeError, RecursionError) as e:
-    raise DatasetError([Problem(path, None, f"invalid JSON: {e}")]) from e
-  except OSError as e:
-    raise DatasetError([Problem(path, None, e.strerror or str(e))]) from e
-
-
 def _is_str_list(value) -> bool:
   return isinstance(value, list) and all(isinstance(t, str) for t in value)
 
 
 def load_contexts(path: str) -> list[list[str]]:
   """A dataset split's contexts.json: a list of dialogue contexts (lists of turns)."""
-  contexts = load_json(path)
+  contexts = read_json(path)
   if not isinstance(contexts, list) or not contexts:
     raise DatasetError([Problem(path, None, "expected a non-empty list of dialogue contexts")])
   bad = [i for i, c in enumerate(contexts) if not (_is_str_list(c) and c)]
@@ -52,7 +40,7 @@ def load_contexts(path: str) -> list[list[str]]:
 
 
 def load_targets(path: str, count: int) -> list[str]:
-  targets = load_json(path)
+  targets = read_json(path)
   if not _is_str_list(targets) or len(targets) != count:
     raise DatasetError([Problem(path, None, f"expected a list of {count} strings, one per "
                                             f"context")])
@@ -85,7 +73,7 @@ def load_tables(survey_dir: str) -> list[dict]:
   for name in sorted(os.listdir(folder)):
     path = os.path.join(folder, name)
     if name.endswith(".json") and os.path.isfile(path):
-      tables.append(check_table(load_json(path), path))
+      tables.append(check_table(read_json(path), path))
   ids = [t["model_id"] for t in tables]
   if len(set(ids)) != len(ids):
     raise DatasetError([Problem(folder, None, "two model tables share a model_id")])

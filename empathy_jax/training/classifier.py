@@ -28,8 +28,9 @@ from empathy_jax import preflight, ranges, settings, sharding
 from empathy_jax.data import classifier_data as D
 from empathy_jax.evaluation import classifier_models as CM
 from empathy_jax.evaluation import encoders as E
-from empathy_jax.evaluation.classifiers import (EMOTION_LABELS, INTENT_LABELS,
-                                                ROBERTA_TOKENIZER, _tokenizer)
+from empathy_jax.evaluation import classifier_export
+from empathy_jax.evaluation.classifier_models import task_labels
+from empathy_jax.evaluation.classifiers import ROBERTA_TOKENIZER, _tokenizer
 from empathy_jax.json_files import write_atomic
 from empathy_jax.models import model_dir
 from empathy_jax.settings import setting
@@ -38,7 +39,6 @@ from empathy_jax.training.optimizer import OptimizerConfig
 from empathy_jax.training.run_config import TrainRunConfig
 from empathy_jax.training.state import TrainState
 
-LEVELS = ("none", "weak", "strong")  # EPITOME's levels 0, 1, 2
 CONFIG_FILE, WEIGHTS_FILE = "classifier.json", "model.safetensors"
 TEST_METRICS = "test_metrics.json"  # the best model's held-out metrics, in the run folder
 
@@ -48,10 +48,6 @@ TASK_DEFAULTS = {"emotion": dict(max_epochs=4, batch_size=64, initial_lr=1e-3),
                  "intent": dict(max_epochs=3, batch_size=32, initial_lr=5e-4),
                  **{t: dict(max_epochs=2, batch_size=32, initial_lr=5e-4)
                     for t in D.EPITOME_TASKS}}
-
-
-def task_labels(task: str) -> tuple[str, ...]:
-  return {"emotion": EMOTION_LABELS, "intent": INTENT_LABELS}.get(task, LEVELS)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -95,9 +91,8 @@ class ClassifierConfig(TrainRunConfig):
         object.__setattr__(self, name, value)
     ranges.check(self)
     self.loop()
-    for name in ("batch_size", "num_layers", "max_length"):
-      if getattr(self, name) is not None and getattr(self, name) < 1:
-        raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
+    if self.num_layers is not None and self.num_layers < 1:
+      raise ValueError(f"--num_layers must be >= 1, got {self.num_layers}")
     if self.max_length < 8:
       raise ValueError(f"--max_length must be >= 8, got {self.max_length}")
     size = self.size()
@@ -367,19 +362,14 @@ def held_out(cfg: ClassifierConfig, run_dir: str, task: ClassifierTask | None = 
     task = ClassifierTask(cfg, tables, mesh, _eval_shardings(mesh), None, lambda step: 0.0)
   params = load_params(os.path.join(run_dir, "best"))
   test = task.evaluate(sharding.replicate(params, task.mesh), "test")
-  out = {"test": test}
   if jax.process_index() == 0:
     write_atomic(os.path.join(run_dir, TEST_METRICS), test)
     if cfg.export_dir:
-      from empathy_jax.evaluation import classifier_export  # pylint: disable=import-outside-toplevel
-
-      out["export"] = classifier_export.export(cfg, params, cfg.export_dir)
+      classifier_export.export(cfg, params, cfg.export_dir)
   sharding.barrier(f"classifier.held_out:{run_dir}")
-  if cfg.export_dir and "export" not in out:
-    from empathy_jax.evaluation import classifier_export  # pylint: disable=import-outside-toplevel
-
-    out["export"] = classifier_export.folder(cfg, cfg.export_dir)
-  return out
+  if not cfg.export_dir:
+    return {"test": test}
+  return {"test": test, "export": classifier_export.folder(cfg, cfg.export_dir)}
 
 
 def _eval_shardings(mesh):
