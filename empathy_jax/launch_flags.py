@@ -94,8 +94,6 @@ def define_trust_pickle_flag():
 
 def define_compilation_cache_flag() -> Callable[[], None]:
   """`--compilation_cache_dir`; the returned function turns the cache on (call it first)."""
-  from empathy_jax import compilation  # pylint: disable=import-outside-toplevel
-
   holder = flags.DEFINE_string(
       "compilation_cache_dir", compilation.default_cache_dir(),
       "JAX's persistent compilation cache: a second run of the same job compiles nothing. "

@@ -17,8 +17,24 @@ import os
 import time
 
 from empathy_jax import experiments
+from empathy_jax.data.dialogue_dataset import load_dialogue_split, split_dir
+from empathy_jax.evaluation import classifier_export, results
+from empathy_jax.evaluation.policy_kl import sampled_kl
+from empathy_jax.evaluation.suite import ScoreConfig
+from empathy_jax.evaluation.testing import TestConfig, run_test
 from empathy_jax.json_files import read_dict, write_atomic
+from empathy_jax.models import model_dir
+from empathy_jax.models.api import param_count
+from empathy_jax.models.loading import load_model
+from empathy_jax.pipeline_report import write_report
 from empathy_jax.training import runs
+from empathy_jax.training.classifier import (TEST_METRICS, ClassifierConfig, held_out,
+                                             train_classifier)
+from empathy_jax.training.dpo import DPOConfig, train_dpo
+from empathy_jax.training.grpo import GRPOConfig, train_grpo
+from empathy_jax.training.ppo.trainer import PPORunConfig, train_rlhf_pipeline
+from empathy_jax.training.reward_trainer import RewardConfig, train_reward_model
+from empathy_jax.training.sft import SFTConfig, train_dialogue_model
 
 STAGES = ("sft", "reward", "ppo", "test")
 ALGORITHMS = ("ppo", "dpo", "grpo", "rloo")
@@ -109,9 +125,6 @@ def _stage(name, cfg, train_fn, out, clock):
 
 
 def _parameters(run_dir: str) -> str:
-  from empathy_jax.models import model_dir  # pylint: disable=import-outside-toplevel
-  from empathy_jax.models.api import param_count  # pylint: disable=import-outside-toplevel
-
   try:
     params = model_dir.restore_tree(os.path.join(run_dir, "best", "params"))
   except Exception:  # pylint: disable=broad-except
@@ -132,10 +145,6 @@ def _rows(stage: dict, split: str = "train", contexts: bool = False) -> str:
 
 
 def _test(name, policy_dir, reward_dir, settings, out, clock):
-  from empathy_jax.evaluation import results  # pylint: disable=import-outside-toplevel
-  from empathy_jax.evaluation.suite import ScoreConfig  # pylint: disable=import-outside-toplevel
-  from empathy_jax.evaluation.testing import TestConfig, run_test  # pylint: disable=import-outside-toplevel
-
   s = dict(settings)
   generation = {k: s.pop(k) for k in ("beam_width", "sample", "temperature", "top_p", "top_k",
                                       "max_new_tokens", "length_alpha") if k in s}
@@ -156,10 +165,6 @@ def _test(name, policy_dir, reward_dir, settings, out, clock):
 def _kl(name, policy_dir, start_dir, settings, out, clock) -> dict:
   """KL(policy || SFT policy) per response on the test rows (`evaluation.policy_kl`), kept in
   OUT/kl.json and reused while the policies and rows are the same."""
-  from empathy_jax.data.dialogue_dataset import load_dialogue_split, split_dir  # pylint: disable=import-outside-toplevel
-  from empathy_jax.evaluation.policy_kl import sampled_kl  # pylint: disable=import-outside-toplevel
-  from empathy_jax.models.loading import load_model  # pylint: disable=import-outside-toplevel
-
   key = {"policy": policy_dir, "start": start_dir, "rows": settings.get("max_examples"),
          "max_new_tokens": settings.get("max_new_tokens", 24),
          "dataset_dir": os.path.abspath(settings["dataset_dir"]),
@@ -183,8 +188,6 @@ def _kl(name, policy_dir, start_dir, settings, out, clock) -> dict:
 
 
 def _classifier_configs(cfg: PipelineConfig, out: str) -> dict:
-  from empathy_jax.training.classifier import ClassifierConfig  # pylint: disable=import-outside-toplevel
-
   return {task: ClassifierConfig(**{**fields, "task": task,
                                     "output_dir": os.path.join(out, "classifiers", task),
                                     "export_dir": os.path.join(out, "classifiers", "export")})
@@ -195,9 +198,6 @@ def _classifiers(configs: dict, clock) -> tuple[dict, dict]:
   """Trains each classifier unless it finished before; returns (the test stage's classifier
   flags, each task's held-out metrics). A run writes its held-out metrics and export when it
   finishes; a finished run without them (killed in between) has them made again."""
-  from empathy_jax.evaluation import classifier_export  # pylint: disable=import-outside-toplevel
-  from empathy_jax.training.classifier import TEST_METRICS, held_out, train_classifier  # pylint: disable=import-outside-toplevel
-
   flags, metrics = {}, {}
   for task, ccfg in configs.items():
     run_dir = _stage(f"classifier {task}", ccfg, train_classifier, ccfg.output_dir, clock)
@@ -214,10 +214,6 @@ def _classifiers(configs: dict, clock) -> tuple[dict, dict]:
 
 def _algorithm_stages(cfg: PipelineConfig, out: str, sft_dir: str, reward_dir: str):
   """(stage name, its config, its train function) of each chosen algorithm."""
-  from empathy_jax.training.dpo import DPOConfig, train_dpo  # pylint: disable=import-outside-toplevel
-  from empathy_jax.training.grpo import GRPOConfig, train_grpo  # pylint: disable=import-outside-toplevel
-  from empathy_jax.training.ppo.trainer import PPORunConfig, train_rlhf_pipeline  # pylint: disable=import-outside-toplevel
-
   start = {"model": None, "pretrained_model_dir": sft_dir}
   for name in cfg.algorithms:
     where = {"output_dir": os.path.join(out, name)}
@@ -234,9 +230,6 @@ def _algorithm_stages(cfg: PipelineConfig, out: str, sft_dir: str, reward_dir: s
 def run_pipeline(cfg: PipelineConfig) -> dict:
   """Runs (or continues) every stage and writes the report; returns {stage: run folder or
   metrics, "report": path}."""
-  from empathy_jax.training.reward_trainer import RewardConfig, train_reward_model  # pylint: disable=import-outside-toplevel
-  from empathy_jax.training.sft import SFTConfig, train_dialogue_model  # pylint: disable=import-outside-toplevel
-
   out = cfg.output_dir
   sft_cfg = SFTConfig(**{**cfg.sft, "output_dir": os.path.join(out, "sft")})
   reward_cfg = RewardConfig(**{**cfg.reward, "output_dir": os.path.join(out, "reward")})
@@ -264,7 +257,6 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
                                  tests[label(name)], clock)
   kls = {label(n): _kl(label(n), d, sft_dir, cfg.test, tests[label(n)], clock)
          for n, d in trained.items()}
-  from empathy_jax.pipeline_report import write_report  # pylint: disable=import-outside-toplevel
 
   start = cfg.sft.get("model") or cfg.sft.get("pretrained_model_dir")
   rows = {"ppo": _rows(cfg.ppo), "dpo": _rows(cfg.dpo, contexts=True), "grpo": _rows(cfg.grpo),

@@ -7,12 +7,13 @@ import os
 import tempfile
 from typing import Sequence
 
+from empathy_jax.data.dialogue_dataset import check_dialogue_split
 from empathy_jax.errors import CheckpointError, DatasetError, Problem
+from empathy_jax.models.loading import source_kind
+from empathy_jax.registry import get_model_spec
 
 
 def check_registry_name(name: str) -> None:
-  from empathy_jax.registry import get_model_spec  # pylint: disable=import-outside-toplevel
-
   try:
     get_model_spec(name)
   except KeyError as e:
@@ -21,8 +22,6 @@ def check_registry_name(name: str) -> None:
 
 def check_dialogue_dataset(dataset_dir: str, splits: Sequence[str]) -> None:
   """Reads and checks each split's files; one `DatasetError` lists every problem found."""
-  from empathy_jax.data.dialogue_dataset import check_dialogue_split  # pylint: disable=import-outside-toplevel
-
   problems: list[Problem] = []
   for split in splits:
     path = os.path.join(dataset_dir, split)
@@ -37,8 +36,6 @@ def check_dialogue_dataset(dataset_dir: str, splits: Sequence[str]) -> None:
 def check_model_source(source: str) -> str:
   """What kind of model source this is (registry, ckpt, hf, ours, hub), or a
   `CheckpointError` for a local path that holds no model."""
-  from empathy_jax.models.loading import source_kind  # pylint: disable=import-outside-toplevel
-
   return source_kind(source)
 
 

@@ -7,14 +7,25 @@ import subprocess
 import time
 
 
-def one_device_env(kill_at=None) -> dict:
-  """This process's environment for a training subprocess on one CPU device (a test about
-  kills, not sharding), killed at the fault point `kill_at` when given (EMPATHY_JAX_KILL_AT)."""
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+FAULT_POINTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fault_points")
+
+
+def with_fault(env: dict, kill_at=None) -> dict:
+  """`env` for a subprocess that SIGKILLs itself at the fault point `kill_at` when given
+  (fault_points/sitecustomize.py plants it; the library has no fault points of its own)."""
+  env = dict(env)
   env.pop("EMPATHY_JAX_KILL_AT", None)
   if kill_at:
     env["EMPATHY_JAX_KILL_AT"] = kill_at
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (FAULT_POINTS, env.get("PYTHONPATH")) if p)
   return env
+
+
+def one_device_env(kill_at=None) -> dict:
+  """This process's environment for a training subprocess on one CPU device (a test about
+  kills, not sharding), killed at the fault point `kill_at` when given."""
+  return with_fault(dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1"),
+                    kill_at)
 
 
 def run_one_device(command, cwd, kill_at=None) -> subprocess.CompletedProcess:

@@ -5,7 +5,6 @@ heatmap's numbers) equal the same statistics computed here from the ratings type
 
 import json
 import os
-import re
 import signal
 import sys
 

@@ -13,6 +13,7 @@ import numpy as np
 
 import hf_fixtures as hf
 from conftest import REPO
+from kills import with_fault
 from empathy_jax.models import model_dir
 
 TRAIN = ["--max_epochs", "1", "--batch_size", "8",
@@ -32,11 +33,8 @@ def _free_port():
 
 
 def _env(devices, kill_at=None):
-  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
-  env.pop("EMPATHY_JAX_KILL_AT", None)
-  if kill_at:
-    env["EMPATHY_JAX_KILL_AT"] = kill_at
-  return env
+  return with_fault(dict(os.environ,
+                         XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}"), kill_at)
 
 
 def _single(launcher, args):

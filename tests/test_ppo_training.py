@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import hf_fixtures as hf
-from kills import kill_after_first_checkpoint
+from kills import kill_after_first_checkpoint, one_device_env
 from conftest import REPO
 from empathy_jax.models import model_dir, reward_model
 from empathy_jax.models.loading import load_model
@@ -50,15 +50,10 @@ def _command(models, dataset, out_dir):
           "--reward_model_dir", rm, "--dataset_dir", dataset, "--output_dir", str(out_dir)]
 
 
-def _env():
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
-  env.pop("EMPATHY_JAX_KILL_AT", None)
-  return env
-
 
 def _run(models, dataset, out_dir):
   return subprocess.run(_command(models, dataset, out_dir), capture_output=True, text=True,
-                        cwd=REPO, env=_env(), timeout=600)
+                        cwd=REPO, env=one_device_env(), timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +115,7 @@ def test_sigkilled_ppo_resumes_to_the_uninterrupted_result(models, short_dialogu
   # SIGKILLed at a moment nobody chose: at random within 0.5 s after its first train-state
   # checkpoint is committed; the rerun must resume from a checkpoint, not start over.
   kill_after_first_checkpoint(_command(models, short_dialogues, out), out / "tensorboard_logs" / "version_0",
-                              cwd=REPO, env=_env())
+                              cwd=REPO, env=one_device_env())
   last = _run(models, short_dialogues, out)
   assert last.returncode == 0, last.stderr[-3000:]
   assert _resumed_from(last.stderr) in (1, 2, 3), last.stderr[-2000:]

@@ -20,7 +20,7 @@ import dataclasses
 
 import hf_fixtures as hf
 from conftest import ED_DIR, REPO, REWARD_DIR
-from kills import kill_after_first_checkpoint
+from kills import kill_after_first_checkpoint, one_device_env
 from preferences import synthetic_preference
 from empathy_jax.data.dialogue_dataset import load_dialogue_split, load_reward_split, split_dir
 from empathy_jax.generation.config import resolve
@@ -218,11 +218,6 @@ def _command(launcher, settings, out_dir, *extra):
           "--output_dir", str(out_dir)]
 
 
-def _one_device():
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
-  env.pop("EMPATHY_JAX_KILL_AT", None)
-  return env
-
 
 def _same_params(a, b, exact=True, atol=0.0):
   for x, y in zip(jax.tree.leaves(load_model(str(a)).params),
@@ -237,14 +232,14 @@ def _check_launcher(command, run_from, in_process, tmp_path, monitor):
   """One-device launcher run; the same run SIGKILLed at an unplanned moment and rerun (bit for
   bit the same); the run in-process on 8 devices (the same numbers); best/ a plain model."""
   whole = subprocess.run(command(tmp_path / "whole"), capture_output=True, text=True, cwd=REPO,
-                         env=_one_device(), timeout=600)
+                         env=one_device_env(), timeout=600)
   assert whole.returncode == 0, whole.stderr[-3000:]
   whole_run = tmp_path / "whole" / "tensorboard_logs" / "version_0"
   killed = tmp_path / "killed"
   kill_after_first_checkpoint(command(killed), killed / "tensorboard_logs" / "version_0",
-                              cwd=REPO, env=_one_device())
+                              cwd=REPO, env=one_device_env())
   rerun = subprocess.run(command(killed), capture_output=True, text=True, cwd=REPO,
-                         env=_one_device(), timeout=600)
+                         env=one_device_env(), timeout=600)
   assert rerun.returncode == 0 and "resuming" in rerun.stderr, rerun.stderr[-3000:]
   killed_run = killed / "tensorboard_logs" / "version_0"
   history = lambda run: json.load(open(run / "FINISHED"))["history"]

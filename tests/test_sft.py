@@ -1,13 +1,11 @@
 """Supervised fine-tuning: learning, sharded = single device, exact resume, reload, bad flags."""
 
-import dataclasses
 import functools
 import os
 import subprocess
 import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -16,7 +14,6 @@ import hf_fixtures as hf
 from conftest import ED_DIR, REPO
 from empathy_jax import sharding
 from empathy_jax.models.loading import load_model
-from empathy_jax.training.optimizer import OptimizerConfig, make_optimizer
 from empathy_jax.training.sft import SFTConfig, train_dialogue_model, train_step
 from empathy_jax.training.state import abstract_state, create_state, state_shardings
 

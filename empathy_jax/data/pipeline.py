@@ -20,6 +20,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from empathy_jax.data import tfdata
 from empathy_jax.data.dialogue_dataset import DialogueSplit
 from empathy_jax.tokenization.families import DialogueFormat
 
@@ -88,8 +89,6 @@ def tokenize_split(split: DialogueSplit, fmt: DialogueFormat, cache_dir: str | N
     if os.path.isdir(path):
       return datasets.load_from_disk(path)
   if pipeline == "tfdata":
-    from empathy_jax.data import tfdata  # pylint: disable=import-outside-toplevel
-
     contexts, targets = tfdata.encode_split(split, fmt)
   else:
     contexts = fmt.encode_contexts(split.contexts, split.instructions, split.knowledge)

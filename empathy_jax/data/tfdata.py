@@ -25,7 +25,8 @@ from typing import Iterator
 
 import numpy as np
 
-from empathy_jax.data.dialogue_dataset import DialogueSplit
+from empathy_jax.data.dialogue_dataset import DialogueSplit, load_dialogue_split, split_dir
+from empathy_jax.models.loaded import format_for
 from empathy_jax.tokenization.families import GODEL_DEFAULT_INSTRUCTION, Encoded, GodelFormat
 
 INSTALL_HINT = ("--input_pipeline tfdata needs tensorflow-text: pip install 'empathy-jax[tf]' "
@@ -248,8 +249,6 @@ def main(argv=None) -> int:
   ids against the default tokenizer on whole splits."""
   import argparse  # pylint: disable=import-outside-toplevel
 
-  from empathy_jax.data.dialogue_dataset import load_dialogue_split, split_dir  # pylint: disable=import-outside-toplevel
-  from empathy_jax.models.loaded import format_for  # pylint: disable=import-outside-toplevel
 
   parser = argparse.ArgumentParser(description=main.__doc__)
   parser.add_argument("--check", required=True, metavar="DATASET_DIR")

@@ -9,6 +9,8 @@ import numpy as np
 
 from empathy_jax.data import dialogue_dataset as dd
 from empathy_jax.errors import Problem
+from empathy_jax.registry import get_model_spec
+from empathy_jax.tokenization import load_hf_tokenizer, make_format
 
 
 @dataclasses.dataclass
@@ -60,9 +62,6 @@ def validate_dataset(dataset_dir: str, model: str | None = None) -> ValidationRe
     return ValidationReport("unknown", e.problems, [])
   fmt = None
   if model is not None and kind == "dialogue":
-    from empathy_jax.registry import get_model_spec  # pylint: disable=import-outside-toplevel
-    from empathy_jax.tokenization import load_hf_tokenizer, make_format  # pylint: disable=import-outside-toplevel
-
     spec = get_model_spec(model)
     fmt = make_format(spec.family, load_hf_tokenizer(spec.tokenizer, spec.family),
                       spec.max_length)

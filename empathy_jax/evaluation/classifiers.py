@@ -19,6 +19,9 @@ import numpy as np
 
 from empathy_jax.errors import CheckpointError
 from empathy_jax.evaluation import encoders as E
+from empathy_jax.models import safe_pickle
+from empathy_jax.models.hf_io import read_json
+from empathy_jax.tokenization import resolve_source
 
 EMOTION_LABELS = (
     "proud", "apprehensive", "disappointed", "faithful", "impressed", "devastated", "prepared",
@@ -39,14 +42,11 @@ def _read_state(path: str) -> dict[str, np.ndarray]:
     from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
 
     return dict(load_file(path))
-  from empathy_jax.models import safe_pickle  # pylint: disable=import-outside-toplevel
 
   return safe_pickle.state_dict_arrays(path)
 
 
 def _training_args(path: str, trust_pickle: bool = False) -> dict:
-  from empathy_jax.models import safe_pickle  # pylint: disable=import-outside-toplevel
-
   args = safe_pickle.torch_load(path, trust_pickle)
   if isinstance(args, dict):
     return args
@@ -56,7 +56,6 @@ def _training_args(path: str, trust_pickle: bool = False) -> dict:
 def _tokenizer(source: str):
   from transformers import AutoTokenizer  # pylint: disable=import-outside-toplevel
 
-  from empathy_jax.tokenization import resolve_source  # pylint: disable=import-outside-toplevel
 
   return AutoTokenizer.from_pretrained(resolve_source(source), trust_remote_code=False)
 
@@ -143,8 +142,6 @@ def check_text_classifier_dir(directory: str, name: str) -> str:
   # The published folders carry their training arguments (model type, input length) in
   # training_args.bin; a folder without one must say them in its config.json.
   if not os.path.isfile(os.path.join(directory, "training_args.bin")):
-    from empathy_jax.models.hf_io import read_json  # pylint: disable=import-outside-toplevel
-
     said = read_json(config)
     if "model_type" not in said or "max_seq_length" not in said:
       raise CheckpointError(f"{name} classifier: {os.path.join(directory, 'training_args.bin')}"
@@ -179,7 +176,6 @@ def load_text_classifier(directory: str, labels: Sequence[str], name: str,
                          trust_pickle: bool = False) -> TextClassifier:
   """Loads a published classifier folder; a missing file is named in the error."""
   weights = check_text_classifier_dir(directory, name)
-  from empathy_jax.models.hf_io import read_json  # pylint: disable=import-outside-toplevel
 
   own = os.path.join(directory, OWN_CONFIG)
   if os.path.isfile(own):  # our folder: classifier.json says what the HF config and args say

@@ -9,8 +9,10 @@ import json
 import os
 import random
 
+from empathy_jax.data.dialogue_dataset import read_json
 from empathy_jax.errors import DatasetError, Problem
 from empathy_jax.evaluation import metrics as metric_list
+from empathy_jax.evaluation.suite import read_test_data
 
 # The original's key order (ORIGINAL_FORMATS.md, "Testing and metrics"), the published table's
 # columns (plus the reward) and the per-example scores shown beside each output: all from the
@@ -38,8 +40,6 @@ def find_runs(root: str) -> dict[str, str]:
 
 
 def read_metrics(folder: str) -> dict[str, float]:
-  from empathy_jax.data.dialogue_dataset import read_json  # pylint: disable=import-outside-toplevel
-
   path = os.path.join(folder, METRICS_FILE)
   metrics = read_json(path)
   if not isinstance(metrics, dict):
@@ -150,8 +150,6 @@ def save_figure(fig, axes, used: int, path: str, data, indent: int = 2):
 def side_by_side(runs: dict[str, str], count: int, seed: int) -> list[dict]:
   """`count` random test examples present in every run's test_data.json (matched by id):
   context, target, and each model's output with its per-example scores."""
-  from empathy_jax.evaluation.suite import read_test_data  # pylint: disable=import-outside-toplevel
-
   data = {}
   for name, folder in runs.items():
     path = os.path.join(folder, "test_data.json")

@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from empathy_jax.errors import DatasetError, Problem
+from empathy_jax.evaluation.suite import read_test_data
 from empathy_jax.json_files import write_atomic
 
 CRITERIA = ("empathy", "specificity")
@@ -31,8 +32,6 @@ class Quit(Exception):
 
 def load_models(dirs: list[str], names: list[str] | None) -> dict[str, dict]:
   """{model name: {id: test_data row}} from folders holding test_data.json (or the files)."""
-  from empathy_jax.evaluation.suite import read_test_data  # pylint: disable=import-outside-toplevel
-
   if len(dirs) < 2:
     raise ValueError("--model_dirs needs at least two models to compare")
   if names and len(names) != len(dirs):

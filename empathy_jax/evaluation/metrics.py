@@ -13,8 +13,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from empathy_jax.evaluation import classifiers as C
-from empathy_jax.evaluation import text_metrics as T
+from empathy_jax.evaluation import classifiers as C, text_metrics as T
+from empathy_jax.models import reward_model
 
 # reward_fn(contexts, responses) -> one reward per example (`models.reward_model.RewardScorer`).
 RewardFn = Callable[[Sequence[Sequence[str]], Sequence[str]], np.ndarray]
@@ -143,7 +143,6 @@ class Reward(Metric):
 
   def score(self, inp, records):
     # The reward model's module loads JAX models: imported only when a reward is scored.
-    from empathy_jax.models import reward_model  # pylint: disable=import-outside-toplevel
 
     reward_fn = inp.reward_fn or reward_model.load_scorer(
         inp.cfg.reward_model_dir, inp.cfg.batch_size, inp.cfg.trust_pickle)

@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from empathy_jax.data.dialogue_dataset import read_json
 from empathy_jax.errors import DatasetError, Problem
 from empathy_jax.settings import setting
 
@@ -43,8 +44,6 @@ PLOT_FILE = "multi_turn.png"
 
 
 def read_speaker_file(path: str, max_sessions: int, max_turns: int) -> list[list[str]]:
-  from empathy_jax.data.dialogue_dataset import read_json  # pylint: disable=import-outside-toplevel
-
   sessions = read_json(path)
   if not isinstance(sessions, list) or not sessions:
     raise DatasetError([Problem(path, None, "expected a non-empty list of sessions")])

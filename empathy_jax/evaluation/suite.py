@@ -14,12 +14,11 @@ import os
 import numpy as np
 
 from empathy_jax.errors import CheckpointError, DatasetError, Problem
-from empathy_jax.evaluation import classifiers as C
-from empathy_jax.evaluation import metrics as M
-from empathy_jax.evaluation import results
-from empathy_jax.evaluation import text_metrics as T
+from empathy_jax.evaluation import classifiers as C, metrics as M, results, text_metrics as T
 from empathy_jax.evaluation.metrics import RewardFn
 from empathy_jax.json_files import read_dict
+from empathy_jax.models import reward_model
+from empathy_jax.models.loading import load_model, source_kind
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,8 +45,6 @@ class ScoreConfig:
 
 def check_reward_model(reward_model_dir: str) -> None:
   """A reward folder of ours or an original reward `.ckpt`, checked without loading weights."""
-  from empathy_jax.models import reward_model  # pylint: disable=import-outside-toplevel
-
   try:
     reward_model.check_source(reward_model_dir)
   except CheckpointError as e:
@@ -57,8 +54,6 @@ def check_reward_model(reward_model_dir: str) -> None:
 def reward_scorer(reward_model_dir: str, batch_size: int = 32,
                   trust_pickle: bool = False) -> RewardFn:
   """The jitted batched scorer of a reward model (`mean_offset` subtracted)."""
-  from empathy_jax.models import reward_model  # pylint: disable=import-outside-toplevel
-
   return reward_model.load_scorer(reward_model_dir, batch_size, trust_pickle)
 
 
@@ -123,8 +118,6 @@ def score_file(test_data: str, cfg: ScoreConfig, output_dir: str | None = None,
   is checked, and the output folder refused if another run's results are there, before any
   model is loaded. Rescoring a test.py folder in place (`overwrite`) keeps its perplexity,
   which depends on the model and the targets, not on the outputs scored here."""
-  from empathy_jax.models.loading import load_model, source_kind  # pylint: disable=import-outside-toplevel
-
   rows = read_test_data(test_data)
   cfg.check()
   if embedding_model:

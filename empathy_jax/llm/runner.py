@@ -7,6 +7,8 @@ import concurrent.futures
 import dataclasses
 import os
 
+from empathy_jax import preflight
+from empathy_jax.data.dialogue_dataset import load_dialogue_split, split_dir
 from empathy_jax.evaluation import results, suite
 from empathy_jax.llm import prompts
 from empathy_jax.llm.cache import ResponseCache, prompt_key
@@ -105,8 +107,6 @@ class LLMTestConfig:
     prompts.check_template(self.prompt_template)
 
   def check_inputs(self) -> None:
-    from empathy_jax import preflight  # pylint: disable=import-outside-toplevel
-
     preflight.check_dialogue_dataset(self.dataset_dir, (self.split,))
     self.scores.check()
     preflight.check_writable(self.output_dir)
@@ -132,7 +132,6 @@ def run_test_llm(cfg: LLMTestConfig, client: LLMClient | None = None) -> dict:
   classwise_test_metrics.json with the original's keys. Returns the metrics."""
   from tqdm import tqdm  # pylint: disable=import-outside-toplevel
 
-  from empathy_jax.data.dialogue_dataset import load_dialogue_split, split_dir  # pylint: disable=import-outside-toplevel
 
   cfg.check_inputs()
   split = load_dialogue_split(split_dir(cfg.dataset_dir, cfg.split), cfg.data_erasure_level)

@@ -21,7 +21,7 @@ import numpy as np
 from empathy_jax import registry
 from empathy_jax.errors import CheckpointError, OutputExistsError
 from empathy_jax.models import hf_io, model_dir, safe_pickle, weights
-from empathy_jax.models.api import DialogueModel
+from empathy_jax.models.api import DialogueModel, param_count
 from empathy_jax.models.configs import RuntimeOptions, config_from_hf
 from empathy_jax.models.loaded import LoadedModel, format_for, unscanned_numpy_params
 from empathy_jax.tokenization import family_for_model_type
@@ -329,8 +329,6 @@ def export_lightning(loaded: LoadedModel, out_path: str, version: str | None = N
 
 
 def describe(loaded: LoadedModel) -> str:
-  from empathy_jax.models.api import param_count  # pylint: disable=import-outside-toplevel
-
   return json.dumps({"name": loaded.name, "family": loaded.model.family,
                      "parameters": param_count(loaded.params),
                      "vocab_size": loaded.model.cfg.vocab_size})

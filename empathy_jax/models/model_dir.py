@@ -23,8 +23,12 @@ from typing import Any
 import jax
 import numpy as np
 
-from empathy_jax import faults, sharding
+from empathy_jax import sharding
 from empathy_jax.errors import CheckpointError
+from empathy_jax.models import weights
+from empathy_jax.models.api import DialogueModel
+from empathy_jax.models.configs import RuntimeOptions, config_from_hf
+from empathy_jax.models.loaded import LoadedModel, format_for, unscanned_numpy_params
 from empathy_jax.tokenization.families import FAMILIES
 
 FORMAT = "empathy-jax/model-v1"
@@ -117,8 +121,6 @@ def save(loaded, path: str, extra: dict[str, Any] | None = None,
   `param_dtype` "bfloat16" halves the parameters' files (loading upcasts them);
   `with_tokenizer=False` leaves the tokenizer out (a model shipped in the package, whose
   registry entry names its tokenizer)."""
-  from empathy_jax.models.loaded import unscanned_numpy_params  # pylint: disable=import-outside-toplevel
-
   path = os.path.abspath(path).rstrip("/")
   tmp = path + ".tmp"
   primary = jax.process_index() == 0
@@ -138,7 +140,6 @@ def save(loaded, path: str, extra: dict[str, Any] | None = None,
   save_tree(os.path.join(tmp, "params"), params)
   if extra:
     save_tree(os.path.join(tmp, "extra"), extra)
-  faults.reached("model_write")
   if primary:
     # model_info.json last: a folder without it is never taken for a model.
     with open(os.path.join(tmp, INFO), "w") as f:
@@ -174,11 +175,6 @@ def read_info(path: str) -> dict:
 
 def load(path: str, options=None):
   """Loads a model folder (or a run folder's best model) as a `LoadedModel`."""
-  from empathy_jax.models import weights  # pylint: disable=import-outside-toplevel
-  from empathy_jax.models.api import DialogueModel  # pylint: disable=import-outside-toplevel
-  from empathy_jax.models.configs import RuntimeOptions, config_from_hf  # pylint: disable=import-outside-toplevel
-  from empathy_jax.models.loaded import LoadedModel, format_for  # pylint: disable=import-outside-toplevel
-
   info = read_info(path)
   model_dir = model_dir_of(path)
   cfg = config_from_hf(info["hf_config"], options or RuntimeOptions())

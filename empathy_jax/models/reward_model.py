@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from empathy_jax import sharding
+from empathy_jax.data.pipeline import make_batcher
 from empathy_jax.errors import CheckpointError
 from empathy_jax.models import heads, loading, model_dir
 from empathy_jax.models.configs import RuntimeOptions
@@ -193,8 +194,6 @@ class RewardScorer:
   lists of turns (oldest first); each is encoded in the reward model's own input format."""
 
   def __init__(self, reward: RewardModel, batch_size: int = 32, mesh=None):
-    from empathy_jax.data.pipeline import make_batcher  # pylint: disable=import-outside-toplevel
-
     self.reward = reward
     self.mesh = mesh if mesh is not None else sharding.make_mesh()
     shards = sharding.batch_shards(self.mesh)

@@ -10,9 +10,9 @@ import signal
 
 from empathy_jax.data.dialogue_dataset import read_json
 from empathy_jax.errors import DatasetError, Problem
+from empathy_jax.evaluation.suite import read_test_data
 from empathy_jax.json_files import write_atomic
-from empathy_jax.survey import plots, ratings as R, reward_data, server, store as S
-from empathy_jax.survey import tables as T
+from empathy_jax.survey import plots, ratings as R, reward_data, server, store as S, tables as T
 
 RESULTS_FILE = "survey_results.json"
 MODEL_RATINGS, RESPONSE_RATINGS = "model_ratings.json", "response_ratings.json"
@@ -23,8 +23,6 @@ INTERVALS = "rating_intervals"
 def _rows_by_id(model_dir: str, contexts: list[list[str]]) -> dict[str, str]:
   """{context id: response} from a run's test_data.json, each row checked against the
   survey's contexts (a model tested on another split is refused)."""
-  from empathy_jax.evaluation.suite import read_test_data  # pylint: disable=import-outside-toplevel
-
   path = os.path.join(model_dir, "test_data.json")
   if not os.path.isdir(model_dir):
     raise ValueError(f"--model_dir: {model_dir} is not a folder")

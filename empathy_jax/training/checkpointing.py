@@ -15,8 +15,6 @@ import os
 
 import jax
 
-from empathy_jax import faults
-
 
 class TrainCheckpointer:
   """Latest train state + progress metadata under `run_dir/train_state/<step>/`."""
@@ -41,7 +39,6 @@ class TrainCheckpointer:
     ocp = self._ocp
     self.manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(progress)))
-    faults.reached("checkpoint_write")
     return True
 
   def restore(self, target) -> tuple[object, dict] | None:

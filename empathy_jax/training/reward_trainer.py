@@ -331,11 +331,7 @@ class RewardTask(loop.JittedStepTask):
     if self._validated is not None and self._validated[0] == step:
       return self._validated
     terms, per_context = {}, {}
-    for i, idx in enumerate(self.data.batch_indices(self.val_idx, None)):
-      if i == 1:
-        from empathy_jax import faults  # pylint: disable=import-outside-toplevel
-
-        faults.reached("validation")
+    for idx in self.data.batch_indices(self.val_idx, None):
       batch = self.data.make_batch(idx)
       t, rewards = sharding.to_host(self._eval(state.params, self._global(batch)))
       rows = batch["context_index_B"] >= 0

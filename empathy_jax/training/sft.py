@@ -18,8 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from empathy_jax import preflight, ranges, settings, sharding
+from empathy_jax.data import tfdata
 from empathy_jax.data.dialogue_dataset import load_dialogue_split, split_dir
 from empathy_jax.data.pipeline import Batch, make_batcher, tokenize_split
+from empathy_jax.generation.config import resolve
+from empathy_jax.generation.search import generate_ids
 from empathy_jax.models import model_dir
 from empathy_jax.models.packing import encoder_plan
 from empathy_jax.settings import setting
@@ -77,8 +80,6 @@ class SFTConfig(TrainRunConfig):
     preflight.check_model_source(self.model or self.pretrained_model_dir)
     preflight.check_writable(self.output_dir)
     if self.input_pipeline == "tfdata":
-      from empathy_jax.data import tfdata  # pylint: disable=import-outside-toplevel
-
       tfdata.require_tf()  # says how to install the [tf] extra
 
   def optimizer(self) -> OptimizerConfig:
@@ -185,14 +186,9 @@ class SFTTask(loop.JittedStepTask):
       yield _to_global(batch, self.mesh), _real_tokens(batch)
 
   def validate(self, state):
-    def losses():
-      for i, batch in enumerate(self.data.val_batcher.batches(self.data.val)):
-        if i == 1:
-          from empathy_jax import faults  # pylint: disable=import-outside-toplevel
-
-          faults.reached("validation")
-        yield self._eval(state.params, _to_global(batch, self.mesh))
-    val_loss = loop.mean_over_batches(list(losses()))
+    val_loss = loop.mean_over_batches([
+        self._eval(state.params, _to_global(batch, self.mesh))
+        for batch in self.data.val_batcher.batches(self.data.val)])
     return {"val_loss": val_loss, "val_ppl": float(np.exp(val_loss))}
 
   def samples(self, state):
@@ -213,8 +209,6 @@ def validation_samples(loaded, params, split, mesh, n: int, max_new_tokens: int)
   process holds the same few rows)."""
   if n <= 0:
     return []
-  from empathy_jax.generation.config import resolve  # pylint: disable=import-outside-toplevel
-  from empathy_jax.generation.search import generate_ids  # pylint: disable=import-outside-toplevel
 
   split = split.select(range(min(n, len(split))))
   fmt = loaded.fmt
@@ -236,8 +230,6 @@ class SFT(core.Algorithm):
 
   def build(self, cfg: SFTConfig, loaded, prepared, mesh) -> core.Setup:
     if cfg.input_pipeline == "tfdata":
-      from empathy_jax.data import tfdata  # pylint: disable=import-outside-toplevel
-
       tfdata.check_format(loaded.fmt)  # another family: a clear error before any data work
     data = SFTData(cfg, loaded.fmt, loaded.tokenizer_source)
     steps_per_epoch = data.train_batcher.num_batches(len(data.train))

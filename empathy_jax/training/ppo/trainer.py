@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from empathy_jax import ranges, settings, sharding
+from empathy_jax import preflight, ranges, settings, sharding
 from empathy_jax.data.dialogue_dataset import load_dialogue_split, split_dir
 from empathy_jax.data.pipeline import make_batcher, tokenize_split
 from empathy_jax.generation.config import GenerationConfig, resolve
@@ -37,8 +37,7 @@ from empathy_jax.models import heads, model_dir, packing, reward_model
 from empathy_jax.settings import setting
 from empathy_jax.training import core, loop
 from empathy_jax.training.optimizer import OptimizerConfig, make_optimizer
-from empathy_jax.training.ppo import rollout as R
-from empathy_jax.training.ppo import step as S
+from empathy_jax.training.ppo import rollout as R, step as S
 from empathy_jax.training.run_config import TrainRunConfig
 from empathy_jax.training.state import abstract_state, state_shardings
 
@@ -76,8 +75,6 @@ class RLRunConfig(TrainRunConfig):
       raise ValueError(f"--dataset_dir {self.dataset_dir!r} does not exist")
 
   def check_inputs(self) -> None:
-    from empathy_jax import preflight  # pylint: disable=import-outside-toplevel
-
     preflight.check_dialogue_dataset(self.dataset_dir, ("train", "val"))
     preflight.check_model_source(self.model or self.pretrained_model_dir)
     reward_model.check_source(self.reward_model_dir)
