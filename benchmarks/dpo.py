@@ -112,9 +112,8 @@ def our_side(loaded, batches, mesh, lr: float = 1e-5):
                          10**9, 1)
   shard = state_shardings(abstract_state(loaded.model.abstract_params(), tx), mesh)
   state = create_state(loaded.params, tx, jax.random.PRNGKey(0), shard)
-  bs = {k: sharding.batch_sharding(mesh, v.ndim) for k, v in batches[0].items()}
-  step = jax.jit(functools.partial(dpo.train_step, model=loaded.model, tx=tx, cfg=run_cfg),
-                 in_shardings=(shard, bs), donate_argnums=0)
+  bs = dpo.batch_shardings(mesh)
+  step = dpo.programs(loaded.model, tx, shard, mesh, run_cfg).step
   arrays = [sharding.from_host(b, bs) for b in batches]
   logps = jax.jit(functools.partial(dpo.pair_logps, loaded.model, mean=False))
   train_pass, holder = jitted_pass(step, state, arrays)

@@ -148,8 +148,9 @@ def sft_mfu(sizes: Sizes, measured_tflops: float | None) -> dict:
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
 
   from empathy_jax import planning, sharding  # pylint: disable=import-outside-toplevel
+  from empathy_jax.families import config_from_hf  # pylint: disable=import-outside-toplevel
   from empathy_jax.models.api import DialogueModel, param_count  # pylint: disable=import-outside-toplevel
-  from empathy_jax.models.configs import RuntimeOptions, config_from_hf  # pylint: disable=import-outside-toplevel
+  from empathy_jax.models.configs import RuntimeOptions  # pylint: disable=import-outside-toplevel
   from empathy_jax.training import sft  # pylint: disable=import-outside-toplevel
   from empathy_jax.training.optimizer import OptimizerConfig, make_optimizer  # pylint: disable=import-outside-toplevel
   from empathy_jax.training.state import abstract_state, create_state, state_shardings  # pylint: disable=import-outside-toplevel
@@ -174,10 +175,9 @@ def sft_mfu(sizes: Sizes, measured_tflops: float | None) -> dict:
           "target_ids_BxT": rng.integers(2, vocab, (b, t)).astype(np.int32),
           "target_mask_BxT": np.ones((b, t), np.int32),
           "example_index_B": np.arange(b, dtype=np.int32)}
-  bs = {k: sharding.batch_sharding(mesh, 1 if k == "example_index_B" else 2) for k in host}
+  bs = sft.batch_shardings(mesh)
   batch = {k: jax.device_put(v, bs[k]) for k, v in host.items()}
-  step = jax.jit(functools.partial(sft.train_step, model=model, tx=tx, grad_accum=1),
-                 in_shardings=(shard, bs), donate_argnums=0)
+  step = sft.programs(model, tx, shard, mesh).step
   start = time.perf_counter()
   compiled = step.lower(state, batch).compile()
   compile_s = time.perf_counter() - start

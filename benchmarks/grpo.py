@@ -17,7 +17,6 @@ equal ours before anything is timed.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 
 import jax
@@ -33,7 +32,7 @@ from empathy_jax.generation.config import resolve
 from empathy_jax.models import reward_model
 from empathy_jax.training import core, grpo
 from empathy_jax.training.ppo import rollout as R
-from empathy_jax.training.ppo.trainer import reward_in_graph
+from empathy_jax.training.ppo.trainer import score_program
 
 GROUP = 4
 BETA = 0.04
@@ -66,14 +65,9 @@ def our_side(policy, reward, run, gen, batch, mesh):
   ref_params = sharding.shard_tree(jax.tree.map(np.asarray, policy.params),
                                    shardings.params["policy"])
   rm_params = reward_model.RewardScorer(reward, run.batch_size * GROUP, mesh).params
-  replicated = sharding.replicated(mesh)
   model = policy.model
-  sample = jax.jit(functools.partial(grpo.sample_groups, model=model, gen=gen, g=GROUP))
-  in_graph = reward_in_graph(reward, repeat=GROUP)
-  score = jax.jit(lambda p, g, c, m: in_graph(p, g.response_ids, g.response_mask, c, m),
-                  out_shardings=replicated)
-  update = jax.jit(functools.partial(grpo.update, model=model, tx=tx, cfg=run),
-                   out_shardings=(shardings, replicated), donate_argnums=0)
+  sample, update = grpo.programs(model, tx, shardings, mesh, run, gen)
+  score = score_program(reward, mesh, GROUP)
   data = sharding.batch_sharding(mesh, 2)
   ctx, cmask = sharding.from_host([batch.context_ids_BxC, batch.context_mask_BxC], data)
   rows = sharding.replicate(np.maximum(batch.example_index_B, 0), mesh)

@@ -81,7 +81,7 @@ def run(hf_dir: str, dataset_dir: str, max_examples: int, batch_size: int,
 
   from empathy_jax.data.dialogue_dataset import load_dialogue_split  # pylint: disable=import-outside-toplevel
   from empathy_jax.evaluation.text_metrics import bleu_nist, distinct  # pylint: disable=import-outside-toplevel
-  from empathy_jax.tokenization.families import make_format  # pylint: disable=import-outside-toplevel
+  from empathy_jax.families import make_format  # pylint: disable=import-outside-toplevel
   from empathy_jax.tokenization.loading import load_hf_tokenizer  # pylint: disable=import-outside-toplevel
 
   torch.set_num_threads(threads)

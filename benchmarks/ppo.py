@@ -335,8 +335,7 @@ def _update_flops(programs, inputs, holder) -> float:
   scores = jax.eval_shape(programs.score, programs.rm_params, r, inputs["rm_ctx"],
                           inputs["rm_cmask"])
   update = jax.jit(functools.partial(T.finish_and_update, model=programs.policy.model,
-                                     tx=programs.tx, ppo=once, cfg=programs.cfg,
-                                     mesh=programs.mesh))
+                                     tx=programs.tx, ppo=once, mesh=programs.mesh))
   cost = update.lower(state, r, scores, inputs["plan"]).compile().cost_analysis()
   cost = cost[0] if isinstance(cost, list) else cost
   return float(cost["flops"]) * ppo.ppo_epochs * ppo.num_minibatches

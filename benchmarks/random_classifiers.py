@@ -27,7 +27,7 @@ def save_classifier(directory, model_type, num_labels, texts, max_seq_length=32,
   import torch
   import transformers
 
-  from empathy_jax.tokenization import resolve_source
+  from empathy_jax.tokenization.loading import resolve_source
 
   torch.manual_seed(seed)
   os.makedirs(directory, exist_ok=True)

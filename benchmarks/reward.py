@@ -10,7 +10,6 @@ context are asserted equal; the timed passes run in train mode on both sides."""
 
 from __future__ import annotations
 
-import functools
 import os
 
 import jax
@@ -188,14 +187,9 @@ def run(cfg: BenchConfig) -> dict:
   shard = state_shardings(abstract_state(reward.abstract_params(), tx), mesh)
   state = create_state(reward.params, tx, jax.random.PRNGKey(0), shard)
   bs = {k: sharding.batch_sharding(mesh, v.ndim) for k, v in batches[0].items()}
-  model, exclude = reward.backbone.model, reward.pool_exclude_id
-  args = dict(loss="original", margin=0.0, center=0.0)
-  step = jax.jit(functools.partial(reward_trainer.train_step, model=model, tx=tx,
-                                   exclude_id=exclude,
-                                   dropout=0.6, **args),
-                 in_shardings=(shard, bs), donate_argnums=0)
-  evaluate = jax.jit(functools.partial(reward_trainer.eval_step, model=model, exclude_id=exclude,
-                                       **args))
+  programs = reward_trainer.programs(reward.backbone.model, tx, shard, mesh, bs,
+                                     exclude_id=reward.pool_exclude_id, dropout=0.6)
+  step, evaluate = programs.step, programs.evaluate
   arrays = [sharding.from_host(b, bs) for b in batches]
   ours_losses = np.zeros(n)
   for b, a in zip(batches, arrays):

@@ -6,7 +6,6 @@ matmul rate counting the FLOPs of real tokens and of the padded shapes."""
 
 from __future__ import annotations
 
-import functools
 import os
 
 import jax
@@ -20,7 +19,8 @@ from empathy_jax.data.dialogue_dataset import load_dialogue_split
 from empathy_jax.data.pipeline import make_batcher, tokenize_split
 from empathy_jax.models.loading import load_model
 from empathy_jax.training.optimizer import OptimizerConfig, make_optimizer
-from empathy_jax.training.sft import BATCH_KEYS, eval_step, train_step
+from empathy_jax.training import sft
+from empathy_jax.training.sft import BATCH_KEYS
 from empathy_jax.training.state import abstract_state, create_state, state_shardings
 
 NUM_BATCHES = 6
@@ -88,10 +88,9 @@ def run(cfg: BenchConfig) -> dict:
   mesh = sharding.make_mesh(sharding.MeshConfig())
   shard = state_shardings(abstract_state(loaded.model.abstract_params(), tx), mesh)
   state = create_state(loaded.params, tx, jax.random.PRNGKey(0), shard)
-  bs = {k: sharding.batch_sharding(mesh, 1 if k == "example_index_B" else 2)
-        for k in BATCH_KEYS}
-  step = jax.jit(functools.partial(train_step, model=loaded.model, tx=tx, grad_accum=1),
-                 in_shardings=(shard, bs), donate_argnums=0)
+  bs = sft.batch_shardings(mesh)
+  programs = sft.programs(loaded.model, tx, shard, mesh)
+  step = programs.step
   arrays = [{k: jax.device_put(getattr(b, k), bs[k]) for k in BATCH_KEYS} for b in batches]
   compiled = step.lower(state, arrays[0]).compile()
   cost = compiled.cost_analysis()
@@ -103,8 +102,7 @@ def run(cfg: BenchConfig) -> dict:
   if cfg.torch and torch_available():
     sides["torch"], torch_loss0 = _torch_steps(loaded, batches)
     # The same work: the first batch's mean token loss at the starting weights, dropout off.
-    nll, count = jax.jit(functools.partial(eval_step, model=loaded.model))(state.params,
-                                                                          arrays[0])
+    nll, count = programs.evaluate(state.params, arrays[0])
     ours0, theirs0 = float(nll) / float(count), torch_loss0()
     if abs(ours0 - theirs0) > 1e-4 * abs(theirs0) + 1e-5:
       raise AssertionError(f"first batch's loss: ours {ours0:.6f}, PyTorch's {theirs0:.6f}; "

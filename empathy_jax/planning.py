@@ -25,10 +25,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from empathy_jax import registry, sharding
+from empathy_jax.families import config_from_hf
 from empathy_jax.generation.config import resolve
 from empathy_jax.models import heads
 from empathy_jax.models.api import DialogueModel
-from empathy_jax.models.configs import RuntimeOptions, config_from_hf
+from empathy_jax.models.configs import RuntimeOptions
 from empathy_jax.models.loaded import format_for
 from empathy_jax.settings import setting
 from empathy_jax.training import dpo, grpo, reward_trainer, sft
@@ -193,8 +194,7 @@ class _Planner:
     shapes, shardings = self._train_state(self.model.abstract_params())
     batch = _batch(self.mesh, context_ids_BxC=(b, c), context_mask_BxC=(b, c),
                    target_ids_BxT=(b, t), target_mask_BxT=(b, t), example_index_B=(b,))
-    fn = jax.jit(functools.partial(sft.train_step, model=self.model, tx=self.tx, grad_accum=1),
-                 out_shardings=(shardings, self.replicated), donate_argnums=0)
+    fn = sft.programs(self.model, self.tx, shardings, self.mesh).step
     compiled, seconds = _compiled(fn, _abstract(shapes, shardings), batch)
     return _step_plan("sft", compiled, seconds, *self._sizes(shapes, shardings), 0)
 
@@ -209,10 +209,8 @@ class _Planner:
                    response_ids_BxRxT=(b, r, t), response_mask_BxRxT=(b, r, t),
                    pair_a_BxP=(b, p), pair_b_BxP=(b, p), factor_BxP=(b, p),
                    pair_mask_BxP=(b, p), context_index_B=(b,))
-    fn = jax.jit(functools.partial(reward_trainer.train_step, model=self.model, tx=self.tx,
-                                   exclude_id=None, dropout=0.1, loss="original", margin=0.0,
-                                   center=0.0),
-                 out_shardings=(shardings, self.replicated), donate_argnums=0)
+    fn = reward_trainer.programs(self.model, self.tx, shardings, self.mesh, exclude_id=None,
+                                 dropout=0.1).step
     compiled, seconds = _compiled(fn, _abstract(shapes, shardings), batch)
     return _step_plan("reward", compiled, seconds, *self._sizes(shapes, shardings), 0)
 
@@ -231,7 +229,7 @@ class _Planner:
         shapes.params["policy"])
     b, c = cfg.batch_size, cfg.context_length
     batch = _batch(self.mesh, ctx=(b, c), cmask=(b, c))
-    sample = functools.partial(ppo_trainer.sample_rollout, model=self.model, ppo=ppo)
+    sample, finish = ppo_trainer.update_programs(self.model, self.tx, ppo, self.mesh, shardings)
     params, optimizer = self._sizes(shapes, shardings)
     return _PPOParts(
         run=run, ppo=ppo, state=_abstract(shapes, shardings), shardings=shardings,
@@ -241,11 +239,11 @@ class _Planner:
         reward_bytes=per_device_bytes(shapes.params["critic"], shardings.params["critic"]),
         rollout_args=(batch["ctx"], batch["cmask"],
                       jax.ShapeDtypeStruct((b,), jnp.int32, sharding=self.replicated)),
-        sample=sample, params_bytes=params, optimizer_bytes=optimizer)
+        sample=sample, finish=finish, params_bytes=params, optimizer_bytes=optimizer)
 
   def ppo_rollout(self) -> StepPlan:
     p = self._ppo
-    compiled, seconds = _compiled(jax.jit(p.sample), p.state, p.reference, *p.rollout_args)
+    compiled, seconds = _compiled(p.sample, p.state, p.reference, *p.rollout_args)
     # The optimizer state is no argument of the rollout (unused, pruned) but stays resident.
     return _step_plan("ppo_rollout", compiled, seconds, p.params_bytes, p.optimizer_bytes,
                       p.optimizer_bytes + p.reward_bytes)
@@ -256,10 +254,7 @@ class _Planner:
     rollout = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
         x.shape, x.dtype, sharding=sharding.batch_sharding(self.mesh, len(x.shape))), rollout)
     scores = jax.ShapeDtypeStruct((self.cfg.batch_size,), jnp.float32, sharding=self.replicated)
-    fn = jax.jit(functools.partial(ppo_trainer.finish_and_update, model=self.model, tx=self.tx,
-                                   ppo=p.ppo, cfg=p.run, mesh=self.mesh),
-                 out_shardings=(p.shardings, self.replicated), donate_argnums=0)
-    compiled, seconds = _compiled(fn, p.state, rollout, scores)
+    compiled, seconds = _compiled(p.finish, p.state, rollout, scores)
     return _step_plan("ppo_update", compiled, seconds, p.params_bytes, p.optimizer_bytes,
                       p.reference_bytes + p.reward_bytes)
 
@@ -274,8 +269,7 @@ class _Planner:
                    weight_B=(b,), tie_B=(b,), real_B=(b,), ref_chosen_B=(b,),
                    ref_rejected_B=(b,))
     run = dpo.DPOConfig(dataset_dir=".", output_dir=".", model=self.cfg.model)
-    fn = jax.jit(functools.partial(dpo.train_step, model=self.model, tx=self.tx, cfg=run),
-                 out_shardings=(shardings, self.replicated), donate_argnums=0)
+    fn = dpo.programs(self.model, self.tx, shardings, self.mesh, run).step
     compiled, seconds = _compiled(fn, _abstract(shapes, shardings), batch)
     return _step_plan("dpo", compiled, seconds, *self._sizes(shapes, shardings), 0)
 
@@ -302,6 +296,7 @@ class _Planner:
     reward_shapes, reward_shardings = self._train_state(
         {"backbone": self.model.abstract_params(), "head": head})
     params, optimizer = self._sizes(shapes, shardings)
+    sample, update = grpo.programs(self.model, self.tx, shardings, self.mesh, run, gen)
     return dict(run=run, state=_abstract(shapes, shardings), shardings=shardings,
                 reference=_abstract(ref_shapes, shardings.params["policy"]),
                 reference_bytes=per_device_bytes(ref_shapes, shardings.params["policy"]),
@@ -309,14 +304,12 @@ class _Planner:
                 args=(batch["ctx"], batch["cmask"],
                       jax.ShapeDtypeStruct((b,), jnp.int32, sharding=self.replicated),
                       jax.ShapeDtypeStruct((2,), jnp.uint32, sharding=self.replicated)),
-                sample=functools.partial(grpo.sample_groups, model=self.model, gen=gen,
-                                         g=cfg.group_size),
-                params_bytes=params, optimizer_bytes=optimizer)
+                sample=sample, update=update, params_bytes=params, optimizer_bytes=optimizer)
 
   def grpo_rollout(self) -> StepPlan:
     p = self._grpo
     params = p["state"].params
-    compiled, seconds = _compiled(jax.jit(p["sample"]), params, p["reference"], *p["args"])
+    compiled, seconds = _compiled(p["sample"], params, p["reference"], *p["args"])
     return _step_plan("grpo_rollout", compiled, seconds, p["params_bytes"],
                       p["optimizer_bytes"], p["optimizer_bytes"] + p["reward_bytes"])
 
@@ -328,9 +321,7 @@ class _Planner:
     n = self.cfg.batch_size * self.cfg.group_size
     scores = jax.ShapeDtypeStruct((n,), jnp.float32, sharding=self.replicated)
     real = jax.ShapeDtypeStruct((self.cfg.batch_size,), jnp.float32, sharding=self.replicated)
-    fn = jax.jit(functools.partial(grpo.update, model=self.model, tx=self.tx, cfg=p["run"]),
-                 out_shardings=(p["shardings"], self.replicated), donate_argnums=0)
-    compiled, seconds = _compiled(fn, p["state"], gen, scores, real)
+    compiled, seconds = _compiled(p["update"], p["state"], gen, scores, real)
     return _step_plan("grpo_update", compiled, seconds, p["params_bytes"], p["optimizer_bytes"],
                       p["reference_bytes"] + p["reward_bytes"])
 
@@ -349,6 +340,7 @@ class _PPOParts:
   reward_bytes: int
   rollout_args: tuple
   sample: Any
+  finish: Any
   params_bytes: int
   optimizer_bytes: int
 

@@ -12,7 +12,7 @@ import dataclasses
 import os
 from typing import Any, Mapping
 
-from empathy_jax.tokenization.families import FAMILIES
+from empathy_jax.families import FAMILIES
 from empathy_jax.tokenization.loading import PACKAGE_PREFIX
 
 MODEL_ASSETS = os.path.join(os.path.dirname(__file__), "assets", "models")
@@ -47,7 +47,8 @@ class ModelSpec:
 
   def __post_init__(self):
     if self.family not in FAMILIES:
-      raise ValueError(f"{self.name}: family must be one of {FAMILIES}, got {self.family!r}")
+      raise ValueError(f"{self.name}: family must be one of {tuple(FAMILIES)}, got "
+                       f"{self.family!r}")
     if (self.hub_name is None) == (self.config is None):
       raise ValueError(f"{self.name}: give exactly one of hub_name or config")
     if self.weights is not None and (self.config is None

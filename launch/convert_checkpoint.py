@@ -16,14 +16,14 @@ registry entry, e.g. GODEL_SMALL_ED; see configs/godel_small_ed.py).
 
 from absl import app, flags
 
-from empathy_jax import launch_flags, preflight
+from empathy_jax import families, launch_flags, preflight
 from empathy_jax.errors import CheckpointError, OutputExistsError
 from empathy_jax.models.loading import FORMATS, convert_checkpoint
 
 _INPUT = flags.DEFINE_string("input", None, "Model to convert.", required=True)
 _OUTPUT = flags.DEFINE_string("output", None, "Where to write it.", required=True)
 _TO = flags.DEFINE_enum("to", None, list(FORMATS), "Output format.", required=True)
-_FAMILY = flags.DEFINE_enum("family", None, ["godel", "dialogpt", "blenderbot"],
+_FAMILY = flags.DEFINE_enum("family", None, list(families.FAMILIES),
                             "Override the input format inferred from config.json's model_type.")
 _TRUST = launch_flags.define_trust_pickle_flag()
 _OVERWRITE = launch_flags.define_overwrite_flag()

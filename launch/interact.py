@@ -50,7 +50,7 @@ def main(argv):
     launch_flags.fail(str(e))
   instruction = _INSTRUCTION.value
   if instruction is None and loaded.fmt.family == "godel":
-    from empathy_jax.tokenization import GODEL_DEFAULT_INSTRUCTION  # pylint: disable=import-outside-toplevel
+    from empathy_jax.tokenization.families import GODEL_DEFAULT_INSTRUCTION  # pylint: disable=import-outside-toplevel
 
     instruction = ask(f"Instruction (Enter for the default: {GODEL_DEFAULT_INSTRUCTION!r}): ")
     if instruction is None:

@@ -7,7 +7,8 @@ import types
 import numpy as np
 
 from empathy_jax.registry import get_model_spec
-from empathy_jax.tokenization import load_hf_tokenizer, make_format
+from empathy_jax.families import make_format
+from empathy_jax.tokenization.loading import load_hf_tokenizer
 
 TINY_CONFIGS = {
     "godel": dict(model_type="t5", d_model=32, d_kv=8, d_ff=64, num_layers=2,

@@ -30,7 +30,7 @@ def test_epitome_batched_equals_original_one_at_a_time(tmp_path, ed_test):
   import torch
   from transformers import AutoTokenizer
 
-  from empathy_jax.tokenization import resolve_source
+  from empathy_jax.tokenization.loading import resolve_source
 
   models = ef.save_epitome(str(tmp_path))
   scorer = C.load_epitome(str(tmp_path))

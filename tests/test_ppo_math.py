@@ -1,10 +1,12 @@
 """PPO's pure math against plain NumPy transcriptions of the textbook definitions (Schulman et
 al. 2016 for GAE; the PPO paper's clipped objectives), with padding in awkward places."""
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from empathy_jax.training import ppo
+from empathy_jax.training.ppo import trainer
 
 
 def _gae_loop(rewards, values, mask, gamma, lam):
@@ -114,3 +116,17 @@ def test_clipped_losses_and_entropy():
   p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
   ent = -(p * np.log(p)).sum(-1)
   assert float(ppo.entropy(logits, mask)) == pytest.approx(ent[mask > 0].mean(), rel=1e-5)
+
+
+def test_adaptive_kl_is_trls_controller():
+  """TRL's AdaptiveKLController.update(current, n_steps), transcribed: the error clipped to
+  +-0.2, the coefficient multiplied by 1 + error * n_steps / horizon; target 0 keeps it."""
+  def trl(value, current, n_steps, target, horizon):
+    error = np.clip(current / target - 1, -0.2, 0.2)
+    return value * (1 + error * n_steps / horizon)
+
+  for current in (0.0, 0.5, 1.1, 3.0):
+    ours = float(trainer.adaptive_kl(jnp.float32(0.05), jnp.float32(current), 8, 1.0, 100))
+    np.testing.assert_allclose(ours, trl(0.05, current, 8, 1.0, 100), rtol=1e-6)
+  assert float(trainer.adaptive_kl(jnp.float32(0.05), jnp.float32(3.0), 8, 0.0, 100)) == float(
+      jnp.float32(0.05))

@@ -1,7 +1,9 @@
 import pytest
 
 from empathy_jax.registry import get_model_spec
-from empathy_jax.tokenization import (GODEL_DEFAULT_INSTRUCTION, load_hf_tokenizer, make_format)
+from empathy_jax.families import make_format
+from empathy_jax.tokenization.families import GODEL_DEFAULT_INSTRUCTION
+from empathy_jax.tokenization.loading import load_hf_tokenizer
 
 
 def fmt_for(name, max_length=None):

@@ -177,7 +177,7 @@ def test_epitome_classifier_loads_in_the_originals_class(tmp_path):
   import torch
   from transformers import AutoTokenizer
 
-  from empathy_jax.tokenization import resolve_source
+  from empathy_jax.tokenization.loading import resolve_source
   from third_party.original_epitome.build import build
 
   line = _train(tmp_path, "epitome_IP", "--max_train_examples=32", "--num_layers=1",

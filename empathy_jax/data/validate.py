@@ -10,7 +10,8 @@ import numpy as np
 from empathy_jax.data import dialogue_dataset as dd
 from empathy_jax.errors import Problem
 from empathy_jax.registry import get_model_spec
-from empathy_jax.tokenization import load_hf_tokenizer, make_format
+from empathy_jax.families import make_format
+from empathy_jax.tokenization.loading import load_hf_tokenizer
 
 
 @dataclasses.dataclass

@@ -17,7 +17,7 @@ import numpy as np
 
 from empathy_jax.data.classifier_data import EPITOME_TASKS
 from empathy_jax.evaluation import classifier_models as CM
-from empathy_jax.tokenization import resolve_source
+from empathy_jax.tokenization.loading import resolve_source
 
 TEXT_FOLDERS = {"emotion": "emotion", "intent": "intent"}
 EPITOME_FOLDER = "epitome"

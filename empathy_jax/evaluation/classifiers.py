@@ -21,7 +21,7 @@ from empathy_jax.errors import CheckpointError
 from empathy_jax.evaluation import encoders as E
 from empathy_jax.models import safe_pickle
 from empathy_jax.models.hf_io import read_json
-from empathy_jax.tokenization import resolve_source
+from empathy_jax.tokenization.loading import resolve_source
 
 EMOTION_LABELS = (
     "proud", "apprehensive", "disappointed", "faithful", "impressed", "devastated", "prepared",

@@ -21,12 +21,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from empathy_jax import families
 from empathy_jax.models import packing
-from empathy_jax.models.blenderbot import BlenderbotModel
-from empathy_jax.models.configs import BlenderbotConfig, GPT2Config, T5Config
-from empathy_jax.models.gpt2 import GPT2Model, positions_from_mask
+from empathy_jax.models.gpt2 import positions_from_mask
 from empathy_jax.models.layers import KVCache
-from empathy_jax.models.t5 import T5Model
 from empathy_jax.models.token_logprobs import target_logprobs
 
 
@@ -47,8 +45,6 @@ class TargetScores:
   hidden_BxTxD: jax.Array
   loss_mask_BxT: jax.Array
 
-_MODULES = {T5Config: T5Model, GPT2Config: GPT2Model, BlenderbotConfig: BlenderbotModel}
-
 
 @dataclasses.dataclass(frozen=True)
 class DialogueModel:
@@ -58,7 +54,7 @@ class DialogueModel:
 
   @property
   def module(self) -> nn.Module:
-    return _MODULES[type(self.cfg)](self.cfg)
+    return families.of(self.cfg).module_cls(self.cfg)
 
   @property
   def family(self) -> str:
@@ -70,7 +66,7 @@ class DialogueModel:
 
   @property
   def hidden_size(self) -> int:
-    return getattr(self.cfg, "d_model", None) or self.cfg.n_embd
+    return families.of(self.cfg).hidden_size(self.cfg)
 
   # -- parameters --------------------------------------------------------------------------
 
@@ -185,20 +181,10 @@ class DialogueModel:
   # -- decoding (used by generation) -----------------------------------------------------------
 
   def num_cache_layers(self) -> int:
-    cfg = self.cfg
-    if isinstance(cfg, T5Config):
-      return cfg.num_decoder_layers
-    if isinstance(cfg, GPT2Config):
-      return cfg.n_layer
-    return cfg.decoder_layers
+    return families.of(self.cfg).decoder_cache(self.cfg)[0]
 
   def cache_heads(self) -> tuple[int, int]:
-    cfg = self.cfg
-    if isinstance(cfg, T5Config):
-      return cfg.num_heads, cfg.d_kv
-    if isinstance(cfg, GPT2Config):
-      return cfg.n_head, cfg.n_embd // cfg.n_head
-    return cfg.decoder_attention_heads, cfg.d_model // cfg.decoder_attention_heads
+    return families.of(self.cfg).decoder_cache(self.cfg)[1:]
 
   def init_cache(self, batch: int, length: int, encoder_length: int = 0, dtype=jnp.float32,
                  cross=None):

@@ -207,14 +207,3 @@ class BlenderbotConfig(_Base):
         bos_token_id=hf.get("bos_token_id", 1), eos_token_id=hf.get("eos_token_id", 2),
         decoder_start_token_id=hf.get("decoder_start_token_id", 1),
         init_std=hf.get("init_std", 0.02), **_runtime(hf, opts))
-
-
-CONFIG_CLASSES = {"t5": T5Config, "gpt2": GPT2Config, "blenderbot": BlenderbotConfig}
-
-
-def config_from_hf(hf: Mapping[str, Any], opts: RuntimeOptions = RuntimeOptions()):
-  model_type = hf.get("model_type")
-  if model_type not in CONFIG_CLASSES:
-    raise ValueError(f"unknown architecture model_type={model_type!r}; supported: "
-                     f"{sorted(CONFIG_CLASSES)}")
-  return CONFIG_CLASSES[model_type].from_hf(hf, opts)

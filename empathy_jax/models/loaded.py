@@ -6,12 +6,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from empathy_jax import sharding
+from empathy_jax import families, sharding
 from empathy_jax.models import weights
 from empathy_jax.models.api import DialogueModel
-from empathy_jax.tokenization import load_hf_tokenizer, make_format
-
-DEFAULT_MAX_LENGTH = {"godel": 512, "dialogpt": 1024, "blenderbot": 128}
+from empathy_jax.tokenization.loading import load_hf_tokenizer
 
 
 @dataclasses.dataclass
@@ -33,7 +31,7 @@ class LoadedModel:
 def format_for(family: str, tokenizer_source: str, max_length: int | None):
   """The input format of `family` with the tokenizer from `tokenizer_source`."""
   tok = load_hf_tokenizer(tokenizer_source, family)
-  return make_format(family, tok, max_length or DEFAULT_MAX_LENGTH[family])
+  return families.make_format(family, tok, max_length or families.get(family).default_max_length)
 
 
 def unscanned_numpy_params(loaded: LoadedModel) -> dict:

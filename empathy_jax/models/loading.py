@@ -18,18 +18,12 @@ from typing import Any
 import jax
 import numpy as np
 
-from empathy_jax import registry
+from empathy_jax import families, registry
 from empathy_jax.errors import CheckpointError, OutputExistsError
 from empathy_jax.models import hf_io, model_dir, safe_pickle, weights
 from empathy_jax.models.api import DialogueModel, param_count
-from empathy_jax.models.configs import RuntimeOptions, config_from_hf
+from empathy_jax.models.configs import RuntimeOptions
 from empathy_jax.models.loaded import LoadedModel, format_for, unscanned_numpy_params
-from empathy_jax.tokenization import family_for_model_type
-
-# Tokenizers to fall back on when a checkpoint directory carries none.
-DEFAULT_TOKENIZERS = {"godel": "package:godel", "dialogpt": "package:dialogpt"}
-_EMBEDDING_PATHS = {"godel": [("shared", "embedding")], "dialogpt": [("wte", "embedding")],
-                    "blenderbot": [("shared", "embedding")]}
 
 
 # -- vocabulary resizing -------------------------------------------------------------------------
@@ -39,7 +33,8 @@ def resize_vocab(params: dict, cfg, new_size: int) -> tuple[dict, Any]:
   """Grows the vocabulary to `new_size` as the original's `resize_token_embeddings` does.
 
   New rows are the mean of the old embedding rows (transformers' mean-resizing centre, without
-  its tiny random jitter, so loading is deterministic); BlenderBot's logits bias gains zeros.
+  its tiny random jitter, so loading is deterministic); BlenderBot's logits bias gains zeros
+  (each family's `vocab_params`).
   """
   old = cfg.vocab_size
   if new_size == old:
@@ -50,21 +45,16 @@ def resize_vocab(params: dict, cfg, new_size: int) -> tuple[dict, Any]:
   params = jax.tree.map(lambda x: x, params)  # shallow copy of the nesting
   extra = new_size - old
 
-  def grow(tree, path, axis):
-    node = tree
+  for path, axis, fill in families.of(cfg).vocab_params(cfg):
+    node = params
     for p in path[:-1]:
       node = node[p]
     x = np.asarray(node[path[-1]])
-    rows = np.repeat(x.mean(axis=axis, keepdims=True), extra, axis=axis)
+    shape = list(x.shape)
+    shape[axis] = extra
+    rows = (np.zeros(shape, x.dtype) if fill == "zeros" else
+            np.repeat(x.mean(axis=axis, keepdims=True), extra, axis=axis))
     node[path[-1]] = np.concatenate([x, rows], axis=axis)
-
-  for path in _EMBEDDING_PATHS[cfg.family]:
-    grow(params, path, 0)
-  if cfg.family == "godel" and not cfg.tie_lm_head:
-    grow(params, ("lm_head", "kernel"), 1)
-  if cfg.family == "blenderbot":
-    bias = np.asarray(params["final_logits_bias"])
-    params["final_logits_bias"] = np.concatenate([bias, np.zeros(extra, bias.dtype)])
   return params, cfg.replace(vocab_size=new_size)
 
 
@@ -97,18 +87,19 @@ def from_hf_dir(path: str, options: RuntimeOptions = RuntimeOptions(), family: s
                 name: str | None = None) -> LoadedModel:
   """Loads a Hugging Face model directory (config.json + weights [+ tokenizer])."""
   hf = hf_io.read_json(os.path.join(path, "config.json"))
-  family = family or family_for_model_type(hf.get("model_type", ""))
-  cfg = config_from_hf(hf, options)
+  family = family or families.for_model_type(hf.get("model_type", "")).name
+  cfg = families.config_from_hf(hf, options)
   if cfg.family != family:
     raise CheckpointError(f"{path}: architecture {hf.get('model_type')} cannot use the "
                           f"{family} input format")
   if tokenizer_source is None:
-    tokenizer_source = path if _has_tokenizer(path) else DEFAULT_TOKENIZERS.get(family)
+    tokenizer_source = path if _has_tokenizer(path) else families.get(family).default_tokenizer
     if tokenizer_source is None:
       raise CheckpointError(f"{path}: no tokenizer files and no default for family {family}")
   fmt = format_for(family, tokenizer_source, max_length)
   state = hf_io.read_state_dict(path)
-  params = weights.hf_to_params(state, cfg, _abstract_unscanned(cfg))
+  params = weights.hf_to_params(state, families.of(cfg).weight_rules(cfg),
+                                _abstract_unscanned(cfg))
   gen_path = os.path.join(path, "generation_config.json")
   generation = hf_io.read_json(gen_path) if os.path.exists(gen_path) else {}
   return _finish(params, cfg, fmt, generation, tokenizer_source, name or path)
@@ -122,7 +113,7 @@ def from_spec(spec: registry.ModelSpec, options: RuntimeOptions = RuntimeOptions
   fmt = format_for(spec.family, spec.tokenizer, spec.max_length)
   hf = dict(spec.config)
   hf.setdefault("vocab_size", fmt.vocab_size)
-  cfg = config_from_hf(hf, options)
+  cfg = families.config_from_hf(hf, options)
   if spec.weights is not None:  # trained here and shipped: the folder's parameters
     folder = spec.weights_dir
     if not os.path.isdir(os.path.join(folder, "params")):
@@ -158,16 +149,11 @@ def _spec_for_original(config: dict) -> registry.ModelSpec:
   cls = _class_name(config.get("model_cls", "")).lower()
   kwargs = config.get("model_kwargs") or {}
   version = str(kwargs.get("version", kwargs.get("size", ""))).lower()
-  if "godel" in cls:
-    name = {"large": "GODEL_LARGE", "tiny": "GODEL_TINY"}.get(version, "GODEL_SMALL")
-  elif "dialogpt" in cls or "gpt" in cls:
-    name = {"medium": "DialoGPT_MEDIUM", "large": "DialoGPT_LARGE",
-            "tiny": "DialoGPT_TINY"}.get(version, "DialoGPT_SMALL")
-  elif "blender" in cls:
-    name = "BlenderBot_TINY" if version == "tiny" else "BlenderBot"
-  else:
-    raise CheckpointError(f"unknown model class {config.get('model_cls')!r} in checkpoint")
-  return registry.get_model_spec(name)
+  for family in families.FAMILIES.values():
+    if any(key in cls for key in family.original_class_keys):
+      versions = family.original_versions
+      return registry.get_model_spec(versions.get(version, next(iter(versions.values()))))
+  raise CheckpointError(f"unknown model class {config.get('model_cls')!r} in checkpoint")
 
 
 def read_lightning(path: str, trust_pickle: bool = False
@@ -217,15 +203,15 @@ def loaded_from_lightning_state(ckpt_path: str, state: dict, hparams: dict,
     hf = dict(spec.config) if spec.config is not None else hf_io.read_json(
         os.path.join(hf_io.resolve_hub(spec.hub_name), "config.json"))
   fmt = format_for(spec.family, spec.tokenizer, spec.max_length)
-  vocab_rows = state[{"godel": "shared.weight", "dialogpt": "transformer.wte.weight",
-                      "blenderbot": "model.shared.weight"}[spec.family]].shape[0] \
-      if spec.family != "dialogpt" or "transformer.wte.weight" in state else None
+  vocab_key = families.get(spec.family).torch_vocab_key
+  vocab_rows = state[vocab_key].shape[0] if vocab_key in state else None
   hf = dict(hf, vocab_size=vocab_rows or hf.get("vocab_size") or fmt.vocab_size)
   if hf["vocab_size"] != fmt.vocab_size:
     raise CheckpointError(f"{ckpt_path}: embeddings have {hf['vocab_size']} rows but the "
                           f"rebuilt {spec.name} tokenizer has {fmt.vocab_size} tokens")
-  cfg = config_from_hf(hf, options)
-  params = weights.hf_to_params(state, cfg, _abstract_unscanned(cfg))
+  cfg = families.config_from_hf(hf, options)
+  params = weights.hf_to_params(state, families.of(cfg).weight_rules(cfg),
+                                _abstract_unscanned(cfg))
   generation = dict(hparams.get("generation_config") or {})
   # Named by its registry entry, so that an export writes the same model_cls/version back.
   return _finish(params, cfg, fmt, generation, spec.tokenizer, spec.name)
@@ -281,21 +267,18 @@ def source_kind(source: str) -> str:
 def export_hf(loaded: LoadedModel, out_dir: str) -> None:
   """A Hugging Face directory that transformers' PyTorch classes load with the same logits."""
   cfg = loaded.model.cfg
-  state = weights.params_to_hf(unscanned_numpy_params(loaded), cfg)
+  state = weights.params_to_hf(unscanned_numpy_params(loaded), families.of(cfg).weight_rules(cfg))
   hf_io.write_hf_dir(out_dir, cfg.hf_dict(), state, loaded.tokenizer,
                      loaded.generation_config)
 
 
-_ORIGINAL_CLASS = {"godel": "GODEL", "dialogpt": "DialoGPT", "blenderbot": "BlenderBot"}
-
-
-def _original_version(name: str) -> str:
+def _original_version(name: str, family: families.Family) -> str:
   """The original's `version` kwarg for a registry name (GODEL_LARGE -> large, *_TINY -> tiny)."""
   base = os.path.basename(str(name))
-  if base.endswith("_TINY"):
-    return "tiny"
-  return {"GODEL_SMALL": "base", "GODEL_LARGE": "large", "DialoGPT_SMALL": "small",
-          "DialoGPT_MEDIUM": "medium", "DialoGPT_LARGE": "large"}.get(base, "")
+  for version, registry_name in family.original_versions.items():
+    if registry_name == base:
+      return version
+  return "tiny" if base.endswith("_TINY") else ""
 
 
 def export_lightning(loaded: LoadedModel, out_path: str, version: str | None = None,
@@ -308,8 +291,9 @@ def export_lightning(loaded: LoadedModel, out_path: str, version: str | None = N
   import torch  # pylint: disable=import-outside-toplevel
 
   cfg = loaded.model.cfg
-  version = _original_version(loaded.name) if version is None else version
-  state = weights.params_to_hf(unscanned_numpy_params(loaded), cfg)
+  family = families.of(cfg)
+  version = _original_version(loaded.name, family) if version is None else version
+  state = weights.params_to_hf(unscanned_numpy_params(loaded), family.weight_rules(cfg))
   state_dict = {f"model.model.{k}": torch.from_numpy(np.ascontiguousarray(v))
                 for k, v in state.items()}
   for k, v in (extra_state or {}).items():
@@ -317,9 +301,9 @@ def export_lightning(loaded: LoadedModel, out_path: str, version: str | None = N
   ckpt = {
       "state_dict": state_dict,
       "hyper_parameters": {"config": {
-          "model_cls": _ORIGINAL_CLASS[cfg.family],
+          "model_cls": family.original_class,
           "model_kwargs": {"version": version, "hf_config": cfg.hf_dict()},
-          "tokenizer_cls": _ORIGINAL_CLASS[cfg.family],
+          "tokenizer_cls": family.original_class,
           "tokenizer_kwargs": {"version": version}},
           "generation_config": loaded.generation_config},
       "epoch": 0, "global_step": 0, "pytorch-lightning_version": "empathy-jax",

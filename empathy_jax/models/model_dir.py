@@ -23,13 +23,12 @@ from typing import Any
 import jax
 import numpy as np
 
-from empathy_jax import sharding
+from empathy_jax import families, sharding
 from empathy_jax.errors import CheckpointError
 from empathy_jax.models import weights
 from empathy_jax.models.api import DialogueModel
-from empathy_jax.models.configs import RuntimeOptions, config_from_hf
+from empathy_jax.models.configs import RuntimeOptions
 from empathy_jax.models.loaded import LoadedModel, format_for, unscanned_numpy_params
-from empathy_jax.tokenization.families import FAMILIES
 
 FORMAT = "empathy-jax/model-v1"
 INFO = "model_info.json"
@@ -162,9 +161,9 @@ def read_info(path: str) -> dict:
     raise CheckpointError(f"{info_path}: not a JSON object")
   if info.get("format") != FORMAT:
     raise CheckpointError(f"{path}: unknown checkpoint format {info.get('format')!r}")
-  if info.get("family") not in FAMILIES:
+  if info.get("family") not in families.FAMILIES:
     raise CheckpointError(f"{info_path}: family {info.get('family')!r} is not one of "
-                          f"{', '.join(FAMILIES)}")
+                          f"{', '.join(families.FAMILIES)}")
   if not isinstance(info.get("hf_config"), dict) or "model_type" not in info["hf_config"]:
     raise CheckpointError(f"{info_path}: no hf_config with a model_type")
   if not isinstance(info.get("max_length"), int) or info["max_length"] < 1:
@@ -177,7 +176,7 @@ def load(path: str, options=None):
   """Loads a model folder (or a run folder's best model) as a `LoadedModel`."""
   info = read_info(path)
   model_dir = model_dir_of(path)
-  cfg = config_from_hf(info["hf_config"], options or RuntimeOptions())
+  cfg = families.config_from_hf(info["hf_config"], options or RuntimeOptions())
   fmt = format_for(info["family"], os.path.join(model_dir, "tokenizer"), info["max_length"])
   params = restore_tree(os.path.join(model_dir, "params"))
   params = jax.tree.map(lambda x: np.asarray(x, np.float32), params)

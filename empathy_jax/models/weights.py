@@ -9,9 +9,11 @@ leading axis (`layers`).
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from typing import Iterable, Mapping
+from typing import Mapping
 
+import jax
 import numpy as np
 
 from empathy_jax.errors import CheckpointError
@@ -20,7 +22,19 @@ Path = tuple[str, ...]
 Rule = tuple[Path, str, str, int]  # (our path, hf key, kind, number of input axes)
 
 
-def _t5_rules(cfg) -> tuple[list[Rule], set[str]]:
+@dataclasses.dataclass(frozen=True)
+class WeightMap:
+  """A family's rules for one config. `aliases`: keys of tied weights, accepted and not
+  written. `optional_prefix`: a prefix of rule keys that state dicts may leave out (GPT-2's
+  `transformer.`: GPT2Model's keys versus GPT2LMHeadModel's)."""
+
+  family: str
+  rules: list[Rule]
+  aliases: frozenset[str] = frozenset()
+  optional_prefix: str = ""
+
+
+def t5_rules(cfg) -> WeightMap:
   rules: list[Rule] = [(("shared", "embedding"), "shared.weight", "copy", 0)]
   for stack, n in (("encoder", cfg.num_layers), ("decoder", cfg.num_decoder_layers)):
     rules.append(((f"{stack}_position_bias", "embedding"),
@@ -49,10 +63,10 @@ def _t5_rules(cfg) -> tuple[list[Rule], set[str]]:
     aliases.add("lm_head.weight")
   else:
     rules.append((("lm_head", "kernel"), "lm_head.weight", "linear", 1))
-  return rules, aliases
+  return WeightMap("godel", rules, frozenset(aliases))
 
 
-def _gpt2_rules(cfg) -> tuple[list[Rule], set[str]]:
+def gpt2_rules(cfg) -> WeightMap:
   rules: list[Rule] = [(("wte", "embedding"), "transformer.wte.weight", "copy", 0),
                        (("wpe", "embedding"), "transformer.wpe.weight", "copy", 0),
                        (("ln_f", "scale"), "transformer.ln_f.weight", "copy", 0),
@@ -66,10 +80,10 @@ def _gpt2_rules(cfg) -> tuple[list[Rule], set[str]]:
                             ("c_fc", "mlp.c_fc", 1), ("mlp_c_proj", "mlp.c_proj", 1)):
       rules.append(((*ours, name, "kernel"), f"{hf}.{key}.weight", "conv1d", n_in))
       rules.append(((*ours, name, "bias"), f"{hf}.{key}.bias", "copy", 0))
-  return rules, {"lm_head.weight"}
+  return WeightMap("dialogpt", rules, frozenset({"lm_head.weight"}), "transformer.")
 
 
-def _blenderbot_rules(cfg) -> tuple[list[Rule], set[str]]:
+def blenderbot_rules(cfg) -> WeightMap:
   rules: list[Rule] = [(("shared", "embedding"), "model.shared.weight", "copy", 0),
                        (("final_logits_bias",), "final_logits_bias", "copy", 0)]
   for stack, n in (("encoder", cfg.encoder_layers), ("decoder", cfg.decoder_layers)):
@@ -95,24 +109,19 @@ def _blenderbot_rules(cfg) -> tuple[list[Rule], set[str]]:
         rules.append(((*ours, fc, "bias"), f"{hf}.{fc}.bias", "copy", 0))
   aliases = {"model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight",
              "lm_head.weight"}
-  return rules, aliases
+  return WeightMap("blenderbot", rules, frozenset(aliases))
 
 
-_RULES = {"godel": _t5_rules, "dialogpt": _gpt2_rules, "blenderbot": _blenderbot_rules}
 # Buffers transformers keeps in some state dicts; they carry no weights.
 _IGNORED = re.compile(r"(\.attn\.(masked_)?bias$)|(embed_positions\._float_tensor$)")
 
 
-def rules_for(cfg) -> tuple[list[Rule], set[str]]:
-  return _RULES[cfg.family](cfg)
-
-
-def normalise_keys(state: Mapping[str, np.ndarray], family: str) -> dict[str, np.ndarray]:
-  """Accepts GPT-2 keys with or without the `transformer.` prefix (GPT2Model vs LMHead)."""
-  state = dict(state)
-  if family == "dialogpt" and not any(k.startswith("transformer.") for k in state):
-    state = {k if k == "lm_head.weight" else f"transformer.{k}": v for k, v in state.items()}
-  return state
+def _with_prefix(state: Mapping[str, np.ndarray], wmap: WeightMap) -> dict[str, np.ndarray]:
+  """`state` with `wmap.optional_prefix` put back on the keys that left it out."""
+  prefix = wmap.optional_prefix
+  if not prefix or any(k.startswith(prefix) for k in state):
+    return dict(state)
+  return {k if k in wmap.aliases else f"{prefix}{k}": v for k, v in state.items()}
 
 
 def _set(tree: dict, path: Path, value) -> None:
@@ -148,8 +157,6 @@ def stack_layers(tree):
   out = {k: stack_layers(v) for k, v in tree.items() if k not in keys}
   if keys:
     layers = [stack_layers(tree[f"layers_{i}"]) for i in range(len(keys))]
-    import jax  # pylint: disable=import-outside-toplevel
-
     out["layers"] = jax.tree.map(lambda *xs: np.stack(xs), *layers)
   return out
 
@@ -160,8 +167,6 @@ def unstack_layers(tree):
   out = {}
   for k, v in tree.items():
     if k == "layers":
-      import jax  # pylint: disable=import-outside-toplevel
-
       n = jax.tree.leaves(v)[0].shape[0]
       for i in range(n):
         out[f"layers_{i}"] = unstack_layers(jax.tree.map(lambda x, i=i: np.asarray(x)[i], v))
@@ -170,12 +175,13 @@ def unstack_layers(tree):
   return out
 
 
-def hf_to_params(state: Mapping[str, np.ndarray], cfg, shapes: Mapping) -> dict:
-  """Builds our (unscanned) params from a transformers state dict; `shapes` is the unscanned
-  abstract param tree (leaves with `.shape`). Errors list every missing / unexpected key and
-  every shape mismatch."""
-  state = normalise_keys(state, cfg.family)
-  rules, aliases = rules_for(cfg)
+def hf_to_params(state: Mapping[str, np.ndarray], wmap: WeightMap, shapes: Mapping) -> dict:
+  """Builds our (unscanned) params from a transformers state dict by the family's rules
+  (`families.of(cfg).weight_rules(cfg)`); `shapes` is the unscanned abstract param tree
+  (leaves with `.shape`). Errors list every missing / unexpected key and every shape
+  mismatch."""
+  state = _with_prefix(state, wmap)
+  rules, aliases = wmap.rules, wmap.aliases
   params: dict = {}
   missing, mismatched = [], []
   used = set()
@@ -202,16 +208,15 @@ def hf_to_params(state: Mapping[str, np.ndarray], cfg, shapes: Mapping) -> dict:
   if mismatched:
     problems.append("shape mismatches: " + "; ".join(mismatched[:20]))
   if problems:
-    raise CheckpointError(f"{cfg.family} checkpoint does not match the model config:\n  " +
+    raise CheckpointError(f"{wmap.family} checkpoint does not match the model config:\n  " +
                           "\n  ".join(problems))
   return params
 
 
-def params_to_hf(params: Mapping, cfg) -> dict[str, np.ndarray]:
+def params_to_hf(params: Mapping, wmap: WeightMap) -> dict[str, np.ndarray]:
   """Our (unscanned) params → a transformers state dict, tied weights written once."""
-  rules, _ = rules_for(cfg)
   out = {}
-  for path, key, kind, n_in in rules:
+  for path, key, kind, n_in in wmap.rules:
     array = np.asarray(_get(params, path), dtype=np.float32)
     hf_shape = None
     if key == "final_logits_bias":
@@ -221,7 +226,3 @@ def params_to_hf(params: Mapping, cfg) -> dict[str, np.ndarray]:
       hf_shape = (-1,)  # biases of head-shaped projections are flat in transformers
     out[key] = _to_hf(array, kind, n_in, hf_shape)
   return out
-
-
-def expected_keys(cfg) -> Iterable[str]:
-  return [key for _, key, _, _ in rules_for(cfg)[0]]

@@ -19,7 +19,6 @@ from typing import Sequence
 
 GODEL_DEFAULT_INSTRUCTION = (
     "Given the dialog context, you need to respond to respond empathetically.")
-FAMILIES = ("godel", "dialogpt", "blenderbot")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,22 +163,3 @@ class BlenderBotFormat(DialogueFormat):
   def encode_targets(self, targets):
     encoded = self._ids([f"<s> {t}" for t in targets])
     return [Encoded(ids[:self.max_length], len(ids) > self.max_length) for ids in encoded]
-
-
-_FORMATS = {cls.family: cls for cls in (GodelFormat, DialoGPTFormat, BlenderBotFormat)}
-MODEL_TYPE_TO_FAMILY = {"t5": "godel", "gpt2": "dialogpt", "blenderbot": "blenderbot"}
-
-
-def make_format(family: str, tokenizer, max_length: int | None = None) -> DialogueFormat:
-  if family not in _FORMATS:
-    raise ValueError(f"unknown model family {family!r}; known: {sorted(_FORMATS)}")
-  if max_length is None:
-    max_length = tokenizer.model_max_length
-  return _FORMATS[family](tokenizer, max_length)
-
-
-def family_for_model_type(model_type: str) -> str:
-  if model_type not in MODEL_TYPE_TO_FAMILY:
-    raise ValueError(f"unknown architecture model_type={model_type!r}; supported: "
-                     f"{sorted(MODEL_TYPE_TO_FAMILY)}")
-  return MODEL_TYPE_TO_FAMILY[model_type]

@@ -14,6 +14,8 @@ import importlib
 import json
 import os
 
+from empathy_jax import families
+
 PAD_TOKEN = "<PAD>"
 PACKAGE_PREFIX = "package:"
 ASSETS = os.path.join(os.path.dirname(__file__), "assets")
@@ -44,15 +46,10 @@ def _ensure_eos_appended(tok) -> None:
       special_tokens=[(tok.eos_token, tok.eos_token_id)])
 
 
-# The tokenizer classes of the three families, by the names a saved folder declares, with the
-# model type each belongs to. Importing one directly takes ~1 s; `AutoTokenizer` imports
-# transformers' configuration code, which imports torch: ~3 s at every launcher's start.
-_DIRECT_CLASSES = {
-    "T5Tokenizer": ("transformers.models.t5.tokenization_t5", "t5"),
-    "GPT2Tokenizer": ("transformers.models.gpt2.tokenization_gpt2", "gpt2"),
-    "BlenderbotTokenizer": ("transformers.models.blenderbot.tokenization_blenderbot",
-                            "blenderbot"),
-}
+# The families' tokenizer classes, by the names a saved folder declares. Importing one directly
+# takes ~1 s; `AutoTokenizer` imports transformers' configuration code, which imports torch:
+# ~3 s at every launcher's start.
+_DIRECT_CLASSES = {f.tokenizer_class: f for f in families.FAMILIES.values()}
 
 
 def _read_json(path: str) -> dict:
@@ -73,11 +70,11 @@ def _direct_class(path: str):
   name = str(declared.get("tokenizer_class", "")).removesuffix("Fast")
   if name not in _DIRECT_CLASSES or "auto_map" in declared:
     return None
-  module, model_type = _DIRECT_CLASSES[name]
+  family = _DIRECT_CLASSES[name]
   config_type = _read_json(os.path.join(path, "config.json")).get("model_type")
-  if config_type not in (None, model_type):  # AutoTokenizer weighs the two: let it
+  if config_type not in (None, family.model_type):  # AutoTokenizer weighs the two: let it
     return None
-  return getattr(importlib.import_module(module), name)
+  return getattr(importlib.import_module(family.tokenizer_module), name)
 
 
 def _auto():
@@ -100,7 +97,7 @@ def _load_cached(source: str, family: str):
     raise OSError(f"could not load a tokenizer from {source!r} (a local directory with "
                   f"tokenizer files, a hub name, or package:<name>): {e}") from e
   tok.add_special_tokens({"pad_token": PAD_TOKEN})
-  if family == "blenderbot":
+  if families.get(family).tokenizer_appends_eos:
     _ensure_eos_appended(tok)
   return tok
 

@@ -37,7 +37,7 @@ from empathy_jax.settings import setting
 from empathy_jax.training import core, loop
 from empathy_jax.training.optimizer import OptimizerConfig
 from empathy_jax.training.run_config import TrainRunConfig
-from empathy_jax.training.state import TrainState
+from empathy_jax.training.state import TrainState, jit_update
 
 CONFIG_FILE, WEIGHTS_FILE = "classifier.json", "model.safetensors"
 TEST_METRICS = "test_metrics.json"  # the best model's held-out metrics, in the run folder
@@ -248,11 +248,9 @@ class ClassifierTask(loop.Task):
     batch_shardings = {k: sharding.batch_sharding(mesh, 1 if k in ("labels", "weight") else 2)
                        for k in keys}
     self.batch_shardings = batch_shardings
-    self._step = jax.jit(functools.partial(train_step, cfg=self.enc_cfg, tx=tx,
-                                           rationale_weight=cfg.rationale_weight),
-                         in_shardings=(shardings, batch_shardings),
-                         out_shardings=(shardings, sharding.replicated(mesh)),
-                         donate_argnums=0)
+    self._step = jit_update(functools.partial(train_step, cfg=self.enc_cfg, tx=tx,
+                                              rationale_weight=cfg.rationale_weight),
+                            shardings, mesh, in_shardings=(batch_shardings,))
     self._eval = jax.jit(functools.partial(eval_step, cfg=self.enc_cfg,
                                            rationale_weight=cfg.rationale_weight),
                          in_shardings=(shardings.params, batch_shardings),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -33,7 +34,7 @@ from empathy_jax.training.optimizer import OptimizerConfig
 from empathy_jax.training.reward_trainer import (RewardData, check_reward_data_fields,
                                                  check_reward_data_inputs, split_contexts)
 from empathy_jax.training.run_config import TrainRunConfig
-from empathy_jax.training.state import TrainState
+from empathy_jax.training.state import TrainState, jit_update
 
 LOSS_TYPES = ("sigmoid", "ipo")
 
@@ -291,6 +292,32 @@ def reference_step(params, batch: dict, *, model, mean: bool):
   return jnp.stack(pair_logps(model, params, batch, mean), axis=1)
 
 
+def batch_shardings(mesh) -> dict:
+  return {k: sharding.batch_sharding(mesh, 1 if k.endswith("_B") else 2) for k in BATCH_KEYS}
+
+
+@dataclasses.dataclass(frozen=True)
+class Programs:
+  """DPO's jitted programs. step: (state, batch) -> (state, metrics), the state donated.
+  evaluate: (params, batch) -> summed terms. reference: (params, batch) -> [B, 2] log-probs."""
+
+  step: Callable
+  evaluate: Callable
+  reference: Callable
+
+
+def programs(model, tx, shardings: TrainState, mesh, cfg: DPOConfig) -> Programs:
+  """The programs as the trainer, plan.py and the benchmarks all compile them."""
+  batch = batch_shardings(mesh)
+  on_params = dict(in_shardings=(shardings.params, batch))
+  return Programs(
+      step=jit_update(functools.partial(train_step, model=model, tx=tx, cfg=cfg), shardings,
+                      mesh, in_shardings=(batch,)),
+      evaluate=jax.jit(functools.partial(eval_step, model=model, cfg=cfg), **on_params),
+      reference=jax.jit(functools.partial(reference_step, model=model,
+                                          mean=cfg.loss_type == "ipo"), **on_params))
+
+
 # -- the algorithm -------------------------------------------------------------------------------
 
 
@@ -304,16 +331,8 @@ class DPOTask(loop.JittedStepTask):
     self.cfg, self.loaded, self.batcher, self.mesh = cfg, loaded, batcher, mesh
     self.lr_fn = jax.jit(lr_fn)
     self.steps_per_epoch = batcher.num_batches(train)
-    batch_sh = {k: sharding.batch_sharding(mesh, 1 if k.endswith("_B") else 2)
-                for k in BATCH_KEYS}
-    model = loaded.model
-    self._step = jax.jit(functools.partial(train_step, model=model, tx=tx, cfg=cfg),
-                         in_shardings=(shardings, batch_sh),
-                         out_shardings=(shardings, sharding.replicated(mesh)), donate_argnums=0)
-    self._eval = jax.jit(functools.partial(eval_step, model=model, cfg=cfg),
-                         in_shardings=(shardings.params, batch_sh))
-    ref = jax.jit(functools.partial(reference_step, model=model, mean=cfg.loss_type == "ipo"),
-                  in_shardings=(shardings.params, batch_sh))
+    jitted = programs(loaded.model, tx, shardings, mesh, cfg)
+    self._step, self._eval, ref = jitted.step, jitted.evaluate, jitted.reference
     params = sharding.shard_tree(loaded.params, shardings.params)
     # The reference's log-probs, once: the batches carry them, the steps hold only the policy.
     self.train, self.train_ref = train, self._reference(ref, params, train)

@@ -31,7 +31,8 @@ from empathy_jax.training import core, loop
 from empathy_jax.training.optimizer import OptimizerConfig
 from empathy_jax.training.ppo import rollout as R
 from empathy_jax.training.ppo.trainer import (ContextBatches, RLRunConfig, greedy_scores,
-                                              reward_in_graph, rl_inputs, same_tokens)
+                                              rl_inputs, same_tokens, score_program)
+from empathy_jax.training.state import jit_update
 
 ADVANTAGES = ("grpo", "rloo")
 
@@ -173,6 +174,15 @@ def advantages(scores_BxG, cfg: GRPOConfig):
   return group_advantages(scores_BxG, scale_by_std=cfg.scale_rewards)
 
 
+def programs(model, tx, shardings, mesh, cfg: GRPOConfig, gen):
+  """(sample, update): the group sampling (`sample_groups` at generation settings `gen`) and
+  the update (the state donated), as the trainer, plan.py and the benchmark all compile them;
+  scoring is `ppo.trainer.score_program(reward, mesh, cfg.group_size)`."""
+  sample = jax.jit(functools.partial(sample_groups, model=model, gen=gen, g=cfg.group_size))
+  return sample, jit_update(functools.partial(update, model=model, tx=tx, cfg=cfg), shardings,
+                            mesh)
+
+
 def update(state, gen: Generation, scores_N, real_B, *, model, tx, cfg: GRPOConfig):
   """Group advantages and `num_iterations` optimizer steps on one generation."""
   g = cfg.group_size
@@ -227,18 +237,8 @@ class GRPOTask(loop.Task):
     # A copy placed from the host: never an alias of the policy's (donated) buffers.
     self.ref_params = sharding.shard_tree(jax.tree.map(np.asarray, policy.params),
                                           shardings.params["policy"])
-    model = policy.model
-    replicated = sharding.replicated(mesh)
-    self._sample = jax.jit(functools.partial(sample_groups, model=model, gen=self.gen,
-                                             g=cfg.group_size))
-    in_graph = reward_in_graph(reward, repeat=cfg.group_size)
-
-    def score(rm_params, gen: Generation, rm_ctx, rm_cmask):
-      return in_graph(rm_params, gen.response_ids, gen.response_mask, rm_ctx, rm_cmask)
-
-    self._score = jax.jit(score, out_shardings=replicated)
-    self._update = jax.jit(functools.partial(update, model=model, tx=tx, cfg=cfg),
-                           out_shardings=(shardings, replicated), donate_argnums=0)
+    self._sample, self._update = programs(policy.model, tx, shardings, mesh, cfg, self.gen)
+    self._score = score_program(reward, mesh, cfg.group_size)
 
   def batches(self, epoch, start_batch):
     for _, out in self.contexts.train_batches(self.cfg.seed, epoch, start_batch):

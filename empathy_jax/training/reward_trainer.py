@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import logging
 import os
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -30,7 +31,7 @@ from empathy_jax.settings import setting
 from empathy_jax.training import core, loop, reward
 from empathy_jax.training.optimizer import OptimizerConfig
 from empathy_jax.training.run_config import TrainRunConfig
-from empathy_jax.training.state import TrainState
+from empathy_jax.training.state import TrainState, jit_update
 
 LOSSES = ("original", "bradley_terry")
 
@@ -249,6 +250,31 @@ def train_step(state: TrainState, batch: dict, *, model, tx, exclude_id: int | N
   return new_state, {"loss": value, **_batch_stats(terms, rewards, batch)}
 
 
+@dataclasses.dataclass(frozen=True)
+class Programs:
+  """The reward model's jitted programs. step: (state, batch) -> (state, metrics), the state
+  donated. evaluate: (params, batch) -> (per-context loss terms, [B, R] rewards)."""
+
+  step: Callable
+  evaluate: Callable
+
+
+def programs(model, tx, shardings: TrainState, mesh, batch_shardings: dict | None = None, *,
+             exclude_id: int | None, dropout: float, loss: str = "original",
+             margin: float = 0.0, center: float = 0.0) -> Programs:
+  """The programs as the trainer, plan.py and the benchmarks all compile them
+  (`batch_shardings`: None takes the batch's own placement)."""
+  losses = dict(loss=loss, margin=margin, center=center)
+  batch = None if batch_shardings is None else (batch_shardings,)
+  return Programs(
+      step=jit_update(functools.partial(train_step, model=model, tx=tx, exclude_id=exclude_id,
+                                        dropout=dropout, **losses),
+                      shardings, mesh, in_shardings=batch),
+      evaluate=jax.jit(functools.partial(eval_step, model=model, exclude_id=exclude_id,
+                                         **losses),
+                       in_shardings=None if batch is None else (shardings.params, *batch)))
+
+
 def eval_step(params, batch: dict, *, model, exclude_id: int | None, loss: str, margin: float,
               center: float):
   """Per context: (its loss, whether it has pairs, the pair counts) and its [R] rewards."""
@@ -289,18 +315,12 @@ class RewardTask(loop.JittedStepTask):
     self.train_idx, self.val_idx = train_idx, val_idx
     self.lr_fn = jax.jit(lr_fn)
     self.steps_per_epoch = data.num_batches(train_idx)
-    model, exclude_id = start.backbone.model, start.pool_exclude_id
-    loss_args = dict(loss=cfg.loss, margin=cfg.margin, center=cfg.center_rewards_coefficient)
-    batch_shardings = {k: sharding.batch_sharding(mesh, v.ndim)
-                       for k, v in data.make_batch(train_idx[:1]).items()}
-    self._batch_shardings = batch_shardings
-    self._step = jax.jit(functools.partial(train_step, model=model, tx=tx, exclude_id=exclude_id,
-                                           dropout=cfg.dropout, **loss_args),
-                         in_shardings=(shardings, batch_shardings),
-                         out_shardings=(shardings, sharding.replicated(mesh)),
-                         donate_argnums=0)
-    self._eval = jax.jit(functools.partial(eval_step, model=model, exclude_id=exclude_id, **loss_args),
-                         in_shardings=(shardings.params, batch_shardings))
+    self._batch_shardings = {k: sharding.batch_sharding(mesh, v.ndim)
+                             for k, v in data.make_batch(train_idx[:1]).items()}
+    jitted = programs(start.backbone.model, tx, shardings, mesh, self._batch_shardings,
+                      exclude_id=start.pool_exclude_id, dropout=cfg.dropout, loss=cfg.loss,
+                      margin=cfg.margin, center=cfg.center_rewards_coefficient)
+    self._step, self._eval = jitted.step, jitted.evaluate
     self._validated: tuple[int, dict, list] | None = None  # (step, metrics, per-context rewards)
 
   def _global(self, batch):

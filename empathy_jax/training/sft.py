@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -30,7 +31,7 @@ from empathy_jax.training import core, loop
 from empathy_jax.training.loss import batch_nll
 from empathy_jax.training.optimizer import OptimizerConfig
 from empathy_jax.training.run_config import TrainRunConfig
-from empathy_jax.training.state import TrainState
+from empathy_jax.training.state import TrainState, jit_update
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -121,6 +122,30 @@ def train_step(state: TrainState, batch: dict, *, model, tx, grad_accum: int):
   return new_state, {"loss": loss, "tokens": count}
 
 
+def batch_shardings(mesh) -> dict:
+  return {k: sharding.batch_sharding(mesh, 1 if k == "example_index_B" else 2)
+          for k in BATCH_KEYS}
+
+
+@dataclasses.dataclass(frozen=True)
+class Programs:
+  """SFT's jitted programs. step: (state, batch) -> (state, metrics), the state donated.
+  evaluate: (params, batch) -> (summed token NLL, token count)."""
+
+  step: Callable
+  evaluate: Callable
+
+
+def programs(model, tx, shardings: TrainState, mesh, grad_accum: int = 1) -> Programs:
+  """The programs as the trainer, plan.py and the benchmarks all compile them."""
+  batch = batch_shardings(mesh)
+  return Programs(
+      step=jit_update(functools.partial(train_step, model=model, tx=tx, grad_accum=grad_accum),
+                      shardings, mesh, in_shardings=(batch,)),
+      evaluate=jax.jit(functools.partial(eval_step, model=model),
+                       in_shardings=(shardings.params, batch)))
+
+
 def _value_and_grad(model, params, batch, rng, mean: bool = False):
   """((loss sum or mean, token count), its gradient) on one (micro-)batch with dropout."""
   def f(p):
@@ -169,16 +194,8 @@ class SFTTask(loop.JittedStepTask):
     self.cfg, self.loaded, self.data, self.mesh = cfg, loaded, data, mesh
     self.lr_fn = jax.jit(lr_fn)  # one program, not an eager op-by-op schedule per log
     self.steps_per_epoch = data.train_batcher.num_batches(len(data.train))
-    batch_shardings = {k: sharding.batch_sharding(mesh, 1 if k == "example_index_B" else 2)
-                       for k in BATCH_KEYS}
-    model = loaded.model
-    self._step = jax.jit(functools.partial(train_step, model=model, tx=tx,
-                                           grad_accum=cfg.grad_accum),
-                         in_shardings=(shardings, batch_shardings),
-                         out_shardings=(shardings, sharding.replicated(mesh)),
-                         donate_argnums=0)
-    self._eval = jax.jit(functools.partial(eval_step, model=model),
-                         in_shardings=(shardings.params, batch_shardings))
+    jitted = programs(loaded.model, tx, shardings, mesh, cfg.grad_accum)
+    self._step, self._eval = jitted.step, jitted.evaluate
 
   def batches(self, epoch, start_batch):
     for batch in self.data.train_batcher.batches(self.data.train, self.cfg.seed, epoch,

@@ -47,3 +47,12 @@ def create_state(params, tx, rng, shardings: TrainState) -> TrainState:
 
 def unboxed(tree):
   return nn.unbox(tree)
+
+
+def jit_update(update, shardings, mesh, *, in_shardings=None):
+  """`update(state, ...) -> (state, metrics)` jitted as every trainer runs its updates: the
+  state donated and kept in its shardings, the metrics replicated (every process reads them).
+  `in_shardings`: the other arguments' shardings (None: taken from the arguments)."""
+  return jax.jit(update, in_shardings=None if in_shardings is None else (shardings,
+                                                                           *in_shardings),
+                 out_shardings=(shardings, sharding.replicated(mesh)), donate_argnums=0)

@@ -58,6 +58,8 @@ class PPOConfig:
   recipe: str = "default"
   value_head_dropout: float = 0.0  # the original: nn.Dropout() (p 0.5) before its value head
   policy_dropout: bool = False  # sampling and the update's forward in train mode (the original's)
+  kl_target: float = 0.0  # the adaptive KL controller's target (0: the coefficient is fixed)
+  kl_horizon: int = 10000  # its horizon, in episodes
 
   def __post_init__(self):
     g = self.generation

@@ -39,7 +39,7 @@ from empathy_jax.training import core, loop
 from empathy_jax.training.optimizer import OptimizerConfig, make_optimizer
 from empathy_jax.training.ppo import rollout as R, step as S
 from empathy_jax.training.run_config import TrainRunConfig
-from empathy_jax.training.state import abstract_state, state_shardings
+from empathy_jax.training.state import abstract_state, jit_update, state_shardings
 
 
 # `--recipe original`: the original's update (`ppo.step.original_minibatch_loss`) and the
@@ -195,7 +195,8 @@ class PPORunConfig(RLRunConfig):
                        ratio_against=self.ratio_against,
                        shared_critic=self.critic == "shared", recipe=self.recipe,
                        value_head_dropout=self.value_head_dropout,
-                       policy_dropout=self.recipe == "original")
+                       policy_dropout=self.recipe == "original", kl_target=self.kl_target,
+                       kl_horizon=self.kl_horizon)
 
 
 @flax.struct.dataclass
@@ -264,6 +265,18 @@ def reward_in_graph(reward, repeat: int = 1):
   return score
 
 
+def score_program(reward, mesh, repeat: int = 1):
+  """`reward_in_graph` jitted as PPO, GRPO/RLOO and their benchmarks run it: (rm_params, a
+  rollout or generation with response_ids / response_mask, rm_ctx, rm_cmask) -> [N] rewards,
+  replicated."""
+  in_graph = reward_in_graph(reward, repeat)
+
+  def score(rm_params, out, rm_ctx, rm_cmask):
+    return in_graph(rm_params, out.response_ids, out.response_mask, rm_ctx, rm_cmask)
+
+  return jax.jit(score, out_shardings=sharding.replicated(mesh))
+
+
 def _trl_names(stats: dict) -> dict:
   """Per-minibatch update stats -> TRL's logged names (means over the minibatch steps)."""
   renamed = {"entropy": "objective/entropy", "val/ratio": "val/ratio"}
@@ -295,7 +308,7 @@ def sample_rollout(state: PPOState, ref_params, ctx, cmask, rows, plan=None, *, 
 
 
 def finish_and_update(state: PPOState, r: S.Rollout, scores, plan=None, *, model, tx,
-                      ppo: S.PPOConfig, cfg: PPORunConfig, mesh=None):
+                      ppo: S.PPOConfig, mesh=None):
   """The scored rollout -> rewards and advantages, `ppo_epochs` x `num_minibatches` updates,
   the KL controller's step: (new state, metrics). `mesh`: minibatches stay split over it;
   `plan`: `context_plan` of the rollout's contexts."""
@@ -306,12 +319,22 @@ def finish_and_update(state: PPOState, r: S.Rollout, scores, plan=None, *, model
                                       jax.random.fold_in(rng, 1), model=model, tx=tx, cfg=ppo,
                                       batch_sharding=split, plan=plan, kl_coef=state.kl_coef)
   summary = S.rollout_stats(r, ppo.generation.eos_token_id, ppo.kl_estimator)
-  kl_coef = adaptive_kl(state.kl_coef, summary["objective/kl"], cfg.batch_size,
-                        cfg.kl_target, cfg.kl_horizon)
+  kl_coef = adaptive_kl(state.kl_coef, summary["objective/kl"], scores.shape[0],
+                        ppo.kl_target, ppo.kl_horizon)
   metrics = {**summary, **_trl_names(stats), "loss": stats["loss/total"].mean(),
              "kl_coef": state.kl_coef}
   return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                        kl_coef=kl_coef), metrics
+
+
+def update_programs(model, tx, ppo: S.PPOConfig, mesh, shardings: PPOState):
+  """(sample, finish): the rollout program (`sample_rollout`) and the finish + update program
+  (`finish_and_update`, the state donated), as the trainer, the benchmark and plan.py all
+  compile them. Weights are arguments, never constants baked into a program."""
+  sample = jax.jit(functools.partial(sample_rollout, model=model, ppo=ppo))
+  finish = jit_update(functools.partial(finish_and_update, model=model, tx=tx, ppo=ppo,
+                                        mesh=mesh), shardings, mesh)
+  return sample, finish
 
 
 class Programs:
@@ -329,19 +352,8 @@ class Programs:
     self.scorer = reward_model.RewardScorer(reward, cfg.batch_size, mesh)
     self.rm_params = self.scorer.params  # placed on the mesh once, for both scoring paths
     self.in_graph = same_tokens(policy.fmt, reward.backbone.fmt)
-    replicated = sharding.replicated(mesh)
-
-    in_graph = reward_in_graph(reward)
-
-    def score(rm_params, r, rm_ctx, rm_cmask):
-      return in_graph(rm_params, r.response_ids, r.response_mask, rm_ctx, rm_cmask)
-
-    # Weights are arguments (never constants baked into a program); the state is donated.
-    self.sample = jax.jit(functools.partial(sample_rollout, model=model, ppo=ppo))
-    self.score = jax.jit(score, out_shardings=replicated)
-    self.finish = jax.jit(functools.partial(finish_and_update, model=model, tx=tx, ppo=ppo,
-                                            cfg=cfg, mesh=mesh),
-                          out_shardings=(shardings, replicated), donate_argnums=0)
+    self.sample, self.finish = update_programs(model, tx, ppo, mesh, shardings)
+    self.score = score_program(reward, mesh)
 
   def iteration(self, state, batch: dict, timed: bool):
     """(new state, metrics): `batch` holds ctx, cmask, rows (device arrays), contexts (text)
