@@ -68,6 +68,12 @@ INTENTS, EPITOME = "datasets/empathetic_intents", "datasets/epitome"
 CLASSIFIERS = {"emotion": dict(dataset_dir=INTENTS), "intent": dict(dataset_dir=INTENTS),
                "epitome_ER": dict(dataset_dir=EPITOME), "epitome_IP": dict(dataset_dir=EPITOME),
                "epitome_EX": dict(dataset_dir=EPITOME)}
+# The main job's default trains them shorter (emotion two epochs, EPITOME one; intent as the
+# launcher), so that the whole loop fits 15 minutes of a cold 2-core CPU; its report gives each
+# classifier's held-out accuracy (docs/evaluation.md).
+DEMO_CLASSIFIERS = {**CLASSIFIERS, "emotion": dict(dataset_dir=INTENTS, max_epochs=2),
+                    **{t: dict(dataset_dir=EPITOME, max_epochs=1)
+                       for t in ("epitome_ER", "epitome_IP", "epitome_EX")}}
 # test: the metric suite on the test split.
 EVAL = dict(dataset_dir=ED, batch_size=32, data_erasure_level=1.0, metric_n_grams=4)
 EVAL_TINY = dict(max_examples=128, max_new_tokens=24)

@@ -45,7 +45,7 @@ def demo() -> dict:
   """The main job's default: GODEL_SMALL_ED (shipped in the package) fine-tuned briefly, a
   reward model on its backbone, PPO, the metric classifiers, the test of both policies on 256
   rows: a fresh 2-core CPU runs it with nothing downloaded."""
-  return {"classifiers": {t: dict(f) for t, f in experiments.CLASSIFIERS.items()},
+  return {"classifiers": {t: dict(f) for t, f in experiments.DEMO_CLASSIFIERS.items()},
           "sft": {**experiments.SFT, **experiments.DEMO_SFT},
           "reward": {**experiments.REWARD, **experiments.DEMO_REWARD},
           "ppo": {**experiments.PPO, **experiments.DEMO_PPO},
