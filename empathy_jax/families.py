@@ -133,6 +133,11 @@ def for_model_type(model_type: str) -> Family:
                    f"{sorted(f.model_type for f in FAMILIES.values())}")
 
 
+def weight_map(cfg) -> weights.WeightMap:
+  """The transformers <-> Flax parameter names of this config (its family's rules)."""
+  return of(cfg).weight_rules(cfg)
+
+
 def config_from_hf(hf: Mapping[str, Any], opts: RuntimeOptions = RuntimeOptions()):
   """Our config of a transformers config (dict), by its `model_type`."""
   return for_model_type(hf.get("model_type")).config_cls.from_hf(hf, opts)

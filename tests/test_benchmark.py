@@ -116,7 +116,7 @@ def test_ppo_benchmarks_pytorch_side_learns_as_ours_over_two_iterations(tmp_path
   ours = jax.tree.map(np.asarray, holder["state"].params["policy"])
   torch_policy = weights.hf_to_params(
       {k: v.detach().numpy() for k, v in theirs.policy.state_dict().items()},
-      families.of(policy.model.cfg).weight_rules(policy.model.cfg), abstract)
+      families.weight_map(policy.model.cfg), abstract)
   for (path, a), b, s in zip(jax.tree_util.tree_leaves_with_path(ours),
                              jax.tree.leaves(torch_policy), jax.tree.leaves(start)):
     if "c_attn" in jax.tree_util.keystr(path) and a.ndim == 3:  # GPT-2's [q, k, v] biases

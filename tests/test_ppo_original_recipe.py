@@ -50,7 +50,7 @@ def _head(value_head):
 
 def _torch_params(model, cfg_ours, abstract):
   state = {k: v.detach().numpy().astype(np.float32) for k, v in model.state_dict().items()}
-  return weights.hf_to_params(state, families.of(cfg_ours).weight_rules(cfg_ours), abstract)
+  return weights.hf_to_params(state, families.weight_map(cfg_ours), abstract)
 
 
 def test_recipe_original_equals_the_originals_step_over_two_updates(tmp_path, ed_test):

@@ -98,8 +98,7 @@ def from_hf_dir(path: str, options: RuntimeOptions = RuntimeOptions(), family: s
       raise CheckpointError(f"{path}: no tokenizer files and no default for family {family}")
   fmt = format_for(family, tokenizer_source, max_length)
   state = hf_io.read_state_dict(path)
-  params = weights.hf_to_params(state, families.of(cfg).weight_rules(cfg),
-                                _abstract_unscanned(cfg))
+  params = weights.hf_to_params(state, families.weight_map(cfg), _abstract_unscanned(cfg))
   gen_path = os.path.join(path, "generation_config.json")
   generation = hf_io.read_json(gen_path) if os.path.exists(gen_path) else {}
   return _finish(params, cfg, fmt, generation, tokenizer_source, name or path)
@@ -210,8 +209,7 @@ def loaded_from_lightning_state(ckpt_path: str, state: dict, hparams: dict,
     raise CheckpointError(f"{ckpt_path}: embeddings have {hf['vocab_size']} rows but the "
                           f"rebuilt {spec.name} tokenizer has {fmt.vocab_size} tokens")
   cfg = families.config_from_hf(hf, options)
-  params = weights.hf_to_params(state, families.of(cfg).weight_rules(cfg),
-                                _abstract_unscanned(cfg))
+  params = weights.hf_to_params(state, families.weight_map(cfg), _abstract_unscanned(cfg))
   generation = dict(hparams.get("generation_config") or {})
   # Named by its registry entry, so that an export writes the same model_cls/version back.
   return _finish(params, cfg, fmt, generation, spec.tokenizer, spec.name)
@@ -267,7 +265,7 @@ def source_kind(source: str) -> str:
 def export_hf(loaded: LoadedModel, out_dir: str) -> None:
   """A Hugging Face directory that transformers' PyTorch classes load with the same logits."""
   cfg = loaded.model.cfg
-  state = weights.params_to_hf(unscanned_numpy_params(loaded), families.of(cfg).weight_rules(cfg))
+  state = weights.params_to_hf(unscanned_numpy_params(loaded), families.weight_map(cfg))
   hf_io.write_hf_dir(out_dir, cfg.hf_dict(), state, loaded.tokenizer,
                      loaded.generation_config)
 
@@ -293,7 +291,7 @@ def export_lightning(loaded: LoadedModel, out_path: str, version: str | None = N
   cfg = loaded.model.cfg
   family = families.of(cfg)
   version = _original_version(loaded.name, family) if version is None else version
-  state = weights.params_to_hf(unscanned_numpy_params(loaded), family.weight_rules(cfg))
+  state = weights.params_to_hf(unscanned_numpy_params(loaded), families.weight_map(cfg))
   state_dict = {f"model.model.{k}": torch.from_numpy(np.ascontiguousarray(v))
                 for k, v in state.items()}
   for k, v in (extra_state or {}).items():
