@@ -15,10 +15,12 @@ import sys
 from typing import Callable
 
 from absl import flags, logging
+from ml_collections import config_flags
 
 from empathy_jax import compilation, settings
 from empathy_jax.errors import CheckpointError, DatasetError, DivergedError, fail, parse_flags  # noqa: F401
 from empathy_jax.evaluation.suite import ScoreConfig
+from empathy_jax.generation import config as generation_config
 from empathy_jax.sharding import MeshConfig
 
 FLAGS = flags.FLAGS
@@ -33,22 +35,19 @@ def define_mesh_flags() -> Callable[[], MeshConfig]:
 
 
 def define_metric_flags() -> Callable[[int], ScoreConfig]:
-  """The metric suite's flags; the returned builder takes the launcher's --batch_size."""
-  emo = flags.DEFINE_string("emo_classifier_dir", None, "Emotion classifier folder.")
-  intent = flags.DEFINE_string("intent_classifier_dir", None,
-                               "Empathetic-intent classifier folder.")
-  epitome = flags.DEFINE_string("epitome_dir", None, "Folder with finetuned_{IP,EX,ER}.pth.")
-  reward = flags.DEFINE_string("reward_model_dir", None, "Reward model (reward statistics).")
-  n_grams = flags.DEFINE_integer("metric_n_grams", 4, "n for BLEU, NIST and dist-1..n.")
-  trust = define_trust_pickle_flag()
-  return lambda batch_size: ScoreConfig(
-      value("emo_classifier_dir", emo), value("intent_classifier_dir", intent),
-      value("epitome_dir", epitome), value("reward_model_dir", reward),
-      value("metric_n_grams", n_grams), batch_size, value("trust_pickle", trust))
+  """The metric suite's flags, from `ScoreConfig`'s settings (and --trust_pickle); the returned
+  builder takes the launcher's --batch_size."""
+  settings.define_flags(ScoreConfig)
+  define_trust_pickle_flag()
+  return lambda batch_size: settings.from_flags(ScoreConfig, read=value, batch_size=batch_size,
+                                                trust_pickle=value("trust_pickle"))
 
 
-GENERATION_FLAGS = ("beam_width", "sample", "temperature", "top_p", "top_k", "max_new_tokens",
-                    "length_alpha")
+# The flags `define_metric_flags` defines: what an experiment config may set for them.
+METRIC_FLAGS = tuple(f.name for f in settings.flag_fields(ScoreConfig)) + ("trust_pickle",)
+
+
+GENERATION_FLAGS = generation_config.USER_FLAGS
 
 
 def define_generation_flags() -> Callable[[], dict]:
@@ -103,8 +102,6 @@ def define_compilation_cache_flag() -> Callable[[], None]:
 
 def define_config_flag():
   """`--config configs/X.py[:variant]`: an ml_collections experiment config."""
-  from ml_collections import config_flags  # pylint: disable=import-outside-toplevel
-
   return config_flags.DEFINE_config_file(
       "config", None, "Experiment config (configs/*.py, optionally :tiny for the CPU variant). "
       "Its fields set the flags of the same name; flags given on the command line win; "
@@ -171,8 +168,6 @@ def original_flag_parser(argv: list[str]):
 
 def quiet_libraries() -> None:
   """Library INFO logs (backend probing, orbax's saves) only when --verbosity asks for them."""
-  from absl import logging  # pylint: disable=import-outside-toplevel
-
   if not FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
 
@@ -217,18 +212,39 @@ def run_trainer(config_cls, mesh: Callable[[], MeshConfig], cache: Callable[[], 
                    indent=None if one_line else 2), flush=True)
 
 
-def define_trainer(config_cls, role: str, step: str = "steps",
-                   dropout_help: str = "Override the checkpoint's dropout."):
-  """Every flag of a train launcher: --model/--pretrained_model_dir (`role`: what the model is
-  to the run), the config's settings, and the shared run flags with the config's own cadence
-  defaults. Returns (the mesh builder, the compilation-cache switch) for `run_trainer`. (The
-  launcher adopts this module's and `settings`' flags for --help: absl ties that to the
-  calling module.)"""
-  define_model_flags(role)
+def trainer_main(config_cls, train_fn, role: str | None, *, step: str = "steps",
+                 dropout_help: str = "Override the checkpoint's dropout.", errors: tuple = (),
+                 summarize=None, one_line: bool = False):
+  """A train launcher in one call: defines every flag it takes (--model/--pretrained_model_dir
+  unless `role` is None, `role` saying what the model is to the run; the config's settings;
+  the shared run flags with the config's own cadence defaults), lists them in the launcher's
+  --help, and returns its `main` (`run_trainer` with these arguments)."""
+  if role is not None:
+    define_model_flags(role)
   settings.define_flags(config_cls)
   defaults = {f.name: f.default for f in dataclasses.fields(config_cls)}
-  return define_run_flags(defaults["log_interval"], defaults["checkpoint_interval"],
-                          dropout_help, step)
+  mesh, cache = define_run_flags(defaults["log_interval"], defaults["checkpoint_interval"],
+                                 dropout_help, step)
+  list_in_help(sys._getframe(1).f_globals["__name__"])  # pylint: disable=protected-access
+
+  def main(argv):
+    del argv
+    run_trainer(config_cls, mesh, cache, train_fn, errors, summarize, one_line)
+
+  return main
+
+
+def list_in_help(module_name: str | None = None) -> None:
+  """Makes the shared flags (those this module and `settings` define) key flags of the launcher
+  module (`module_name`, by default the caller's), so its --help lists them. absl's
+  adopt_module_key_flags does this for the module that calls it, hence the name here."""
+  if module_name is None:
+    module_name = sys._getframe(1).f_globals["__name__"]  # pylint: disable=protected-access
+  if module_name == "__main__":
+    module_name = sys.argv[0]  # absl's name for the main module
+  for source in (__name__, settings.__name__):
+    for flag in FLAGS.get_key_flags_for_module(source):
+      FLAGS.register_key_flag_for_module(module_name, flag)
 
 
 def define_run_flags(log_interval: int, checkpoint_interval: int,

@@ -22,11 +22,13 @@ from empathy_jax.evaluation import classifier_export, results
 from empathy_jax.evaluation.policy_kl import sampled_kl
 from empathy_jax.evaluation.suite import ScoreConfig
 from empathy_jax.evaluation.testing import TestConfig, run_test
+from empathy_jax.generation.config import USER_FLAGS
 from empathy_jax.json_files import read_dict, write_atomic
 from empathy_jax.models import model_dir
 from empathy_jax.models.api import param_count
 from empathy_jax.models.loading import load_model
 from empathy_jax.pipeline_report import write_report
+from empathy_jax.settings import flag_fields
 from empathy_jax.training import runs
 from empathy_jax.training.classifier import (TEST_METRICS, ClassifierConfig, held_out,
                                              train_classifier)
@@ -146,11 +148,9 @@ def _rows(stage: dict, split: str = "train", contexts: bool = False) -> str:
 
 def _test(name, policy_dir, reward_dir, settings, out, clock):
   s = dict(settings)
-  generation = {k: s.pop(k) for k in ("beam_width", "sample", "temperature", "top_p", "top_k",
-                                      "max_new_tokens", "length_alpha") if k in s}
-  scores = ScoreConfig(reward_model_dir=reward_dir,
-                       **{k: s.pop(k) for k in ("emo_classifier_dir", "intent_classifier_dir",
-                                                "epitome_dir", "metric_n_grams") if k in s})
+  generation = {k: s.pop(k) for k in USER_FLAGS if k in s}
+  given = {f.name: s.pop(f.name) for f in flag_fields(ScoreConfig) if f.name in s}
+  scores = ScoreConfig(**{**given, "reward_model_dir": reward_dir})
   # The pipeline owns this folder: results of another model or other settings are replaced.
   cfg = TestConfig(pretrained_model_dir=policy_dir, output_dir=out, scores=scores,
                    generation=generation, overwrite=True, **s)

@@ -218,10 +218,8 @@ class _Planner:
   def _ppo(self) -> "_PPOParts":
     """Shared by both PPO plans (built once when both are planned)."""
     cfg = self.cfg
-    run = ppo_trainer.PPORunConfig(dataset_dir=".", output_dir=".", reward_model_dir=".",
-                                   model=cfg.model, batch_size=cfg.batch_size,
-                                   max_new_tokens=cfg.max_new_tokens)
-    ppo = run.ppo(resolve({}, {}, self.model.cfg))
+    ppo = ppo_trainer.default_ppo_config(resolve({}, {}, self.model.cfg),
+                                         max_new_tokens=cfg.max_new_tokens)
     shapes, shardings = ppo_trainer.state_layout(self.model, self.tx, self.mesh, False)
     policy_shardings = shardings.params["policy"]
     ref_shapes = jax.tree.map(
@@ -232,7 +230,7 @@ class _Planner:
     sample, finish = ppo_trainer.update_programs(self.model, self.tx, ppo, self.mesh, shardings)
     params, optimizer = self._sizes(shapes, shardings)
     return _PPOParts(
-        run=run, ppo=ppo, state=_abstract(shapes, shardings), shardings=shardings,
+        ppo=ppo, state=_abstract(shapes, shardings), shardings=shardings,
         reference=_abstract(ref_shapes, policy_shardings),
         reference_bytes=per_device_bytes(ref_shapes, policy_shardings),
         # The reward model: a backbone of the policy's architecture and its head, as placed.
@@ -331,7 +329,6 @@ class _PPOParts:
   """What both PPO plans start from: the abstract state and reference, their bytes, the
   rollout's other arguments and its program."""
 
-  run: Any
   ppo: Any
   state: Any
   shardings: Any

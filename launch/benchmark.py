@@ -30,7 +30,7 @@ from empathy_jax import launch_flags, settings  # noqa: E402  pylint: disable=wr
 
 settings.define_flags(BenchConfig)
 flags.mark_flag_as_required("mode")
-flags.adopt_module_key_flags(settings)
+launch_flags.list_in_help()
 
 
 def main(argv):

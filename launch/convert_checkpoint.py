@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Converts a dialogue model between checkpoint formats.
 
-  python launch/convert_checkpoint.py --input microsoft/GODEL-v1_1-base-seq2seq --to ours \
+  python launch/convert_checkpoint.py --input microsoft/GODEL-v1_1-base-seq2seq --to ours \\
       --output models/godel_base
   python launch/convert_checkpoint.py --input OUT/tensorboard_logs/version_0 --to hf --output hf_dir
   python launch/convert_checkpoint.py --input hf_dir --to ckpt --output original_run

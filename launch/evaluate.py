@@ -2,9 +2,9 @@
 """Human evaluation, as the original's `evaluate`: a random test context and the responses of
 several models (shuffled, anonymous), each rated for Empathy and Specificity from 0 to 5.
 
-  python launch/evaluate.py --model_dirs outputs/sft,outputs/ppo --output_dir outputs/human \
+  python launch/evaluate.py --model_dirs outputs/sft,outputs/ppo --output_dir outputs/human \\
       --num_samples 20
-  python launch/evaluate.py --model_dirs outputs/sft,outputs/ppo --output_dir outputs/human \
+  python launch/evaluate.py --model_dirs outputs/sft,outputs/ppo --output_dir outputs/human \\
       --reuse_cache      # continue a session
 
 --model_dirs: folders with test.py's test_data.json (or the files). Every answer is saved at

@@ -2,7 +2,7 @@
 """Chat with a dialogue model in the terminal, as the original's `interact`.
 
   python launch/interact.py --model GODEL_TINY
-  python launch/interact.py --pretrained_model_dir runs/ppo/tensorboard_logs/version_0 --sample \
+  python launch/interact.py --pretrained_model_dir runs/ppo/tensorboard_logs/version_0 --sample \\
       --top_p 0.9
 
 GODEL models ask for an instruction first (Enter keeps the default; --instruction gives it).
@@ -17,7 +17,10 @@ import time
 from absl import app, flags
 
 from empathy_jax import launch_flags
+from empathy_jax.chat import Responder
 from empathy_jax.errors import CheckpointError
+from empathy_jax.models.loading import load_model
+from empathy_jax.tokenization.families import GODEL_DEFAULT_INSTRUCTION
 
 F = flags
 launch_flags.define_model_flags()
@@ -26,7 +29,7 @@ _SEED = F.DEFINE_integer("seed", 0, "Sampling seed.")
 _GENERATION = launch_flags.define_generation_flags()
 _CACHE = launch_flags.define_compilation_cache_flag()
 _TRUST = launch_flags.define_trust_pickle_flag()
-F.adopt_module_key_flags(launch_flags)
+launch_flags.list_in_help()
 
 
 def ask(prompt: str) -> str | None:
@@ -41,17 +44,12 @@ def main(argv):
   launch_flags.quiet_libraries()
   _CACHE()
   source = launch_flags.required_model_source()
-  from empathy_jax.chat import Responder  # pylint: disable=import-outside-toplevel
-  from empathy_jax.models.loading import load_model  # pylint: disable=import-outside-toplevel
-
   try:
     loaded = load_model(source, trust_pickle=_TRUST.value)
   except (CheckpointError, ValueError) as e:
     launch_flags.fail(str(e))
   instruction = _INSTRUCTION.value
   if instruction is None and loaded.fmt.family == "godel":
-    from empathy_jax.tokenization.families import GODEL_DEFAULT_INSTRUCTION  # pylint: disable=import-outside-toplevel
-
     instruction = ask(f"Instruction (Enter for the default: {GODEL_DEFAULT_INSTRUCTION!r}): ")
     if instruction is None:
       return

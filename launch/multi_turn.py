@@ -3,10 +3,10 @@
 the speaker's turns, the model answers, and each answer's reward (given the whole history) is
 shown and saved.
 
-  python launch/multi_turn.py --model GODEL_TINY --reward_model_dir runs/rm/tensorboard_logs/version_0 \
+  python launch/multi_turn.py --model GODEL_TINY --reward_model_dir runs/rm/tensorboard_logs/version_0 \\
       --output_dir outputs/multi_turn
-  python launch/multi_turn.py --pretrained_model_dir runs/ppo/tensorboard_logs/version_0 \
-      --reward_model_dir runs/rm/tensorboard_logs/version_0 --output_dir outputs/mt \
+  python launch/multi_turn.py --pretrained_model_dir runs/ppo/tensorboard_logs/version_0 \\
+      --reward_model_dir runs/rm/tensorboard_logs/version_0 --output_dir outputs/mt \\
       --speaker_file sessions.json --max_sessions 500 --batch_size 32
 
 Interactive: up to --max_sessions sessions of --max_turns turns; an empty line ends a session
@@ -15,24 +15,26 @@ turns) runs the same study unattended and batched. Writes OUTPUT_DIR/multi_turn.
 every turn and multi_turn.png (reward per turn per session, and the mean) at the end.
 """
 
-from absl import app, flags
+from absl import app
+from tqdm import tqdm
 
 from empathy_jax import launch_flags, settings
+from empathy_jax.chat import Responder
 from empathy_jax.errors import CheckpointError, DatasetError
+from empathy_jax.evaluation import multi_turn
 from empathy_jax.evaluation.multi_turn import MultiTurnConfig
+from empathy_jax.models import reward_model
+from empathy_jax.models.loading import load_model
 
 launch_flags.define_model_flags("the model that answers")
 settings.define_flags(MultiTurnConfig)  # every setting, from its field
 _GENERATION = launch_flags.define_generation_flags()
 _CACHE = launch_flags.define_compilation_cache_flag()
 _TRUST = launch_flags.define_trust_pickle_flag()
-flags.adopt_module_key_flags(launch_flags)
-flags.adopt_module_key_flags(settings)
+launch_flags.list_in_help()
 
 
 def _interactive(responder, scorer, out_dir, max_sessions, max_turns):
-  from empathy_jax.evaluation import multi_turn  # pylint: disable=import-outside-toplevel
-
   results = []
   for s in range(max_sessions):
     print(f"\n=== session {s + 1}/{max_sessions} (empty line: end it, <quit>: stop)", flush=True)
@@ -60,11 +62,6 @@ def _interactive(responder, scorer, out_dir, max_sessions, max_turns):
 def main(argv):
   del argv
   _CACHE()
-  from empathy_jax.chat import Responder  # pylint: disable=import-outside-toplevel
-  from empathy_jax.evaluation import multi_turn  # pylint: disable=import-outside-toplevel
-  from empathy_jax.models import reward_model  # pylint: disable=import-outside-toplevel
-  from empathy_jax.models.loading import load_model  # pylint: disable=import-outside-toplevel
-
   source = launch_flags.required_model_source()
   try:  # every input checked before a model is loaded
     cfg = settings.from_flags(MultiTurnConfig)
@@ -79,8 +76,6 @@ def main(argv):
   responder = Responder(loaded, generation, batch_size=cfg.batch_size if speakers else 1,
                         seed=cfg.seed, instruction=cfg.instruction)
   if speakers:
-    from tqdm import tqdm  # pylint: disable=import-outside-toplevel
-
     longest = max(len(s) for s in speakers)
     with tqdm(total=longest, desc=f"turns ({len(speakers)} sessions)") as bar:
       results = multi_turn.run_batched(speakers, responder, scorer, cfg.output_dir,

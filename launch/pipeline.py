@@ -24,6 +24,7 @@ from ml_collections import config_flags
 
 from empathy_jax import compilation, launch_flags
 from empathy_jax.errors import CheckpointError, DatasetError, DivergedError
+from empathy_jax.pipeline import PipelineConfig, demo, run_pipeline
 
 _OUT = flags.DEFINE_string("output_dir", "runs/pipeline", "Root of every stage's output.")
 _CONFIG = config_flags.DEFINE_config_file(
@@ -44,8 +45,6 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   _CACHE()
-  from empathy_jax.pipeline import PipelineConfig, demo, run_pipeline  # pylint: disable=import-outside-toplevel
-
   stages = demo()
   num_samples = _SAMPLES.value
   if _CONFIG.value is not None:

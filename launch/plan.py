@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Memory and layout plan of the SFT, reward and PPO steps for a mesh you may not have.
 
-  python launch/plan.py --model GODEL_LARGE --devices 64 --mesh_data 8 --mesh_fsdp 8 \
+  python launch/plan.py --model GODEL_LARGE --devices 64 --mesh_data 8 --mesh_fsdp 8 \\
       --batch_size 64 --dtype bfloat16 --scan_layers --remat --device_memory_gb 16
   python launch/plan.py --config configs/sft_godel_ed.py --devices 8 --mesh_fsdp 8 --steps sft
 
@@ -32,6 +32,7 @@ _simulated_devices(sys.argv)
 import dataclasses  # noqa: E402
 import json  # noqa: E402
 
+import jax  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 from empathy_jax import launch_flags, planning, registry, settings  # noqa: E402
@@ -50,7 +51,7 @@ settings.define_flags(planning.PlanConfig)  # the plan's settings, from its fiel
 F.DEFINE_multi_string("override", [], "Architecture field=value (e.g. num_layers=2), for a "
                       "reduced model.")
 F.DEFINE_string("output_json", None, "Also write the figures here.")
-F.adopt_module_key_flags(settings)
+launch_flags.list_in_help()
 
 def _override(text: str):
   key, _, raw = text.partition("=")
@@ -81,8 +82,6 @@ def main(argv):
     planning.architecture(cfg.model)
   except (ValueError, KeyError) as e:
     launch_flags.fail(str(e))
-  import jax  # pylint: disable=import-outside-toplevel
-
   try:
     shape = cfg.mesh.shape(jax.device_count())
   except ValueError as e:

@@ -2,8 +2,8 @@
 """Scores an existing test_data.json (id, context, target, output per example) without a
 dialogue model, and writes the same three result files.
 
-  python launch/score.py --test_data outputs/gpt3/test_data.json \
-      --emo_classifier_dir clf/emotion --intent_classifier_dir clf/intent --epitome_dir epitome \
+  python launch/score.py --test_data outputs/gpt3/test_data.json \\
+      --emo_classifier_dir clf/emotion --intent_classifier_dir clf/intent --epitome_dir epitome \\
       --output_dir outputs/gpt3_scored
 
 Without --output_dir the results go beside the file; a folder holding another run's results
@@ -22,7 +22,7 @@ F = flags
 _DATA = F.DEFINE_string("test_data", None, "test_data.json to score.", required=True)
 _OUTPUT = F.DEFINE_string("output_dir", None, "Where results go (default: beside the file).")
 _SCORES = launch_flags.define_metric_flags()
-F.adopt_module_key_flags(launch_flags)  # list them in --help
+launch_flags.list_in_help()
 _BATCH = F.DEFINE_integer("batch_size", 32, "Classifier batch size.")
 _OVERWRITE = launch_flags.define_overwrite_flag()
 _EMB = F.DEFINE_string("embedding_model", None, "Dialogue model whose input embeddings give "

@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """Generates responses on a test split and scores them as the original's `test` does.
 
-  python launch/test.py --dataset_dir datasets/empathetic_dialogues --model GODEL_TINY \
+  python launch/test.py --dataset_dir datasets/empathetic_dialogues --model GODEL_TINY \\
       --max_examples 64 --output_dir outputs/godel_tiny
-  python launch/test.py --dataset_dir datasets/empathetic_dialogues \
-      --pretrained_model_dir runs/godel_tiny/tensorboard_logs/version_0 \
+  python launch/test.py --dataset_dir datasets/empathetic_dialogues \\
+      --pretrained_model_dir runs/godel_tiny/tensorboard_logs/version_0 \\
       --emo_classifier_dir clf/emotion --intent_classifier_dir clf/intent --epitome_dir epitome
   python launch/test.py --config configs/eval_godel_ed.py:tiny --output_dir outputs/tiny
 
@@ -33,20 +33,17 @@ launch_flags.define_distributed_flags()
 _OVERWRITE = launch_flags.define_overwrite_flag()
 _CACHE = launch_flags.define_compilation_cache_flag()
 launch_flags.define_config_flag()
-F.adopt_module_key_flags(launch_flags)  # list them in --help
-F.adopt_module_key_flags(settings)
+launch_flags.list_in_help()
 
 _GENERATION = launch_flags.GENERATION_FLAGS
 _PLAIN = tuple(f.name for f in settings.flag_fields(TestConfig))
-_METRICS = ("emo_classifier_dir", "intent_classifier_dir", "epitome_dir", "reward_model_dir",
-            "metric_n_grams", "trust_pickle")
 
 
 def main(argv):
   del argv
   _CACHE()
   v = launch_flags.value
-  launch_flags.check_config_fields(set(_GENERATION + _PLAIN + _METRICS) | {
+  launch_flags.check_config_fields(set(_GENERATION + _PLAIN + launch_flags.METRIC_FLAGS) | {
       "model", "pretrained_model_dir", "mesh_data", "mesh_fsdp", "mesh_tensor"})
   if v("distributed"):
     sharding.initialize_distributed(v("coordinator_address"), v("num_processes"),

@@ -2,17 +2,17 @@
 """Test-split responses from an external LLM behind an OpenAI-compatible HTTP API, scored with
 the metric suite (the original's `test_gpt3`, for any such endpoint).
 
-  OPENAI_API_KEY=... python launch/test_llm.py --dataset_dir datasets/empathetic_dialogues \
-      --base_url https://api.openai.com/v1 --model_name gpt-4o-mini --max_examples 100 \
+  OPENAI_API_KEY=... python launch/test_llm.py --dataset_dir datasets/empathetic_dialogues \\
+      --base_url https://api.openai.com/v1 --model_name gpt-4o-mini --max_examples 100 \\
       --output_dir outputs/gpt-4o-mini
-  python launch/test_llm.py --dataset_dir datasets/empathetic_dialogues \
-      --base_url http://localhost:8000/v1 --model_name my-model --api_style completion \
+  python launch/test_llm.py --dataset_dir datasets/empathetic_dialogues \\
+      --base_url http://localhost:8000/v1 --model_name my-model --api_style completion \\
       --output_dir outputs/local
 
   # The original's test_gpt3: its prompt, a completion endpoint, temperature 0.5, 256 tokens,
   # top_p 1, suffix "\n"; the completion stored as it came.
-  python launch/test_llm.py --dataset_dir datasets/empathetic_dialogues --prompt_style original \
-      --base_url http://localhost:8000/v1 --model_name my-model --api_style completion \
+  python launch/test_llm.py --dataset_dir datasets/empathetic_dialogues --prompt_style original \\
+      --base_url http://localhost:8000/v1 --model_name my-model --api_style completion \\
       --output_dir outputs/original_style
 
 --prompt_style chat (the default): the instruction, `Speaker:`/`Listener:` lines counted back
@@ -28,7 +28,7 @@ which need the model's weights).
 
 import os
 
-from absl import app, flags
+from absl import app
 
 from empathy_jax import launch_flags, settings
 from empathy_jax.errors import CheckpointError, DatasetError, OutputExistsError
@@ -39,8 +39,7 @@ from empathy_jax.llm.runner import LLMLaunchConfig, run_test_llm
 settings.define_flags(LLMLaunchConfig)  # every setting, from its field
 _OVERWRITE = launch_flags.define_overwrite_flag()
 _SCORES = launch_flags.define_metric_flags()
-flags.adopt_module_key_flags(launch_flags)
-flags.adopt_module_key_flags(settings)
+launch_flags.list_in_help()
 
 
 def main(argv):

@@ -20,16 +20,12 @@ import os
 
 from absl import app, flags
 
-from empathy_jax import launch_flags, settings
+from empathy_jax import launch_flags
 from empathy_jax.data.classifier_data import TEXT_TASKS
 from empathy_jax.training.classifier import ClassifierConfig, train_classifier
 
 _DATASETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                          "datasets")
-settings.define_flags(ClassifierConfig)
-_MESH, _CACHE = launch_flags.define_run_flags(20, 200)
-flags.adopt_module_key_flags(launch_flags)
-flags.adopt_module_key_flags(settings)
 
 
 def _held_out(summary: dict) -> dict:
@@ -43,16 +39,18 @@ def _held_out(summary: dict) -> dict:
   return line
 
 
+_train = launch_flags.trainer_main(ClassifierConfig, train_classifier, role=None,
+                                   summarize=_held_out, one_line=True)
+
+
 def main(argv):
-  del argv
   task = launch_flags.value("task")  # the command line's, else the experiment config's
   if not task:
     launch_flags.fail("--task: give one of emotion, intent, epitome_ER, epitome_IP, epitome_EX")
   if not launch_flags.value("dataset_dir"):
     shipped = "empathetic_intents" if task in TEXT_TASKS else "epitome"
     flags.FLAGS.dataset_dir = os.path.join(_DATASETS, shipped)
-  launch_flags.run_trainer(ClassifierConfig, _MESH, _CACHE, train_classifier,
-                           summarize=_held_out, one_line=True)
+  _train(argv)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """Supervised fine-tuning of a dialogue model, with the original's flags.
 
-  python launch/train_dialogue_model.py --dataset_dir datasets/empathetic_dialogues \
-      --model GODEL_TINY --output_dir runs/godel_tiny --max_epochs 5 --batch_size 8 \
+  python launch/train_dialogue_model.py --dataset_dir datasets/empathetic_dialogues \\
+      --model GODEL_TINY --output_dir runs/godel_tiny --max_epochs 5 --batch_size 8 \\
       --initial_lr 1e-5
-  python launch/train_dialogue_model.py --config configs/sft_godel_ed.py:tiny \
+  python launch/train_dialogue_model.py --config configs/sft_godel_ed.py:tiny \\
       --output_dir runs/godel_tiny --max_epochs 1
 
 Writes OUT/tensorboard_logs/version_N/ (TensorBoard events, best/ and latest/ model folders,
@@ -12,16 +12,11 @@ the resumable train state). Re-running the same command after an interruption (e
 resumes it; `--pretrained_model_dir OUT/tensorboard_logs/version_N` then loads the best model.
 """
 
-from absl import app, flags
+from absl import app
 
-from empathy_jax import launch_flags, settings
+from empathy_jax import launch_flags
 from empathy_jax.data.tfdata import InputPipelineError
 from empathy_jax.training.sft import SFTConfig, train_dialogue_model
-
-F = flags
-_MESH, _CACHE = launch_flags.define_trainer(SFTConfig, "the model to fine-tune")
-F.adopt_module_key_flags(launch_flags)  # list the shared flags in --help
-F.adopt_module_key_flags(settings)
 
 
 def _printable(summary: dict) -> dict:
@@ -29,11 +24,9 @@ def _printable(summary: dict) -> dict:
   return {k: v for k, v in summary.items() if k != "params"}
 
 
-def main(argv):
-  del argv
-  launch_flags.run_trainer(SFTConfig, _MESH, _CACHE, train_dialogue_model,
-                           errors=(ImportError, InputPipelineError), summarize=_printable)
-
+main = launch_flags.trainer_main(SFTConfig, train_dialogue_model, "the model to fine-tune",
+                                 errors=(ImportError, InputPipelineError),
+                                 summarize=_printable)
 
 if __name__ == "__main__":
   app.run(main, flags_parser=launch_flags.original_flag_parser)

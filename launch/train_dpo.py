@@ -2,7 +2,7 @@
 """DPO: trains a dialogue policy directly on the reward dataset's pairwise ratings (no reward
 model, no rollouts).
 
-  python launch/train_dpo.py --dataset_dir datasets/reward_dataset --model GODEL_SMALL_ED \
+  python launch/train_dpo.py --dataset_dir datasets/reward_dataset --model GODEL_SMALL_ED \\
       --output_dir runs/dpo --beta 0.1 --max_epochs 3
   python launch/train_dpo.py --config configs/dpo_godel_ed.py:tiny --output_dir runs/dpo_tiny
 
@@ -12,20 +12,13 @@ one JSON line per epoch (held-out loss, implicit-reward accuracy and margins). R
 same command after an interruption (even a kill) resumes it.
 """
 
-from absl import app, flags
+from absl import app
 
-from empathy_jax import launch_flags, settings
+from empathy_jax import launch_flags
 from empathy_jax.training.dpo import DPOConfig, train_dpo
 
-_MESH, _CACHE = launch_flags.define_trainer(DPOConfig, "the policy to start from; also the reference")
-flags.adopt_module_key_flags(launch_flags)
-flags.adopt_module_key_flags(settings)
-
-
-def main(argv):
-  del argv
-  launch_flags.run_trainer(DPOConfig, _MESH, _CACHE, train_dpo)
-
+main = launch_flags.trainer_main(DPOConfig, train_dpo,
+                                 "the policy to start from; also the reference")
 
 if __name__ == "__main__":
   app.run(main, flags_parser=launch_flags.original_flag_parser)

@@ -2,10 +2,10 @@
 """GRPO or RLOO: trains a dialogue policy against a reward model with group-relative
 advantages over several sampled responses per context (no critic).
 
-  python launch/train_grpo.py --dataset_dir datasets/empathetic_dialogues \
-      --model GODEL_SMALL_ED --reward_model_dir runs/reward --output_dir runs/grpo \
+  python launch/train_grpo.py --dataset_dir datasets/empathetic_dialogues \\
+      --model GODEL_SMALL_ED --reward_model_dir runs/reward --output_dir runs/grpo \\
       --advantage grpo --group_size 4
-  python launch/train_grpo.py --config configs/grpo_godel_ed.py:tiny \
+  python launch/train_grpo.py --config configs/grpo_godel_ed.py:tiny \\
       --reward_model_dir runs/reward_tiny --output_dir runs/grpo_tiny
 
 Writes OUT/tensorboard_logs/version_N/ (TensorBoard events under TRL's GRPO names: reward,
@@ -15,20 +15,14 @@ epoch (mean reward of greedy validation responses). Re-running the same command 
 interruption (even a kill) resumes it.
 """
 
-from absl import app, flags
+from absl import app
 
-from empathy_jax import launch_flags, settings
+from empathy_jax import launch_flags
 from empathy_jax.training.grpo import GRPOConfig, train_grpo
 
-_MESH, _CACHE = launch_flags.define_trainer(GRPOConfig, "the policy to start from; also the reference", step="generations")
-flags.adopt_module_key_flags(launch_flags)
-flags.adopt_module_key_flags(settings)
-
-
-def main(argv):
-  del argv
-  launch_flags.run_trainer(GRPOConfig, _MESH, _CACHE, train_grpo)
-
+main = launch_flags.trainer_main(GRPOConfig, train_grpo,
+                                 "the policy to start from; also the reference",
+                                 step="generations")
 
 if __name__ == "__main__":
   app.run(main, flags_parser=launch_flags.original_flag_parser)

@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Trains a reward model on pairwise human ratings, with the original's flags.
 
-  python launch/train_reward_model.py --dataset_dir datasets/reward_dataset \
+  python launch/train_reward_model.py --dataset_dir datasets/reward_dataset \\
       --model GODEL_TINY --output_dir runs/reward_tiny --batch_size 4 --val_fraction 0.2
-  python launch/train_reward_model.py --config configs/reward_model.py:tiny \
+  python launch/train_reward_model.py --config configs/reward_model.py:tiny \\
       --output_dir runs/reward_tiny
 
 The dataset folder holds train/{contexts,responses,ratings}.json. Writes
@@ -14,17 +14,10 @@ after an interruption (even a kill) resumes it. Use the result with
 `launch/test.py --reward_model_dir OUT/tensorboard_logs/version_N`.
 """
 
-from absl import app, flags
+from absl import app
 
-from empathy_jax import launch_flags, settings
+from empathy_jax import launch_flags
 from empathy_jax.training.reward_trainer import RewardConfig, train_reward_model
-
-F = flags
-_MESH, _CACHE = launch_flags.define_trainer(
-    RewardConfig, "the backbone of the reward model",
-    dropout_help="Override the backbone's own dropout.")
-F.adopt_module_key_flags(launch_flags)
-F.adopt_module_key_flags(settings)
 
 
 def _printable(summary: dict) -> dict:
@@ -33,11 +26,10 @@ def _printable(summary: dict) -> dict:
   return {**summary, "mean_offset": reward.mean_offset}
 
 
-def main(argv):
-  del argv
-  launch_flags.run_trainer(RewardConfig, _MESH, _CACHE, train_reward_model,
-                           summarize=_printable)
-
+main = launch_flags.trainer_main(RewardConfig, train_reward_model,
+                                 "the backbone of the reward model",
+                                 dropout_help="Override the backbone's own dropout.",
+                                 summarize=_printable)
 
 if __name__ == "__main__":
   app.run(main, flags_parser=launch_flags.original_flag_parser)

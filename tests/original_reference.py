@@ -247,6 +247,25 @@ def reward_collate(context_ids: List[int], response_ids_list: List[List[int]], p
 # --------------------------------------------------------------------------
 
 
+def encoder_decoder_forward(hf_model, contexts, context_mask, targets, target_mask, godel):
+    """GODEL.forward / BlenderBot.forward (dialogue_models.py l.73-91 / l.30-45).
+
+    GODEL first "unmasks pad token used to start generation" (l.81-82): IN
+    PLACE on the caller's mask (bool -> True), as the original does on
+    `batch.target_mask`. Both pass the targets as decoder_input_ids UNSHIFTED
+    (no labels, no shift_right; l.38-44 / l.84-90) and ask for hidden states.
+    """
+    if godel:
+        target_mask[:, 0] = 1
+    return hf_model(
+        input_ids=contexts,
+        attention_mask=context_mask,
+        decoder_input_ids=targets,
+        decoder_attention_mask=target_mask,
+        output_hidden_states=True,
+    )
+
+
 def reward_forward(
     hf_model,
     family: str,
@@ -286,19 +305,8 @@ def reward_forward(
 
     with torch.no_grad():
         if family in ("godel", "blenderbot"):  # model.has_encoder == True
-            if family == "godel":
-                # dialogue_models.py l.81-82: "Unmask pad token used to start
-                # generation" -- IN PLACE on the batch's mask (bool -> True).
-                target_mask[:, 0] = 1
-            # dialogue_models.py l.38-44 / l.84-90: targets are passed as
-            # decoder_input_ids UNSHIFTED (no labels, no shift_right).
-            output = hf_model(
-                input_ids=contexts,
-                attention_mask=context_mask,
-                decoder_input_ids=targets,
-                decoder_attention_mask=target_mask,
-                output_hidden_states=True,
-            )
+            output = encoder_decoder_forward(hf_model, contexts, context_mask, targets,
+                                             target_mask, godel=family == "godel")
             # reward_model_supervisor.py l.59: last decoder hidden state
             last_hidden_states = output.decoder_hidden_states[-1]
         else:  # dialogpt, model.has_encoder == False
@@ -556,14 +564,8 @@ def ppo_step_reference(tuned_model, ref_model, value_head, optimizer, contexts, 
     #   * DialogueModelSupervisor.forward also computes an lm_loss
     #     (F.cross_entropy(..., ignore_index=PAD_IDX), l.95-101) which the
     #     RLHF step discards (`output, _ =`); it has no effect and is omitted.
-    target_mask[:, 0] = 1
-    output = tuned_model(
-        input_ids=contexts,
-        attention_mask=context_mask,
-        decoder_input_ids=targets,
-        decoder_attention_mask=target_mask,
-        output_hidden_states=True,
-    )
+    output = encoder_decoder_forward(tuned_model, contexts, context_mask, targets, target_mask,
+                                     godel=True)
     # l.164-168 (has_encoder branch): logit at t predicts token t+1
     target_logits = output.logits[:, :-1, :]
     # l.169-173 (has_encoder branch): last decoder layer's hidden states as
@@ -593,14 +595,8 @@ def ppo_step_reference(tuned_model, ref_model, value_head, optimizer, contexts, 
         ref_model.eval()
         # l.184 `self.ref_model.forward(batch)`: same batch -> GODEL.forward
         # again; `target_mask[:, 0] = 1` is re-applied (idempotent).
-        target_mask[:, 0] = 1
-        output = ref_model(
-            input_ids=contexts,
-            attention_mask=context_mask,
-            decoder_input_ids=targets,
-            decoder_attention_mask=target_mask,
-            output_hidden_states=True,
-        )
+        output = encoder_decoder_forward(ref_model, contexts, context_mask, targets,
+                                         target_mask, godel=True)
         target_logits = output.logits[:, :-1, :]  # l.185-189
         ref_log_probs = _log_probs(target_logits, labels)  # l.190
 

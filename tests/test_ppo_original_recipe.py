@@ -42,6 +42,18 @@ def _responses(rng, fmt, b, n):
   return ids, mask, enc
 
 
+def _original_step(torch_side, rng, fmt, ctx, cmask, dropout_p):
+  """Random responses and scores for 4 contexts, and what the original's PPO step (its
+  transcription, `torch_side` = tuned, frozen, value head, optimizer) computes on them."""
+  ids, mask, enc = _responses(rng, fmt, 4, 8)
+  scores = rng.normal(0.0, 1.0, 4).astype(np.float32)
+  want = ref.ppo_step_reference(
+      *torch_side, torch.from_numpy(ctx).long(), torch.from_numpy(cmask).long(),
+      torch.from_numpy(enc), fmt.pad_id, torch.from_numpy(scores), **SETTINGS,
+      dropout_p=dropout_p)
+  return ids, mask, scores, want
+
+
 def _head(value_head):
   """Our value head from the original's torch.nn.Linear(hidden, 1)."""
   return {"kernel": jnp.asarray(value_head.weight.detach().numpy()[0]),
@@ -72,7 +84,7 @@ def test_recipe_original_equals_the_originals_step_over_two_updates(tmp_path, ed
   gen = resolve({"max_new_tokens": 8, "sample": True, "top_k": 0, "top_p": 1.0,
                  "temperature": 1.0, "beam_width": 1, "decoder_start_token_id": 0}, {},
                 model.cfg)
-  cfg = S.PPOConfig(generation=gen, recipe="original", ratio_against="reference",
+  cfg = S.PPOConfig(generation=gen, recipe="original", ratio_against="reference", ppo_epochs=1,
                     shared_critic=True, **{k: v for k, v in SETTINGS.items()
                                            if k != "kl_penalty"})
   start = jax.tree.map(jnp.asarray, loaded.params)
@@ -94,12 +106,8 @@ def test_recipe_original_equals_the_originals_step_over_two_updates(tmp_path, ed
                     kl_coef=SETTINGS["kl_penalty"])
 
   for step in range(2):
-    ids, mask, enc = _responses(rng, fmt, 4, 8)
-    scores = rng.normal(0.0, 1.0, 4).astype(np.float32)
-    want = ref.ppo_step_reference(
-        tuned, frozen, value_head, optimizer, torch.from_numpy(ctx).long(),
-        torch.from_numpy(cmask).long(), torch.from_numpy(enc), fmt.pad_id,
-        torch.from_numpy(scores), **SETTINGS, dropout_p=0.0)
+    ids, mask, scores, want = _original_step((tuned, frozen, value_head, optimizer), rng, fmt,
+                                             ctx, cmask, dropout_p=0.0)
     tgt, tgt_mask = R.teacher_forced(model, ids, mask, 0)
     params, opt_state, stats = ours(params, opt_state, tgt, tgt_mask, ids, mask, scores)
     assert float(stats["loss/policy"][0]) == pytest.approx(want["ppo_loss"], abs=2e-6), step
@@ -156,7 +164,7 @@ def test_original_validation_loss_equals_the_originals_val_step(tmp_path, ed_tes
   gen = resolve({"max_new_tokens": 8, "sample": True, "beam_width": 1,
                  "decoder_start_token_id": 0}, {}, model.cfg)
   # Train-mode settings on: validation must switch them off.
-  cfg = S.PPOConfig(generation=gen, recipe="original", ratio_against="reference",
+  cfg = S.PPOConfig(generation=gen, recipe="original", ratio_against="reference", ppo_epochs=1,
                     shared_critic=True, policy_dropout=True, value_head_dropout=0.5,
                     **{k: v for k, v in SETTINGS.items() if k != "kl_penalty"})
   abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), loaded.params)
@@ -166,12 +174,8 @@ def test_original_validation_loss_equals_the_originals_val_step(tmp_path, ed_tes
   batch = hf.real_batch(fmt, ed_test, n=4)
   ctx, cmask = np.asarray(batch.context_ids_BxC), np.asarray(batch.context_mask_BxC)
   rng = np.random.default_rng(3)
-  ids, mask, enc = _responses(rng, fmt, 4, 8)
-  scores = rng.normal(0.0, 1.0, 4).astype(np.float32)
-  want = ref.ppo_step_reference(
-      tuned, frozen, value_head, optimizer, torch.from_numpy(ctx).long(),
-      torch.from_numpy(cmask).long(), torch.from_numpy(enc), fmt.pad_id,
-      torch.from_numpy(scores), **SETTINGS, dropout_p=0.5)
+  ids, mask, scores, want = _original_step((tuned, frozen, value_head, optimizer), rng, fmt, ctx,
+                                           cmask, dropout_p=0.5)
   got = jax.jit(lambda p, s: original_val_loss(p, reference, ctx, cmask, ids, mask, s,
                                                SETTINGS["kl_penalty"], model=model, ppo=cfg))
   assert float(got(params, scores)) == pytest.approx(want["loss"], rel=1e-5)
@@ -194,7 +198,7 @@ def test_original_recipe_samples_its_rollouts_with_dropout_on(tmp_path, ed_test,
     loaded = load_model(str(tmp_path / family), RuntimeOptions(dropout_rate=dropout_rate))
     gen = resolve({"max_new_tokens": 6, "sample": True, "top_k": 1, "beam_width": 1}, {},
                   loaded.model.cfg)
-    cfg = S.PPOConfig(generation=gen, recipe="original", ratio_against="reference",
+    cfg = S.PPOConfig(generation=gen, recipe="original", ratio_against="reference", ppo_epochs=1,
                       shared_critic=True, policy_dropout=policy_dropout)
     params = {"policy": jax.tree.map(jnp.asarray, loaded.params),
               "critic": {"head": R.zero_value_head(loaded.model.hidden_size)}}

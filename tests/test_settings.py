@@ -14,7 +14,9 @@ from absl import flags
 from conftest import REPO
 from empathy_jax import settings
 from benchmarks.common import BenchConfig
+from empathy_jax.evaluation import metrics
 from empathy_jax.evaluation.multi_turn import MultiTurnConfig
+from empathy_jax.evaluation.suite import ScoreConfig
 from empathy_jax.evaluation.testing import TestConfig
 from empathy_jax.llm.runner import LLMLaunchConfig
 from empathy_jax.planning import PlanConfig
@@ -35,7 +37,8 @@ LAUNCHERS = {"train_dialogue_model.py": (SFTConfig, True),
              "test_llm.py": (LLMLaunchConfig, True), "multi_turn.py": (MultiTurnConfig, True),
              "plan.py": (PlanConfig, False), "test.py": (TestConfig, False),
              "survey.py": (SurveyConfig, True),
-             "train_classifier.py": (ClassifierConfig, False)}
+             "train_classifier.py": (ClassifierConfig, False),
+             "score.py": (ScoreConfig, False)}
 
 
 def _flags_of(launcher):
@@ -69,7 +72,8 @@ PINNED = {"train_dialogue_model.py": dict(max_epochs=10, batch_size=8, initial_l
           "train_classifier.py": dict(max_epochs=None, batch_size=None, max_length=64,
                                       rationale_weight=0.1, log_interval=20),
           "survey.py": dict(survey_dir="survey", host="127.0.0.1", port=8000, K=32.0,
-                            lease_seconds=900.0, num_resamples=1000, overwrite=False)}
+                            lease_seconds=900.0, num_resamples=1000, overwrite=False),
+          "score.py": dict(metric_n_grams=4, emo_classifier_dir=None, batch_size=32)}
 
 
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
@@ -86,6 +90,14 @@ def test_every_launcher_flag_has_its_fields_default_and_a_help(launcher):
     want = None if field.default is dataclasses.MISSING else field.default
     assert default == want, (name, default, want)
     assert help_text and help_text.strip(), name
+
+
+def test_each_metric_that_needs_a_model_has_its_folder_setting():
+  """The metric list names the folders it needs; ScoreConfig (and so every launcher's metric
+  flags) has a setting for each and no folder setting no metric reads."""
+  folders = {f.name for f in settings.flag_fields(ScoreConfig) if f.name.endswith("_dir")}
+  assert set(metrics.sources()) == folders
+  assert len(metrics.sources()) == 4  # emotion, intent, EPITOME, reward
 
 
 def test_define_flags_makes_flags_of_each_kind_from_fields():

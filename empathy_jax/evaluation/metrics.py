@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from empathy_jax.errors import CheckpointError
 from empathy_jax.evaluation import classifiers as C, text_metrics as T
 from empathy_jax.models import reward_model
 
@@ -37,11 +38,16 @@ class Inputs:
 @dataclasses.dataclass(frozen=True)
 class Metric:
   """keys: test_metrics.json keys, in order; published: those in the published table;
-  examples: per-example record keys shown beside an output."""
+  examples: per-example record keys shown beside an output; source: the `ScoreConfig` field
+  (and flag) naming the model folder it needs, if any."""
 
   keys: tuple[str, ...]
   published: tuple[str, ...] = ()
   examples: tuple[str, ...] = ()
+  source: str | None = None
+
+  def check_source(self, path: str) -> None:  # pylint: disable=unused-argument
+    """Checks the given `source` folder before any heavy work (raises `CheckpointError`)."""
 
   def skip_reason(self, inp: Inputs) -> str | None:  # pylint: disable=unused-argument
     """Why this metric cannot run on `inp` (logged as a warning), or None."""
@@ -91,16 +97,18 @@ class TextClassifier(Metric):
   the target."""
 
   kind: str = "emotion"  # "emotion" or "empintent"
-  flag: str = "emo_classifier_dir"
+
+  def check_source(self, path):
+    C.check_text_classifier_dir(path, self.kind)
 
   def skip_reason(self, inp):
-    if getattr(inp.cfg, self.flag):
+    if getattr(inp.cfg, self.source):
       return None
-    return f"no --{self.flag} directory: skipping {self.kind} metrics"
+    return f"no --{self.source} directory: skipping {self.kind} metrics"
 
   def score(self, inp, records):
     labels = C.EMOTION_LABELS if self.kind == "emotion" else C.INTENT_LABELS
-    clf = C.load_text_classifier(getattr(inp.cfg, self.flag), labels, self.kind,
+    clf = C.load_text_classifier(getattr(inp.cfg, self.source), labels, self.kind,
                                  inp.cfg.trust_pickle)
     out_pred = clf.predict(inp.outputs, inp.cfg.batch_size)
     tgt_pred = clf.predict(inp.targets, inp.cfg.batch_size)
@@ -114,6 +122,9 @@ class TextClassifier(Metric):
 class Epitome(Metric):
   """EPITOME's three mechanisms: mean level of outputs and targets, and their squared
   difference."""
+
+  def check_source(self, path):
+    C.check_epitome_dir(path)
 
   def skip_reason(self, inp):
     return None if inp.cfg.epitome_dir else "no --epitome_dir: skipping EPITOME metrics"
@@ -138,12 +149,16 @@ class Reward(Metric):
   """The reward model's mean and variance over targets and outputs (no warning when absent:
   the original has no reward metric)."""
 
+  def check_source(self, path):
+    try:
+      reward_model.check_source(path)
+    except CheckpointError as e:
+      raise CheckpointError(f"--{self.source} {e}") from e
+
   def skip_reason(self, inp):
     return None if (inp.cfg.reward_model_dir or inp.reward_fn is not None) else ""
 
   def score(self, inp, records):
-    # The reward model's module loads JAX models: imported only when a reward is scored.
-
     reward_fn = inp.reward_fn or reward_model.load_scorer(
         inp.cfg.reward_model_dir, inp.cfg.batch_size, inp.cfg.trust_pickle)
     metrics = {}
@@ -173,15 +188,16 @@ SUITE: tuple[Metric, ...] = (
     Distinct(("dist-1", "dist-2", "dist-3", "dist-4"), published=("dist-2",)),
     Bow(("avg_bow", "extrema_bow", "greedy_bow", "greedy_bow_symmetric")),
     TextClassifier(("emotion_accuracy", "emotion_f1"), ("emotion_accuracy",),
-                   ("emotion_output",), kind="emotion", flag="emo_classifier_dir"),
+                   ("emotion_output",), "emo_classifier_dir", kind="emotion"),
     TextClassifier(("empintent_accuracy", "empintent_f1"), ("empintent_accuracy",),
-                   ("empintent_output",), kind="empintent", flag="intent_classifier_dir"),
+                   ("empintent_output",), "intent_classifier_dir", kind="empintent"),
     Epitome(tuple(f"epitome_{m}_output" for m in _MECHS)
             + tuple(f"epitome_{m}_target" for m in _MECHS) + tuple(f"diff_{m}" for m in _MECHS),
             tuple(f"epitome_{m}_output" for m in _MECHS),
-            tuple(f"epitome_{m}_output" for m in _MECHS)),
+            tuple(f"epitome_{m}_output" for m in _MECHS), "epitome_dir"),
     Reward(("mean_reward_target", "var_reward_target", "mean_reward_output",
-            "var_reward_output"), ("mean_reward_output",), ("reward_output",)),
+            "var_reward_output"), ("mean_reward_output",), ("reward_output",),
+           "reward_model_dir"),
     Perplexity(("ppl",), ("ppl",)),
 )
 
@@ -202,6 +218,11 @@ def run(inp: Inputs, metrics_list: Sequence[Metric] = SUITE,
     metrics.update(values)
     classwise.update(per_class)
   return records, metrics, classwise
+
+
+def sources(metrics_list: Sequence[Metric] = SUITE) -> tuple[str, ...]:
+  """The `ScoreConfig` fields naming the metrics' model folders."""
+  return tuple(m.source for m in metrics_list if m.source)
 
 
 def key_order(metrics_list: Sequence[Metric] = SUITE) -> tuple[str, ...]:

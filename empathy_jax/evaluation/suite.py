@@ -13,42 +13,36 @@ import os
 
 import numpy as np
 
-from empathy_jax.errors import CheckpointError, DatasetError, Problem
-from empathy_jax.evaluation import classifiers as C, metrics as M, results, text_metrics as T
+from empathy_jax.errors import DatasetError, Problem
+from empathy_jax.evaluation import metrics as M, results, text_metrics as T
 from empathy_jax.evaluation.metrics import RewardFn
 from empathy_jax.json_files import read_dict
 from empathy_jax.models import reward_model
 from empathy_jax.models.loading import load_model, source_kind
+from empathy_jax.settings import setting
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class ScoreConfig:
-  emo_classifier_dir: str | None = None
-  intent_classifier_dir: str | None = None
-  epitome_dir: str | None = None
-  reward_model_dir: str | None = None
-  metric_n_grams: int = 4
+  """The metric suite's settings: a folder per metric that needs a model (`metrics.SUITE`'s
+  sources; a test checks they agree), the n-gram order, and the launcher's batch size and
+  pickle trust."""
+
+  emo_classifier_dir: str | None = setting(None, "Emotion classifier folder (a transformers "
+                                           "classifier, e.g. launch/train_classifier.py's "
+                                           "export).")
+  intent_classifier_dir: str | None = setting(None, "Empathetic-intent classifier folder.")
+  epitome_dir: str | None = setting(None, "Folder with finetuned_{IP,EX,ER}.pth.")
+  reward_model_dir: str | None = setting(None, "Reward model (reward statistics).")
+  metric_n_grams: int = setting(4, "n for BLEU, NIST and dist-1..n.")
   batch_size: int = 32
   trust_pickle: bool = False  # full pickle for training_args.bin (runs the file's code)
 
   def check(self) -> None:
     """Checks every given folder before any heavy work (raises `CheckpointError`)."""
-    if self.emo_classifier_dir:
-      C.check_text_classifier_dir(self.emo_classifier_dir, "emotion")
-    if self.intent_classifier_dir:
-      C.check_text_classifier_dir(self.intent_classifier_dir, "empintent")
-    if self.epitome_dir:
-      C.check_epitome_dir(self.epitome_dir)
-    if self.reward_model_dir:
-      check_reward_model(self.reward_model_dir)
-
-
-def check_reward_model(reward_model_dir: str) -> None:
-  """A reward folder of ours or an original reward `.ckpt`, checked without loading weights."""
-  try:
-    reward_model.check_source(reward_model_dir)
-  except CheckpointError as e:
-    raise CheckpointError(f"--reward_model_dir {e}") from e
+    for metric in M.SUITE:
+      if metric.source and getattr(self, metric.source):
+        metric.check_source(getattr(self, metric.source))
 
 
 def reward_scorer(reward_model_dir: str, batch_size: int = 32,

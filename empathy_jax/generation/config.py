@@ -58,6 +58,11 @@ class GenerationConfig:
       raise ValueError(f"top_k must be >= 0, got {self.top_k}")
 
 
+# The generation flags a user sets for a test (test.py's; the original's names). Left out, each
+# takes the checkpoint's generation_config.
+USER_FLAGS = ("beam_width", "sample", "temperature", "top_p", "top_k", "max_new_tokens",
+              "length_alpha")
+
 # Flag names of the original (and ours) -> HF generation_config keys.
 _FLAG_TO_HF = {"beam_width": "num_beams", "length_alpha": "length_penalty", "sample": "do_sample",
                "temperature": "temperature", "top_k": "top_k", "top_p": "top_p",

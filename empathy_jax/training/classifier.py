@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from empathy_jax import preflight, ranges, settings, sharding
+from empathy_jax import preflight, sharding
 from empathy_jax.data import classifier_data as D
 from empathy_jax.evaluation import classifier_models as CM
 from empathy_jax.evaluation import encoders as E
@@ -35,7 +35,6 @@ from empathy_jax.json_files import write_atomic
 from empathy_jax.models import model_dir
 from empathy_jax.settings import setting
 from empathy_jax.training import core, loop
-from empathy_jax.training.optimizer import OptimizerConfig
 from empathy_jax.training.run_config import TrainRunConfig
 from empathy_jax.training.state import TrainState, jit_update
 
@@ -59,7 +58,6 @@ class ClassifierConfig(TrainRunConfig):
                       "seeker's post.", choices=D.TASKS)
   dataset_dir: str = setting(help="EmpatheticIntents folder (emotion, intent) or EPITOME "
                              "folder (epitome_*).")
-  output_dir: str = setting(help="Run folder root (tensorboard_logs/version_N).")
   export_dir: str | None = setting(None, "Also write the best model in the original's formats "
                                    "here: emotion/ and intent/ as transformers classifier "
                                    "folders, epitome/finetuned_{ER,IP,EX}.pth (+ .safetensors).")
@@ -68,7 +66,6 @@ class ClassifierConfig(TrainRunConfig):
   initial_lr: float | None = setting(None, "AdamW learning rate, warmed up then decayed "
                                      "linearly (default: per task).")
   warmup_steps: int = setting(50, "Linear warm-up steps.")
-  weight_decay: float = setting(0.01, "AdamW weight decay.")
   clip_norm: float = setting(1.0, "Global gradient-norm clipping (0: off).")
   max_length: int = setting(64, "Tokens per text, specials included (EPITOME's 64).")
   hidden_size: int | None = setting(None, "Encoder width (default: 128; EPITOME: 768, the "
@@ -84,13 +81,14 @@ class ClassifierConfig(TrainRunConfig):
   log_interval: int = 20
   checkpoint_interval: int = 200
 
-  def __post_init__(self):
-    settings.check_choices(self)
+  MODEL_ROLE = None  # its model is built here, from random weights
+
+  def complete(self) -> None:
     for name, value in TASK_DEFAULTS.get(self.task, {}).items():
       if getattr(self, name) is None:
         object.__setattr__(self, name, value)
-    ranges.check(self)
-    self.loop()
+
+  def check(self) -> None:
     if self.num_layers is not None and self.num_layers < 1:
       raise ValueError(f"--num_layers must be >= 1, got {self.num_layers}")
     if self.max_length < 8:
@@ -105,9 +103,6 @@ class ClassifierConfig(TrainRunConfig):
     if self.task in D.EPITOME_TASKS and size.num_heads != CM.EPITOME_WIDTH // 64:
       raise ValueError(f"--num_heads: EPITOME models have {CM.EPITOME_WIDTH // 64} (as "
                        f"roberta-base, which EPITOME files are read as)")
-    if not os.path.isdir(self.dataset_dir):
-      raise ValueError(f"--dataset_dir {self.dataset_dir!r} does not exist")
-    self.optimizer()
 
   def size(self) -> CM.EncoderSize:
     epitome = self.task in D.EPITOME_TASKS
@@ -123,11 +118,6 @@ class ClassifierConfig(TrainRunConfig):
     preflight.check_writable(self.output_dir)
     if self.export_dir:
       preflight.check_writable(self.export_dir)
-
-  def optimizer(self) -> OptimizerConfig:
-    return OptimizerConfig(initial_lr=self.initial_lr, schedule="step",
-                           warmup_steps=self.warmup_steps, weight_decay=self.weight_decay,
-                           clip_norm=self.clip_norm)
 
 
 # -- data ----------------------------------------------------------------------------------------

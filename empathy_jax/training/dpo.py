@@ -23,16 +23,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from empathy_jax import ranges, settings, sharding
-from empathy_jax.data.dialogue_dataset import RewardSplit, load_reward_split, split_dir
+from empathy_jax import sharding
+from empathy_jax.data.dialogue_dataset import RewardSplit
 from empathy_jax.data.pipeline import DEFAULT_BUCKETS, bucket_length
 from empathy_jax.errors import DatasetError, Problem
 from empathy_jax.models import model_dir
 from empathy_jax.settings import setting
 from empathy_jax.training import core, loop
-from empathy_jax.training.optimizer import OptimizerConfig
 from empathy_jax.training.reward_trainer import (RewardData, check_reward_data_fields,
-                                                 check_reward_data_inputs, split_contexts)
+                                                 check_reward_data_inputs, load_train_contexts,
+                                                 split_contexts)
 from empathy_jax.training.run_config import TrainRunConfig
 from empathy_jax.training.state import TrainState, jit_update
 
@@ -62,11 +62,9 @@ class DPOConfig(TrainRunConfig):
 
   dataset_dir: str = setting(help="Reward dataset folder (train/contexts.json, responses.json, "
                              "ratings.json): its rated pairs are the preferences.")
-  output_dir: str = setting(help="Run folder root (tensorboard_logs/version_N).")
   max_epochs: int = setting(3, "Training epochs.")
   batch_size: int = setting(8, "Preference pairs per step.")
   initial_lr: float = setting(5e-6, "AdamW learning rate, decayed linearly to 0 per step.")
-  warmup_steps: int = setting(0, "Linear warmup steps.")
   weight_decay: float = setting(0.0, "AdamW weight decay.")
   clip_norm: float = setting(1.0, "Global gradient-norm clipping (0: off).")
   beta: float = setting(0.1, "Strength of the KL constraint to the reference (DPO's beta).")
@@ -84,25 +82,17 @@ class DPOConfig(TrainRunConfig):
   log_interval: int = 10
   checkpoint_interval: int = 500
 
-  def __post_init__(self):
-    ranges.check(self)
-    settings.check_choices(self)
-    self.check_model_choice("the policy to start from (and the reference)")
-    self.loop()
+  MODEL_ROLE = "the policy to start from (and the reference)"
+
+  def check(self) -> None:
     if self.beta <= 0:
       raise ValueError(f"--beta must be positive, got {self.beta}")
     if self.label_smoothing >= 0.5 or (self.label_smoothing and self.loss_type != "sigmoid"):
       raise ValueError("--label_smoothing must be below 0.5, with --loss_type=sigmoid")
     check_reward_data_fields(self)
-    self.optimizer()
 
   def check_inputs(self) -> None:
     check_reward_data_inputs(self)
-
-  def optimizer(self) -> OptimizerConfig:
-    return OptimizerConfig(initial_lr=self.initial_lr, schedule="step",
-                           warmup_steps=self.warmup_steps, weight_decay=self.weight_decay,
-                           clip_norm=self.clip_norm)
 
 
 # -- data ----------------------------------------------------------------------------------------
@@ -378,10 +368,7 @@ class DPO(core.Algorithm):
   """DPO for `core.run`: the reward dataset's rated pairs, the policy as its own reference."""
 
   def prepare(self, cfg: DPOConfig, mesh) -> RewardSplit:
-    split = load_reward_split(split_dir(cfg.dataset_dir, "train"))
-    if cfg.max_contexts is not None:
-      split = RewardSplit(split.contexts[:cfg.max_contexts], split.responses[:cfg.max_contexts],
-                          split.ratings[:cfg.max_contexts], split.path)
+    split = load_train_contexts(cfg)
     core.check_batch_shards(cfg.batch_size, mesh)
     train_ctx, val_ctx = split_contexts(len(split), cfg.val_fraction, cfg.seed)
     for name, ctx in (("training", train_ctx), ("held-out", val_ctx)):

@@ -21,14 +21,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from empathy_jax import ranges, settings, sharding
+from empathy_jax import sharding
 from empathy_jax.data.pipeline import make_batcher
 from empathy_jax.generation.config import resolve
 from empathy_jax.generation.search import generate
 from empathy_jax.models import model_dir, reward_model
 from empathy_jax.settings import setting
 from empathy_jax.training import core, loop
-from empathy_jax.training.optimizer import OptimizerConfig
 from empathy_jax.training.ppo import rollout as R
 from empathy_jax.training.ppo.trainer import (ContextBatches, RLRunConfig, greedy_scores,
                                               rl_inputs, same_tokens, score_program)
@@ -75,29 +74,20 @@ class GRPOConfig(RLRunConfig):
   batch_size: int = setting(8, "Contexts per step (each with group_size responses).")
   max_new_tokens: int = setting(40, "Response tokens sampled.")
   initial_lr: float = setting(1e-6, "AdamW learning rate, decayed linearly to 0 per update.")
-  warmup_steps: int = setting(0, "Linear warmup updates.")
   weight_decay: float = setting(0.0, "AdamW weight decay.")
   clip_norm: float = setting(1.0, "Global gradient-norm clipping (0: off).")
   log_interval: int = 1
   checkpoint_interval: int = 50
 
-  def __post_init__(self):
-    ranges.check(self)
-    settings.check_choices(self)
-    self.check_model_choice("the policy to start from (and the reference)")
-    self.loop()
-    self.check_rl_fields()
+  MODEL_ROLE = "the policy to start from (and the reference)"
+
+  def check(self) -> None:
+    super().check()
     if self.group_size < 2:
       raise ValueError(f"--group_size must be >= 2 (advantages compare a group), got "
                        f"{self.group_size}")
     if self.beta < 0:
       raise ValueError(f"--beta must be >= 0, got {self.beta}")
-    self.optimizer()
-
-  def optimizer(self) -> OptimizerConfig:
-    return OptimizerConfig(initial_lr=self.initial_lr, schedule="step",
-                           warmup_steps=self.warmup_steps, weight_decay=self.weight_decay,
-                           clip_norm=self.clip_norm)
 
 
 @flax.struct.dataclass

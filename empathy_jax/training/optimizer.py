@@ -9,6 +9,8 @@ import dataclasses
 import jax.numpy as jnp
 import optax
 
+from empathy_jax.settings import setting
+
 
 @dataclasses.dataclass(frozen=True)
 class OptimizerConfig:
@@ -33,7 +35,29 @@ class OptimizerConfig:
     if self.initial_lr <= 0:
       raise ValueError(f"initial_lr must be positive, got {self.initial_lr}")
     if self.warmup_steps and self.schedule != "step":
-      raise ValueError("warmup needs the per-step schedule (--lr_schedule=step)")
+      raise ValueError(f"--warmup_steps needs the per-step learning-rate schedule; this "
+                       f"run's is {self.schedule!r}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OptimizerSettings:
+  """The AdamW flags every trainer's config has. A config re-declares a field to give it its
+  own default or help, and overrides `schedule` when it does not decay per step."""
+
+  initial_lr: float = setting(1e-5, "AdamW peak learning rate.")
+  warmup_steps: int = setting(0, "Linear warm-up steps (per-step schedules only).")
+  weight_decay: float = setting(0.01, "AdamW weight decay (torch's default).")
+  clip_norm: float = setting(0.0, "Global gradient-norm clipping (0: off).")
+
+  def schedule(self) -> str:
+    """The learning rate's decay: "step", "epoch" or "halving" (`OptimizerConfig`)."""
+    return "step"
+
+  def optimizer(self) -> OptimizerConfig:
+    """The optimizer these settings make; ValueError names a bad flag."""
+    return OptimizerConfig(initial_lr=self.initial_lr, schedule=self.schedule(),
+                           warmup_steps=self.warmup_steps, weight_decay=self.weight_decay,
+                           clip_norm=self.clip_norm)
 
 
 def learning_rate(cfg: OptimizerConfig, steps_per_epoch: int, max_epochs: int):

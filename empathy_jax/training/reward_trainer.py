@@ -15,21 +15,19 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import os
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from empathy_jax import preflight, ranges, settings, sharding
+from empathy_jax import preflight, sharding
 from empathy_jax.data.dialogue_dataset import RewardSplit, load_reward_split, split_dir
 from empathy_jax.data.pipeline import DEFAULT_BUCKETS, bucket_length
 from empathy_jax.errors import DatasetError, Problem
 from empathy_jax.models import reward_model
 from empathy_jax.settings import setting
 from empathy_jax.training import core, loop, reward
-from empathy_jax.training.optimizer import OptimizerConfig
 from empathy_jax.training.run_config import TrainRunConfig
 from empathy_jax.training.state import TrainState, jit_update
 
@@ -42,7 +40,6 @@ class RewardConfig(TrainRunConfig):
 
   dataset_dir: str = setting(help="Reward dataset folder (train/contexts.json, "
                              "responses.json, ratings.json).")
-  output_dir: str = setting(help="Run folder root (tensorboard_logs/version_N).")
   max_epochs: int = setting(1, "Training epochs.")
   initial_lr: float = setting(1e-5, "AdamW learning rate, halved every epoch.")
   batch_size: int = setting(1, "Contexts per step, each with all its responses and ratings "
@@ -58,39 +55,38 @@ class RewardConfig(TrainRunConfig):
   center_rewards_coefficient: float = setting(0.0, "Reward centring coefficient, TRL's (with "
                                               "--loss=bradley_terry; TRL suggests 0.01).")
   max_contexts: int | None = setting(None, "Use only the first N contexts.")
-  weight_decay: float = setting(0.01, "AdamW weight decay (torch's default).")
-  clip_norm: float = setting(0.0, "Global gradient-norm clipping (0: off).")
   log_interval: int = 10
   checkpoint_interval: int = 500
   num_val_samples: int = setting(2, "Validation contexts whose rewards are logged per epoch.")
 
-  def __post_init__(self):
-    ranges.check(self)
-    self.check_model_choice("a dialogue model to start from")
-    self.loop()
-    if self.batch_size < 1:
-      raise ValueError(f"--batch_size must be >= 1, got {self.batch_size}")
-    settings.check_choices(self)
+  MODEL_ROLE = "a dialogue model to start from"
+
+  def check(self) -> None:
     if self.loss == "original" and (self.margin or self.center_rewards_coefficient):
       raise ValueError("--margin and --center_rewards_coefficient belong to "
                        "--loss=bradley_terry")
     check_reward_data_fields(self)
-    self.optimizer()
 
   def check_inputs(self) -> None:
     check_reward_data_inputs(self)
 
-  def optimizer(self) -> OptimizerConfig:
-    return OptimizerConfig(initial_lr=self.initial_lr, schedule="halving",
-                           weight_decay=self.weight_decay, clip_norm=self.clip_norm)
+  def schedule(self) -> str:
+    return "halving"
 
 
 def check_reward_data_fields(cfg) -> None:
   """The fields of a config that trains on the reward dataset (reward model, DPO)."""
   if cfg.max_contexts is not None and cfg.max_contexts < 2:
     raise ValueError(f"--max_contexts must be >= 2, got {cfg.max_contexts}")
-  if not os.path.isdir(cfg.dataset_dir):
-    raise ValueError(f"--dataset_dir {cfg.dataset_dir!r} does not exist")
+
+
+def load_train_contexts(cfg) -> RewardSplit:
+  """The reward dataset's training split, its first `--max_contexts` contexts."""
+  split = load_reward_split(split_dir(cfg.dataset_dir, "train"))
+  n = cfg.max_contexts
+  if n is None:
+    return split
+  return RewardSplit(split.contexts[:n], split.responses[:n], split.ratings[:n], split.path)
 
 
 def check_reward_data_inputs(cfg) -> None:
@@ -388,10 +384,7 @@ class RewardModelTraining(core.Algorithm):
   """Reward-model training for `core.run`: rated pairs of the reward split, the pair loss."""
 
   def prepare(self, cfg: RewardConfig, mesh) -> RewardSplit:
-    split = load_reward_split(split_dir(cfg.dataset_dir, "train"))
-    if cfg.max_contexts is not None:
-      split = RewardSplit(split.contexts[:cfg.max_contexts], split.responses[:cfg.max_contexts],
-                          split.ratings[:cfg.max_contexts], split.path)
+    split = load_train_contexts(cfg)
     if len(split.contexts) < 1:
       raise DatasetError([Problem(split.path, None, "no contexts to train on")])
     return split

@@ -7,11 +7,14 @@ and `checkpoint_interval` among them."""
 from __future__ import annotations
 
 import dataclasses
+import os
+from typing import ClassVar
 
-from empathy_jax import preflight, sharding
+from empathy_jax import preflight, ranges, settings, sharding
 from empathy_jax.models.configs import RuntimeOptions
 from empathy_jax.settings import setting
 from empathy_jax.training.loop import LoopConfig
+from empathy_jax.training.optimizer import OptimizerSettings
 
 # Fields that say how a process was launched, not what it computes: a rerun with other values
 # of these is still the same run (resume).
@@ -19,9 +22,10 @@ PER_LAUNCH = ("trust_pickle", "coordinator_address", "num_processes", "process_i
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class TrainRunConfig:
-  """The fields every train config has (flags of the same names)."""
+class TrainRunConfig(OptimizerSettings):
+  """The fields every train config has (flags of the same names), the optimizer's among them."""
 
+  output_dir: str = setting(help="Run folder root (tensorboard_logs/version_N).")
   model: str | None = None
   pretrained_model_dir: str | None = None
   seed: int = setting(0, "Seed of the run: data order, held-out split, new weights, dropout and "
@@ -37,6 +41,31 @@ class TrainRunConfig:
   num_processes: int | None = None
   process_id: int | None = None
   trust_pickle: bool = False
+
+  # What the run's starting model is to it, in the error that asks for one (None: the trainer
+  # builds its own model and takes none).
+  MODEL_ROLE: ClassVar[str | None] = "a checkpoint to continue from"
+
+  def __post_init__(self):
+    """Every train config's checks in one order: ranges and choices, `complete` (values one
+    setting decides for others), the dataset folder, the model choice, the loop's cadence,
+    the optimizer, then `check` (the config's own rules). ValueError names the flag."""
+    ranges.check(self)
+    settings.check_choices(self)
+    self.complete()
+    if not os.path.isdir(self.dataset_dir):
+      raise ValueError(f"--dataset_dir {self.dataset_dir!r} does not exist")
+    if self.MODEL_ROLE is not None:
+      self.check_model_choice(self.MODEL_ROLE)
+    self.loop()
+    self.optimizer()
+    self.check()
+
+  def complete(self) -> None:
+    """Sets the settings another setting decides (a recipe, per-task defaults)."""
+
+  def check(self) -> None:
+    """The config's own rules across its fields; ValueError names the flag."""
 
   def check_model_choice(self, what: str = "a checkpoint to continue from") -> None:
     if (self.model is None) == (self.pretrained_model_dir is None):

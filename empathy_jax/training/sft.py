@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from empathy_jax import preflight, ranges, settings, sharding
+from empathy_jax import preflight, sharding
 from empathy_jax.data import tfdata
 from empathy_jax.data.dialogue_dataset import load_dialogue_split, split_dir
 from empathy_jax.data.pipeline import Batch, make_batcher, tokenize_split
@@ -29,7 +29,6 @@ from empathy_jax.models.packing import encoder_plan
 from empathy_jax.settings import setting
 from empathy_jax.training import core, loop
 from empathy_jax.training.loss import batch_nll
-from empathy_jax.training.optimizer import OptimizerConfig
 from empathy_jax.training.run_config import TrainRunConfig
 from empathy_jax.training.state import TrainState, jit_update
 
@@ -39,7 +38,6 @@ class SFTConfig(TrainRunConfig):
   """Everything `train_dialogue_model` needs; flags keep the original's names and defaults."""
 
   dataset_dir: str = setting(help="Dialogue dataset folder (train/val/test).")
-  output_dir: str = setting(help="Run folder root (tensorboard_logs/version_N).")
   max_epochs: int = setting(10, "Training epochs.")
   batch_size: int = setting(8, "Global batch size.")
   data_erasure_level: float = setting(0.3, "Fraction of instructions/knowledge erased "
@@ -47,9 +45,6 @@ class SFTConfig(TrainRunConfig):
   initial_lr: float = setting(1e-5, "AdamW learning rate, decayed linearly to 0.")
   lr_schedule: str = setting("epoch", "Decay per epoch (the original) or per step.",
                              ("epoch", "step"))
-  warmup_steps: int = setting(0, "Linear warmup steps (with --lr_schedule=step).")
-  weight_decay: float = setting(0.01, "AdamW weight decay (torch's default).")
-  clip_norm: float = setting(0.0, "Global gradient-norm clipping (0: off).")
   grad_accum: int = setting(1, "Micro-batches per step (batch_size divisible).")
   log_interval: int = 10
   checkpoint_interval: int = 500
@@ -61,19 +56,10 @@ class SFTConfig(TrainRunConfig):
                                 "tf.data and in-graph SentencePiece (tfdata, GODEL family; pip "
                                 "install 'empathy-jax[tf]'): the same ids.", ("python", "tfdata"))
 
-  def __post_init__(self):
-    ranges.check(self)
-    settings.check_choices(self)
-    self.check_model_choice()
-    self.loop()  # validates the cadence flags
-    if self.batch_size < 1:
-      raise ValueError(f"--batch_size must be >= 1, got {self.batch_size}")
-    if self.grad_accum < 1 or self.batch_size % self.grad_accum:
+  def check(self) -> None:
+    if self.batch_size % self.grad_accum:
       raise ValueError(f"--batch_size {self.batch_size} must be divisible by --grad_accum "
                        f"{self.grad_accum}")
-    if not os.path.isdir(self.dataset_dir):
-      raise ValueError(f"--dataset_dir {self.dataset_dir!r} does not exist")
-    self.optimizer()  # validates the schedule flags
 
   def check_inputs(self) -> None:
     """Every file the run will read or write, checked before any heavy work."""
@@ -83,10 +69,8 @@ class SFTConfig(TrainRunConfig):
     if self.input_pipeline == "tfdata":
       tfdata.require_tf()  # says how to install the [tf] extra
 
-  def optimizer(self) -> OptimizerConfig:
-    return OptimizerConfig(initial_lr=self.initial_lr, schedule=self.lr_schedule,
-                           warmup_steps=self.warmup_steps, weight_decay=self.weight_decay,
-                           clip_norm=self.clip_norm)
+  def schedule(self) -> str:
+    return self.lr_schedule
 
 
 BATCH_KEYS = ("context_ids_BxC", "context_mask_BxC", "target_ids_BxT", "target_mask_BxT",

@@ -48,7 +48,7 @@ class PPOConfig:
   lam: float = 0.95
   kl_estimator: str = "k1"
   value_clip: float = 0.2
-  ppo_epochs: int = 1
+  ppo_epochs: int = 4  # TRL's num_ppo_epochs
   num_minibatches: int = 1
   whiten_rewards: bool = False
   missing_eos_penalty: float = 0.0

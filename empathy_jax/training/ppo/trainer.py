@@ -19,8 +19,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import os
 import time
+import types
 
 import flax
 import flax.linen as nn
@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from empathy_jax import preflight, ranges, settings, sharding
+from empathy_jax import preflight, sharding
 from empathy_jax.data.dialogue_dataset import load_dialogue_split, split_dir
 from empathy_jax.data.pipeline import make_batcher, tokenize_split
 from empathy_jax.generation.config import GenerationConfig, resolve
@@ -36,7 +36,7 @@ from empathy_jax.generation.search import generate_ids
 from empathy_jax.models import heads, model_dir, packing, reward_model
 from empathy_jax.settings import setting
 from empathy_jax.training import core, loop
-from empathy_jax.training.optimizer import OptimizerConfig, make_optimizer
+from empathy_jax.training.optimizer import make_optimizer
 from empathy_jax.training.ppo import rollout as R, step as S
 from empathy_jax.training.run_config import TrainRunConfig
 from empathy_jax.training.state import abstract_state, jit_update, state_shardings
@@ -58,7 +58,6 @@ class RLRunConfig(TrainRunConfig):
   RLOO) share."""
 
   dataset_dir: str = setting(help="Dialogue dataset folder (train/ and val/ contexts).")
-  output_dir: str = setting(help="Run folder root (tensorboard_logs/version_N).")
   reward_model_dir: str = setting(help="Reward model: a run or folder of "
                                   "launch/train_reward_model.py, or an original reward .ckpt / "
                                   "run folder.")
@@ -67,18 +66,25 @@ class RLRunConfig(TrainRunConfig):
   max_train_examples: int | None = setting(None, "Use only the first N train contexts.")
   max_val_examples: int | None = setting(None, "Use only the first N val contexts.")
 
-  def check_rl_fields(self) -> None:
+  def check(self) -> None:
     if not self.reward_model_dir:
       raise ValueError("--reward_model_dir is required (a reward model of "
                        "launch/train_reward_model.py or an original reward .ckpt)")
-    if not os.path.isdir(self.dataset_dir):
-      raise ValueError(f"--dataset_dir {self.dataset_dir!r} does not exist")
 
   def check_inputs(self) -> None:
     preflight.check_dialogue_dataset(self.dataset_dir, ("train", "val"))
     preflight.check_model_source(self.model or self.pretrained_model_dir)
     reward_model.check_source(self.reward_model_dir)
     preflight.check_writable(self.output_dir)
+
+
+# The PPO update's settings take their defaults from the update's own config (one source).
+PPO_DEFAULTS = {f.name: f.default for f in dataclasses.fields(S.PPOConfig)}
+
+
+def _ppo_setting(name: str, help: str, choices=None):  # pylint: disable=redefined-builtin
+  """A setting of `S.PPOConfig` as a flag, with the update config's default."""
+  return setting(PPO_DEFAULTS[name], help, choices)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -101,56 +107,60 @@ class PPORunConfig(RLRunConfig):
                          "log-probs of the ratio are those of the truncated distribution.")
   length_alpha: float | None = setting(None, "The original's beam length penalty; no effect on "
                                        "one sampled response.")
-  clip_epsilon: float = setting(0.2, "PPO ratio clipping.")
+  clip_epsilon: float = _ppo_setting("clip_epsilon", "PPO ratio clipping.")
   kl_penalty: float = setting(0.0, "KL coefficient (the initial one with --kl_target).")
-  gamma: float = setting(0.99, "Discount.")
-  lam: float = setting(0.95, "GAE lambda.")
-  vf_coeff: float = setting(1.0, "Value-loss coefficient.")
-  entropy_coeff: float = setting(0.01, "Entropy-bonus coefficient.")
-  ppo_epochs: int = setting(4, "Passes over each rollout (TRL's num_ppo_epochs).")
-  num_minibatches: int = setting(1, "Minibatches per pass (updates per pass).")
-  kl_estimator: str = setting("k1", "Per-token KL estimator.", KL_ESTIMATORS)
-  kl_target: float = setting(0.0, "Adaptive KL controller's target (0: fixed --kl_penalty).")
-  kl_horizon: int = setting(10000, "Adaptive KL controller's horizon (episodes).")
-  value_clip: float = setting(0.2, "Value-loss clipping around the rollout's values (0: off).")
-  missing_eos_penalty: float = setting(0.0, "Subtracted from the score of a response without "
-                                       "EOS.")
-  whiten_rewards: bool = setting(False, "Whiten per-token rewards (TRL's whiten_rewards).")
-  ratio_against: str = setting("rollout", "Policy ratio against the rollout policy (correct) "
-                               "or the frozen reference (the original's, for comparisons).",
-                               ("rollout", "reference"))
+  gamma: float = _ppo_setting("gamma", "Discount.")
+  lam: float = _ppo_setting("lam", "GAE lambda.")
+  vf_coeff: float = _ppo_setting("vf_coeff", "Value-loss coefficient.")
+  entropy_coeff: float = _ppo_setting("entropy_coeff", "Entropy-bonus coefficient.")
+  ppo_epochs: int = _ppo_setting("ppo_epochs", "Passes over each rollout (TRL's "
+                                 "num_ppo_epochs).")
+  num_minibatches: int = _ppo_setting("num_minibatches", "Minibatches per pass (updates per "
+                                      "pass).")
+  kl_estimator: str = _ppo_setting("kl_estimator", "Per-token KL estimator.", KL_ESTIMATORS)
+  kl_target: float = _ppo_setting("kl_target", "Adaptive KL controller's target (0: fixed "
+                                  "--kl_penalty).")
+  kl_horizon: int = _ppo_setting("kl_horizon", "Adaptive KL controller's horizon (episodes).")
+  value_clip: float = _ppo_setting("value_clip", "Value-loss clipping around the rollout's "
+                                   "values (0: off).")
+  missing_eos_penalty: float = _ppo_setting("missing_eos_penalty", "Subtracted from the score "
+                                            "of a response without EOS.")
+  whiten_rewards: bool = _ppo_setting("whiten_rewards", "Whiten per-token rewards (TRL's "
+                                      "whiten_rewards).")
+  ratio_against: str = _ppo_setting("ratio_against", "Policy ratio against the rollout policy "
+                                    "(correct) or the frozen reference (the original's, for "
+                                    "comparisons).", ("rollout", "reference"))
   reference_dtype: str = setting("float32", "Storage dtype of the frozen reference's weights "
                                  "(bfloat16 halves its memory; layers compute in --dtype).",
                                  ("float32", "bfloat16"))
   critic: str = setting("separate", "separate: its own backbone (from the reward model's when "
                         "it has the policy's architecture, else a copy of the policy); shared: "
                         "a value head on the policy.", ("separate", "shared"))
-  recipe: str = setting("default", "original: the original's update as it ran (one step per "
+  recipe: str = _ppo_setting("recipe", "original: the original's update as it ran (one step per "
                         "rollout batch, ratio against the reference, advantages and returns = "
                         "whitened advantages + values inside the step, a value head with "
                         "dropout on the policy, log-probs of the whole distribution, rollouts "
                         "sampled with dropout on, the LR decayed per epoch, best/ by the "
                         "lowest val_loss; docs/differences.md). Flags it fixes may be left out.",
                         S.RECIPES)
-  value_head_dropout: float = setting(0.0, "Dropout before the value head (--recipe original: "
-                                      "0.5, the original's nn.Dropout()).")
+  value_head_dropout: float = _ppo_setting("value_head_dropout", "Dropout before the value "
+                                           "head (--recipe original: 0.5, the original's "
+                                           "nn.Dropout()).")
   value_head_init: str = setting("zeros", "Value head start: zeros (TRL's) or torch.nn.Linear's "
                                  "uniform init (the original's).", VALUE_HEAD_INITS)
-  weight_decay: float = setting(0.01, "AdamW weight decay.")
-  clip_norm: float = setting(0.0, "Global gradient-norm clipping (0: off).")
   log_interval: int = 1
   checkpoint_interval: int = 50
 
-  def __post_init__(self):
-    ranges.check(self)
-    settings.check_choices(self)
+  MODEL_ROLE = "the fine-tuned policy to start from"
+
+  def complete(self) -> None:
     if self.recipe == "original":
       self._apply_recipe(ORIGINAL_RECIPE)
-    self.check_model_choice("the fine-tuned policy to start from")
-    self.loop()
-    self.check_rl_fields()
-    if self.batch_size < 1 or self.batch_size % self.num_minibatches:
-      raise ValueError(f"--batch_size {self.batch_size} must be >= 1 and divisible by "
+
+  def check(self) -> None:
+    super().check()
+    if self.batch_size % self.num_minibatches:
+      raise ValueError(f"--batch_size {self.batch_size} must be divisible by "
                        f"--num_minibatches {self.num_minibatches}")
     if self.kl_target < 0 or self.kl_horizon < 1:
       raise ValueError("--kl_target must be >= 0 and --kl_horizon >= 1")
@@ -167,36 +177,37 @@ class PPORunConfig(RLRunConfig):
                          f"{value}")
       object.__setattr__(self, name, value)
 
-  def optimizer(self) -> OptimizerConfig:
+  def schedule(self) -> str:
     # The original decays the learning rate linearly per epoch; ours per update step.
-    return OptimizerConfig(initial_lr=self.initial_lr,
-                           schedule="epoch" if self.recipe == "original" else "step",
-                           weight_decay=self.weight_decay, clip_norm=self.clip_norm)
+    return "epoch" if self.recipe == "original" else "step"
 
   def ppo(self, base_generation) -> S.PPOConfig:
-    """Rollouts sample at `--temperature`, truncated by `--top_k`/`--top_p` (the same
-    truncation enters the log-probs), with every other logits processor off. `--length_alpha`
-    is the original's beam length penalty: accepted, and without effect on one sampled
-    sequence."""
-    gen = dataclasses.replace(base_generation, max_new_tokens=self.max_new_tokens,
-                              sample=self.sample, temperature=self.temperature,
-                              top_k=self.top_k, top_p=self.top_p, beam_width=self.beam_width,
-                              length_alpha=(base_generation.length_alpha
-                                            if self.length_alpha is None
-                                            else self.length_alpha),
-                              min_length=0, no_repeat_ngram_size=0,
-                              encoder_no_repeat_ngram_size=0, forced_eos_token_id=None)
-    return S.PPOConfig(generation=gen, clip_epsilon=self.clip_epsilon, vf_coeff=self.vf_coeff,
-                       entropy_coeff=self.entropy_coeff, gamma=self.gamma, lam=self.lam,
-                       kl_estimator=self.kl_estimator, value_clip=self.value_clip,
-                       ppo_epochs=self.ppo_epochs, num_minibatches=self.num_minibatches,
-                       whiten_rewards=self.whiten_rewards,
-                       missing_eos_penalty=self.missing_eos_penalty,
-                       ratio_against=self.ratio_against,
-                       shared_critic=self.critic == "shared", recipe=self.recipe,
-                       value_head_dropout=self.value_head_dropout,
-                       policy_dropout=self.recipe == "original", kl_target=self.kl_target,
-                       kl_horizon=self.kl_horizon)
+    return ppo_config(self, base_generation)
+
+
+def ppo_config(run, base_generation) -> S.PPOConfig:
+  """The update's static config from a run's settings (`run`: a `PPORunConfig`, or anything
+  with its fields). Rollouts sample at `--temperature`, truncated by `--top_k`/`--top_p` (the
+  same truncation enters the log-probs), with every other logits processor off.
+  `--length_alpha` is the original's beam length penalty: accepted, and without effect on one
+  sampled sequence."""
+  gen = dataclasses.replace(base_generation, max_new_tokens=run.max_new_tokens,
+                            sample=run.sample, temperature=run.temperature, top_k=run.top_k,
+                            top_p=run.top_p, beam_width=run.beam_width,
+                            length_alpha=(base_generation.length_alpha
+                                          if run.length_alpha is None else run.length_alpha),
+                            min_length=0, no_repeat_ngram_size=0,
+                            encoder_no_repeat_ngram_size=0, forced_eos_token_id=None)
+  same = {name: getattr(run, name) for name in PPO_DEFAULTS if hasattr(run, name)}
+  return S.PPOConfig(**same, generation=gen, shared_critic=run.critic == "shared",
+                     policy_dropout=run.recipe == "original")
+
+
+def default_ppo_config(base_generation, **given) -> S.PPOConfig:
+  """`ppo_config` of `train_rlhf_pipeline`'s defaults, `given` overriding some (the planner's
+  and the benchmarks' PPO): no dataset, reward model or run folder needed."""
+  defaults = {f.name: f.default for f in dataclasses.fields(PPORunConfig)}
+  return ppo_config(types.SimpleNamespace(**{**defaults, **given}), base_generation)
 
 
 @flax.struct.dataclass
