@@ -16,7 +16,8 @@ import tempfile
 import jax
 import numpy as np
 
-from benchmarks.common import (BenchConfig, describe, interleaved, matmul_rates,
+from benchmarks import common as CB
+from benchmarks.common import (BenchConfig, describe, interleaved,
                                pin_threads, report, spread, torch_available)
 from empathy_jax.data.dialogue_dataset import load_dialogue_split
 from empathy_jax.evaluation import classifiers as C
@@ -41,7 +42,6 @@ def _flops(fn, *args) -> float:
 
 def run(cfg: BenchConfig, size: str = "base") -> dict:
   pin_threads()
-  peak, _ = matmul_rates()
   n = cfg.batch_size
   seekers, targets, outputs = _examples(cfg, n)
   tmp = tempfile.mkdtemp(prefix="empathy_jax_clf_")
@@ -72,7 +72,9 @@ def run(cfg: BenchConfig, size: str = "base") -> dict:
           raise AssertionError(f"{name}: labels of score {i} differ from ours in "
                                f"{int((a != np.asarray(b)).sum())} of {len(a)} examples")
     print(f"same labels from every side on all {n} examples x 10 scores: yes")
-  times = interleaved(sides, cfg.repeats)
+  ffn = next(v for k, v in emo.params.items() if k.endswith("intermediate.dense.weight"))
+  shape = (n * MAX_SEQ_LENGTH, *ffn.shape)  # a feed-forward layer: [rows, d] @ [d, d_ff]
+  times = interleaved({**sides, **CB.matmul_probes(shape)}, cfg.repeats)
   tok = epitome.tokenizer
   real = 2 * sum(min(len(emo.tokenizer.tokenize(t)) + 2, MAX_SEQ_LENGTH)
                  for t in outputs + targets)  # 2 classifiers
@@ -86,6 +88,11 @@ def run(cfg: BenchConfig, size: str = "base") -> dict:
   print(f"{size} classifiers, {n} examples (each scored 10 times: 2 classifiers + 3 EPITOME "
         f"mechanisms, on output and target); {real} real of {padded_positions} padded token "
         f"positions")
+  # The work counted on real tokens only: our batches are cut to their longest example (a
+  # multiple of 16 columns), so the 64-column FLOP count would flatter the achieved rate.
+  roof = CB.roofline(times, flops * real / padded_positions, shape,
+                     spread(times["jax batched"])["median"])
+  peak = roof["matmul_1024_gflops"] * 1e9  # measured beside the repeats
   rates = {}
   for name, seconds in times.items():
     median = spread(seconds)["median"]
@@ -105,7 +112,7 @@ def run(cfg: BenchConfig, size: str = "base") -> dict:
                         rates["jax batched"] / one, 3),
                     "repeats": cfg.repeats, "size": size,
                     "flop_fraction_real": round(fraction["real"], 3),
-                    "flop_fraction_padded": round(fraction["padded"], 3)})
+                    "flop_fraction_padded": round(fraction["padded"], 3), **roof})
 
 
 def _torch_sides(emo_t, emo_tok, int_t, int_tok, epi_t, seekers, outputs, targets):

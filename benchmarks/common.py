@@ -4,6 +4,7 @@ torch twin of a model, both frameworks' measured matmul rates, the final JSON li
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import tempfile
@@ -290,3 +291,68 @@ def matmul_flops_per_second(size: int = 1024, repeats: int = 5) -> float:
   f = jax.jit(lambda x: x @ x)
   seconds = timed(lambda: f(a).block_until_ready(), repeats)
   return 2 * size ** 3 / seconds
+
+
+# -- the roofline beside the ratio -------------------------------------------------------------
+
+PROBES = ("matmul_1024", "matmul_model")
+
+
+def matmul_probes(model_shape: tuple[int, int, int]) -> dict[str, Callable[[], object]]:
+  """Two more sides for `interleaved`: XLA's fp32 matmul at 1024^3 and at the model's own
+  largest matmul ([M, K] @ [K, N]: `model_shape`), timed in turn with the mode's repeats so
+  the rate is measured in the same phase of the machine as the figures."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+
+  rng = np.random.default_rng(0)
+  probes = {}
+  for name, (m, k, n) in zip(PROBES, ((1024, 1024, 1024), model_shape)):
+    a = jnp.asarray(rng.normal(size=(m, k)), jnp.float32)
+    b = jnp.asarray(rng.normal(size=(k, n)), jnp.float32)
+    f = jax.jit(lambda x, y: x @ y)
+    probes[name] = functools.partial(lambda f, a, b: f(a, b).block_until_ready(), f, a, b)
+  return probes
+
+
+def xla_flops(compiled) -> float:
+  """XLA's FLOP count of a compiled program (its cost analysis; a loop's body counts once)."""
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost.get("flops", 0.0))
+
+
+def roofline(times: dict[str, list[float]], flops: float, model_shape: tuple[int, int, int],
+             seconds: float | None = None) -> dict:
+  """The JSON line's roofline fields, printed: the work (`flops`, XLA's count of the timed
+  pass), our achieved rate (over `seconds`, by default the jax side's median), and the two
+  matmul rates measured beside the repeats (`matmul_probes`' medians), with our fraction of
+  each. Pops the probes' times from `times`."""
+  probe = {name: spread(times.pop(name))["median"] for name in PROBES}
+  m, k, n = model_shape
+  rate_1024 = 2 * 1024 ** 3 / probe["matmul_1024"]
+  rate_model = 2 * m * k * n / probe["matmul_model"]
+  achieved = flops / (seconds if seconds is not None else spread(times["jax"])["median"])
+  print(f"roofline: {flops / 1e9:.1f} GFLOP (XLA's count) at {achieved / 1e9:.0f} GFLOP/s; "
+        f"XLA's fp32 matmul beside the repeats: {rate_1024 / 1e9:.0f} GFLOP/s at 1024^3 "
+        f"({achieved / rate_1024:.0%} of it), {rate_model / 1e9:.0f} GFLOP/s at the model's "
+        f"{m}x{k}x{n} ({achieved / rate_model:.0%})")
+  return {"gflop": round(flops / 1e9, 2), "achieved_gflops": round(achieved / 1e9, 1),
+          "matmul_1024_gflops": round(rate_1024 / 1e9, 1),
+          "matmul_model_gflops": round(rate_model / 1e9, 1),
+          "matmul_model_shape": list(model_shape),
+          "fraction_of_matmul_1024": round(achieved / rate_1024, 3),
+          "fraction_of_matmul_model": round(achieved / rate_model, 3)}
+
+
+def lm_head_shape(model, rows: int) -> tuple[int, int, int]:
+  """The largest matmul of a step that projects `rows` positions onto the vocabulary."""
+  return rows, model.hidden_size, model.cfg.vocab_size
+
+
+def ffn_shape(model, rows: int) -> tuple[int, int, int]:
+  """The largest matmul of a step without an LM head: a feed-forward layer over `rows`."""
+  cfg = model.cfg
+  width = (getattr(cfg, "d_ff", None) or getattr(cfg, "n_inner", None)
+           or getattr(cfg, "encoder_ffn_dim", None))
+  return rows, model.hidden_size, width

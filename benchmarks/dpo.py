@@ -14,6 +14,7 @@ import os
 import jax
 import numpy as np
 
+from benchmarks import common as C
 from benchmarks.common import (BenchConfig, interleaved, jitted_pass, pin_threads, rates,
                                report, torch_available, torch_response_logits, torch_twin,
                                trim_padding)
@@ -104,8 +105,8 @@ def torch_side(loaded, batches, lr: float = 1e-5):
 
 
 def our_side(loaded, batches, mesh, lr: float = 1e-5):
-  """(one pass of our jitted step over the batches, `evaluate()` as `torch_side`'s). AdamW at
-  a constant `lr` (torch's, which the other side uses)."""
+  """(one pass of our jitted step over the batches, `evaluate()` as `torch_side`'s, XLA's FLOP
+  count of the pass). AdamW at a constant `lr` (torch's, which the other side uses)."""
   # The step reads the loss settings (beta, sigmoid) only; the model named is a placeholder.
   run_cfg = dpo.DPOConfig(dataset_dir=DATA, output_dir=".", model="GODEL_TINY", beta=BETA)
   tx, _ = make_optimizer(OptimizerConfig(initial_lr=lr, schedule="step", weight_decay=0.0),
@@ -124,7 +125,8 @@ def our_side(loaded, batches, mesh, lr: float = 1e-5):
                                 batches[0]["ref_rejected_B"], BETA))
     return float(loss), np.asarray(chosen), np.asarray(rejected)
 
-  return train_pass, evaluate
+  flops = C.xla_flops(step.lower(state, arrays[0]).compile()) * len(arrays)
+  return train_pass, evaluate, flops
 
 
 def check_same(ours, theirs, rtol: float = 1e-4) -> None:
@@ -140,7 +142,7 @@ def run(cfg: BenchConfig) -> dict:
   shards = sharding.batch_shards(mesh)
   rows = -(-cfg.batch_size // shards) * shards
   batches = _batches(loaded, rows)
-  ours, ours_now = our_side(loaded, batches, mesh)
+  ours, ours_now, flops = our_side(loaded, batches, mesh)
   sides = {"jax": ours}
   if cfg.torch and torch_available():
     torch_pass, torch_now = torch_side(loaded, batches)
@@ -148,12 +150,14 @@ def run(cfg: BenchConfig) -> dict:
     print(f"the first batch's loss and {2 * rows} sequence log-probs equal on both sides "
           f"(rtol 1e-4)")
     sides["torch"] = torch_pass
-  times = interleaved(sides, cfg.repeats)
-  pairs = rows * len(batches)
   b0 = batches[0]
+  shape = C.lm_head_shape(loaded.model, 2 * b0["chosen_mask_BxT"].size)
+  times = interleaved({**sides, **C.matmul_probes(shape)}, cfg.repeats)
+  roof = C.roofline(times, flops, shape)
+  pairs = rows * len(batches)
   print(f"{len(batches)} batches of {rows} pairs, contexts {b0['context_ids_BxC'].shape[1]} and "
         f"responses {b0['chosen_ids_BxT'].shape[1]} tokens (bucketed; PyTorch's trimmed to "
         f"each batch's longest); repeats of the whole pass: {cfg.repeats}")
   result = rates(times, pairs, "pairs/s")
   return report(cfg, "pairs/s", result["jax"], result.get("torch"),
-                {"repeats": cfg.repeats, "pairs_per_step": rows})
+                {"repeats": cfg.repeats, "pairs_per_step": rows, **roof})

@@ -18,12 +18,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks import common as C
 from benchmarks.common import (BenchConfig, describe, interleaved, matmul_rates,
                                pin_threads, realistic_batches, report, spread,
                                test_batch, to_torch, torch_available, torch_twin,
                                trim_padding)
 from empathy_jax.evaluation.testing import IN_FLIGHT, in_flight
 from empathy_jax.generation.config import resolve
+from empathy_jax.generation import search
 from empathy_jax.generation.search import generate_ids
 from empathy_jax.models.packing import encoder_plan
 
@@ -75,12 +77,35 @@ def _torch_side(loaded, batches, cfg: BenchConfig):
   return call
 
 
+def decode_flops(loaded, batches, gen) -> float:
+  """XLA's FLOP count of generating on `batches` (no packing): the prefill once and
+  `max_new_tokens` decoding steps. XLA's cost analysis counts a while loop's body once, so the
+  step is counted as (prefill + one step) - (prefill alone), both compiled outside the loop.
+  Beam search's per-step selection is left out (a count on the low side)."""
+  model, k, n = loaded.model, gen.beam_width, gen.max_new_tokens
+  total = 0.0
+  for b in batches:
+    ids, mask = jnp.asarray(b.context_ids_BxC), jnp.asarray(b.context_mask_BxC)
+    start = lambda p, i, m: search._start(model, p, i, m, gen, k, 0, None)  # pylint: disable=protected-access
+
+    def one_step(p, i, m):
+      s = start(p, i, m)
+      return s.step(s.seq[:, s.prompt_len - 1], jnp.int32(s.prompt_len - 1), s.cache)
+
+    prefill = C.xla_flops(jax.jit(lambda p, i, m: start(p, i, m).cache)
+                          .lower(loaded.params, ids, mask).compile())
+    with_step = C.xla_flops(jax.jit(one_step).lower(loaded.params, ids, mask).compile())
+    total += prefill + n * max(with_step - prefill, 0.0)
+  return total
+
+
 def measure(name, loaded, batches, gen, cfg: BenchConfig, pack: bool, threads: int = 1,
-            strict: bool = True) -> dict:
+            strict: bool = True, roofline_shape=None) -> dict:
   """Tokens/s of each side on `batches`; with `threads` > 1 also ours with that many batches
   at a time (side "jax, N in flight"). The sides' tokens are compared first: a difference
   raises, or with `strict=False` is counted (`mismatched_rows`) and the timing goes on (a GPU's
-  kernels may break a near-tie of two logits either way)."""
+  kernels may break a near-tie of two logits either way). With `roofline_shape`, the matmul
+  probes run beside the repeats and the result has our side's `roofline`."""
   tokens = sum(b.context_ids_BxC.shape[0] for b in batches) * cfg.max_new_tokens
   real = sum(int(b.context_mask_BxC.sum()) for b in batches)
   padded = sum(b.context_mask_BxC.size for b in batches)
@@ -108,8 +133,13 @@ def measure(name, loaded, batches, gen, cfg: BenchConfig, pack: bool, threads: i
     rows = sum(t.shape[0] for t in theirs)
     print(f"same tokens as transformers on all {len(theirs)} batch(es): "
           f"{'yes' if not mismatched else f'no, {mismatched} of {rows} rows differ'}")
-  times = interleaved(sides, cfg.repeats, warmup=False)  # the equality check warmed both
+  probes = C.matmul_probes(roofline_shape) if roofline_shape else {}
+  for probe in probes.values():
+    probe()  # compiled before the timing (the sides were warmed by the equality check)
+  times = interleaved({**sides, **probes}, cfg.repeats, warmup=False)
   out = {}
+  if roofline_shape:
+    out["roofline"] = C.roofline(times, decode_flops(loaded, batches, gen), roofline_shape)
   for side, seconds in times.items():
     print(f"{side:>18}: {describe(seconds)}, {tokens / spread(seconds)['median']:.1f} "
           f"tokens/s")
@@ -128,9 +158,11 @@ def run(cfg: BenchConfig) -> dict:
   gen = gen_config(loaded, cfg)
   first = measure("first test rows (dataset order)", loaded, [test_batch(loaded, cfg)], gen,
                    cfg, pack=True)
+  rows = cfg.batch_size * cfg.beam_width  # a decoding step's LM head: the largest matmul
   sorted_rows = measure("test.py's batches (test split, length-sorted)", loaded,
                          realistic_batches(loaded, cfg), gen, cfg, pack=False,
-                         threads=IN_FLIGHT)
+                         threads=IN_FLIGHT,
+                         roofline_shape=C.lm_head_shape(loaded.model, rows))
   torch_rate = lambda r: r["torch"]["tokens_per_s"] if "torch" in r else None
   concurrent_rate = sorted_rows[f"jax, {IN_FLIGHT} in flight"]["tokens_per_s"]
   return report(cfg, "tokens/s", sorted_rows["jax"]["tokens_per_s"], torch_rate(sorted_rows), {
@@ -141,4 +173,5 @@ def run(cfg: BenchConfig) -> dict:
       "first_rows": {"jax": round(first["jax"]["tokens_per_s"], 1),
                      "torch": None if torch_rate(first) is None else round(torch_rate(first), 1),
                      "ratio": None if torch_rate(first) is None else round(
-                         first["jax"]["tokens_per_s"] / torch_rate(first), 3)}})
+                         first["jax"]["tokens_per_s"] / torch_rate(first), 3)},
+      **sorted_rows["roofline"]})

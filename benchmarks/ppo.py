@@ -27,9 +27,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from empathy_jax import sharding
-from benchmarks.common import (BenchConfig, describe, interleaved, matmul_rates,
-                               pin_threads, report, spread, to_torch, torch_available,
-                               torch_device, torch_sync, torch_twin, trim_padding)
+from benchmarks import common as C
+from benchmarks.common import (BenchConfig, describe, interleaved, pin_threads, report,
+                               spread, to_torch, torch_available, torch_device, torch_sync,
+                               torch_twin, trim_padding)
 from empathy_jax.data.dialogue_dataset import load_dialogue_split
 from empathy_jax.data.pipeline import make_batcher, tokenize_split
 from empathy_jax.generation.config import resolve
@@ -324,9 +325,10 @@ def _same_work(programs, inputs, holder, check):
 
 def _update_flops(programs, inputs, holder) -> float:
   """XLA's FLOP count of one iteration's update program. Its cost analysis counts a loop body
-  once, so the program is compiled with one PPO epoch of one minibatch and the count scaled by
-  `ppo_epochs` x `num_minibatches` (the rewards and advantages before the loop, a small part,
-  are counted that many times too)."""
+  once, so the program is compiled with one PPO epoch of one minibatch (the whole batch: the
+  work of one epoch of `num_minibatches` smaller ones) and the count scaled by `ppo_epochs`
+  (the rewards and advantages before the loop, a small part, are counted that many times
+  too)."""
   ppo = programs.ppo
   once = dataclasses.replace(ppo, ppo_epochs=1, num_minibatches=1)
   state = holder["state"]
@@ -336,9 +338,7 @@ def _update_flops(programs, inputs, holder) -> float:
                           inputs["rm_cmask"])
   update = jax.jit(functools.partial(T.finish_and_update, model=programs.policy.model,
                                      tx=programs.tx, ppo=once, mesh=programs.mesh))
-  cost = update.lower(state, r, scores, inputs["plan"]).compile().cost_analysis()
-  cost = cost[0] if isinstance(cost, list) else cost
-  return float(cost["flops"]) * ppo.ppo_epochs * ppo.num_minibatches
+  return C.xla_flops(update.lower(state, r, scores, inputs["plan"]).compile()) * ppo.ppo_epochs
 
 
 def run(cfg: BenchConfig, strict: bool = True) -> dict:
@@ -364,7 +364,9 @@ def run(cfg: BenchConfig, strict: bool = True) -> dict:
           f"returns (rtol 2e-4) and first-minibatch loss (rtol 1e-3) on our rollout's tokens: "
           f"{same_work}")
     sides["torch"] = torch_iteration
-  times = interleaved(sides, cfg.repeats)
+  shape = C.lm_head_shape(policy.model, cfg.batch_size * cfg.max_new_tokens)
+  times = interleaved({**sides, **C.matmul_probes(shape)}, cfg.repeats)
+  probe_times = {name: times.pop(name) for name in C.PROBES}
   real = int(batch.context_mask_BxC.sum())
   print(f"one PPO iteration: {cfg.batch_size} episodes, contexts {real} real tokens in "
         f"{batch.context_mask_BxC.size} bucket positions, {cfg.max_new_tokens} sampled tokens "
@@ -382,16 +384,14 @@ def run(cfg: BenchConfig, strict: bool = True) -> dict:
           f"split " + ", ".join(f"{p} {v:.3f} s" for p, v in zip(PHASES, parts)))
     result[side] = cfg.batch_size / median
   # Where the update stands against this machine's matmul rate: how much faster it could get.
-  peak, _ = matmul_rates()
   flops = _update_flops(programs, inputs, holder)
   ours_update = split_out["jax"]["update"]
+  roofline = C.roofline({**probe_times, "jax": times["jax"]}, flops, shape, ours_update)
+  peak = roofline["matmul_1024_gflops"] * 1e9
   floor = flops / peak
-  print(f"our update: {flops / 1e9:.0f} GFLOP (XLA's count), {flops / ours_update / 1e9:.0f} "
-        f"GFLOP/s = {flops / ours_update / peak:.0%} of XLA's 1024^3 matmul rate; at that rate "
-        f"it would take {floor:.2f} s")
-  roofline = {"update_gflop": round(flops / 1e9, 1),
-              "update_fraction_of_matmul_rate": round(flops / ours_update / peak, 3),
-              "xla_matmul_gflops": round(peak / 1e9, 1)}
+  print(f"the update at XLA's 1024^3 matmul rate would take {floor:.2f} s")
+  roofline.update({"update_gflop": roofline["gflop"],
+                   "update_fraction_of_matmul_rate": roofline["fraction_of_matmul_1024"]})
   if "torch" in sides:
     torch_median = spread(times["torch"])["median"]
     best = sum(split_out["jax"][p] for p in PHASES if p != "update") + floor

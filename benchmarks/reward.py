@@ -16,6 +16,7 @@ import jax
 import numpy as np
 
 from empathy_jax import sharding
+from benchmarks import common as C
 from benchmarks.common import (BenchConfig, interleaved, jitted_pass, pin_threads, rates,
                                report, to_torch, torch_available, torch_sync, torch_twin,
                                trim_padding)
@@ -168,6 +169,18 @@ def _torch_batched_side(reward, batches, left: bool):
   return train_pass, eval_losses
 
 
+def _pass_flops(step, state, arrays) -> float:
+  """XLA's FLOP count of the pass (each batch shape compiled once)."""
+  per_shape: dict = {}
+  total = 0.0
+  for a in arrays:
+    key = tuple(sorted((k, v.shape) for k, v in a.items()))
+    if key not in per_shape:
+      per_shape[key] = C.xla_flops(step.lower(state, a).compile())
+    total += per_shape[key]
+  return total
+
+
 def run(cfg: BenchConfig) -> dict:
   pin_threads()
   dataset = cfg.dataset_dir if os.path.isdir(os.path.join(cfg.dataset_dir, "train",
@@ -195,6 +208,7 @@ def run(cfg: BenchConfig) -> dict:
   for b, a in zip(batches, arrays):
     ours_losses[b["context_index_B"]] = np.asarray(evaluate(state.params, a)[0]["loss"])
   ours, _ = jitted_pass(step, state, arrays)
+  flops = _pass_flops(step, state, arrays)
 
   sides = {"jax": ours}
   if cfg.torch and torch_available():
@@ -211,7 +225,9 @@ def run(cfg: BenchConfig) -> dict:
     print(f"eval-mode losses of all {n} contexts equal on all three sides (rtol 1e-4)")
     sides["torch"] = batched_pass
     sides["original"] = torch_pass
-  times = interleaved(sides, cfg.repeats)
+  shape = C.ffn_shape(reward.backbone.model, batches[0]["response_ids_BxRxT"].size)
+  times = interleaved({**sides, **C.matmul_probes(shape)}, cfg.repeats)
+  roof = C.roofline(times, flops, shape)
   print(f"{n} contexts, {pairs} rated pairs; ours and PyTorch batched: {len(batches)} steps of "
         f"{rows} contexts; the original's step: {n} steps of one context; repeats of the whole "
         f"pass: {cfg.repeats}")
@@ -221,4 +237,4 @@ def run(cfg: BenchConfig) -> dict:
                 {"repeats": cfg.repeats, "contexts": n, "contexts_per_step": rows,
                  "original_step": None if original is None else round(original, 2),
                  "ratio_to_original_step": None if not original else round(
-                     result["jax"] / original, 3)})
+                     result["jax"] / original, 3), **roof})

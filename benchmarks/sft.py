@@ -11,6 +11,7 @@ import os
 import jax
 
 from empathy_jax import sharding
+from benchmarks import common as C
 from benchmarks.common import (BenchConfig, describe, interleaved, matmul_rates,
                                jitted_pass, pin_threads, report, spread, to_torch,
                                torch_available, torch_response_logits, torch_sync,
@@ -79,7 +80,7 @@ def _torch_steps(loaded, batches):
 
 def run(cfg: BenchConfig) -> dict:
   pin_threads()
-  peak, torch_peak = matmul_rates()
+  _, torch_peak = matmul_rates()  # PyTorch's rate for its side's fraction
   loaded = load_model(cfg.model)
   batches = _batches(loaded, cfg)
   tokens = sum(int(b.context_mask_BxC.sum() + b.target_mask_BxT.sum()) for b in batches)
@@ -108,8 +109,11 @@ def run(cfg: BenchConfig) -> dict:
       raise AssertionError(f"first batch's loss: ours {ours0:.6f}, PyTorch's {theirs0:.6f}; "
                            f"the comparison would not be of the same work")
     print(f"same work: the first batch's loss {ours0:.5f} on both sides (rtol 1e-4)")
-  times = interleaved(sides, cfg.repeats)
   b0 = batches[0]
+  shape = C.lm_head_shape(loaded.model, b0.target_mask_BxT.size)
+  times = interleaved({**sides, **C.matmul_probes(shape)}, cfg.repeats)
+  roof = C.roofline(times, flops, shape)
+  peak = roof["matmul_1024_gflops"] * 1e9  # XLA's, measured beside the repeats
   print(f"batches: {len(batches)} x {b0.shape_key} (batch, context, target), {tokens} real "
         f"tokens in {padded} padded positions ({tokens / padded:.0%}); repeats of the "
         f"{len(batches)}-step pass: {cfg.repeats}")
@@ -126,4 +130,4 @@ def run(cfg: BenchConfig) -> dict:
   return report(cfg, "tokens/s", result["jax"], result.get("torch"), {
       "repeats": cfg.repeats, "real_token_share": round(tokens / padded, 3),
       "flop_fraction_real": round(fractions["jax"]["real"], 3),
-      "flop_fraction_padded": round(fractions["jax"]["padded"], 3)})
+      "flop_fraction_padded": round(fractions["jax"]["padded"], 3), **roof})
