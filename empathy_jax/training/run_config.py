@@ -1,8 +1,10 @@
-"""What the train launchers' frozen configs (SFT, reward model, PPO) share: their common fields
-(model source, seed, runtime options, mesh, multi-host launch) and the methods over them
-(model choice, runtime, loop cadence, run identity). Each config is a keyword-only frozen
-dataclass deriving from `TrainRunConfig` and adding its own fields, `max_epochs`, `log_interval`
-and `checkpoint_interval` among them."""
+"""What every trainer's frozen config (SFT, reward model, PPO, DPO, GRPO, classifiers) shares:
+the common fields (output folder, model source, seed, runtime options, mesh, multi-host launch,
+the optimizer's settings), one `__post_init__` that checks them all in one order, and the
+methods over them (model choice, runtime, loop cadence, run identity). Each config is a
+keyword-only frozen dataclass deriving from `TrainRunConfig` that adds its own fields
+(`dataset_dir`, with its own help, `max_epochs`, `log_interval` and `checkpoint_interval` among
+them), sets `MODEL_ROLE`, and puts its own rules in `check` (and `complete`)."""
 
 from __future__ import annotations
 
