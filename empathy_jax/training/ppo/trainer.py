@@ -136,13 +136,12 @@ class PPORunConfig(RLRunConfig):
   critic: str = setting("separate", "separate: its own backbone (from the reward model's when "
                         "it has the policy's architecture, else a copy of the policy); shared: "
                         "a value head on the policy.", ("separate", "shared"))
-  recipe: str = _ppo_setting("recipe", "original: the original's update as it ran (one step per "
-                        "rollout batch, ratio against the reference, advantages and returns = "
-                        "whitened advantages + values inside the step, a value head with "
-                        "dropout on the policy, log-probs of the whole distribution, rollouts "
-                        "sampled with dropout on, the LR decayed per epoch, best/ by the "
-                        "lowest val_loss; docs/differences.md). Flags it fixes may be left out.",
-                        S.RECIPES)
+  recipe: str = _ppo_setting(
+      "recipe", "original: the original's update as it ran (one step per rollout batch, ratio "
+      "against the reference, advantages and returns = whitened advantages + values inside the "
+      "step, a value head with dropout on the policy, log-probs of the whole distribution, "
+      "rollouts sampled with dropout on, the LR decayed per epoch, best/ by the lowest "
+      "val_loss; docs/differences.md). Flags it fixes may be left out.", S.RECIPES)
   value_head_dropout: float = _ppo_setting("value_head_dropout", "Dropout before the value "
                                            "head (--recipe original: 0.5, the original's "
                                            "nn.Dropout()).")
