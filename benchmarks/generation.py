@@ -82,21 +82,27 @@ def decode_flops(loaded, batches, gen) -> float:
   `max_new_tokens` decoding steps. XLA's cost analysis counts a while loop's body once, so the
   step is counted as (prefill + one step) - (prefill alone), both compiled outside the loop.
   Beam search's per-step selection is left out (a count on the low side)."""
-  model, k, n = loaded.model, gen.beam_width, gen.max_new_tokens
   total = 0.0
   for b in batches:
-    ids, mask = jnp.asarray(b.context_ids_BxC), jnp.asarray(b.context_mask_BxC)
-    start = lambda p, i, m: search._start(model, p, i, m, gen, k, 0, None)  # pylint: disable=protected-access
-
-    def one_step(p, i, m):
-      s = start(p, i, m)
-      return s.step(s.seq[:, s.prompt_len - 1], jnp.int32(s.prompt_len - 1), s.cache)
-
-    prefill = C.xla_flops(jax.jit(lambda p, i, m: start(p, i, m).cache)
-                          .lower(loaded.params, ids, mask).compile())
-    with_step = C.xla_flops(jax.jit(one_step).lower(loaded.params, ids, mask).compile())
-    total += prefill + n * max(with_step - prefill, 0.0)
+    prefill, step = prefill_and_step_flops(loaded.model, loaded.params, b.context_ids_BxC,
+                                           b.context_mask_BxC, gen)
+    total += prefill + gen.max_new_tokens * step
   return total
+
+
+def prefill_and_step_flops(model, params, ids_BxC, mask_BxC, gen) -> tuple[float, float]:
+  """XLA's FLOP counts of generation's prefill and of one decoding step (`decode_flops`)."""
+  ids, mask = jnp.asarray(ids_BxC), jnp.asarray(mask_BxC)
+  start = lambda p, i, m: search._start(model, p, i, m, gen, gen.beam_width, 0, None)  # pylint: disable=protected-access
+
+  def one_step(p, i, m):
+    s = start(p, i, m)
+    return s.step(s.seq[:, s.prompt_len - 1], jnp.int32(s.prompt_len - 1), s.cache)
+
+  prefill = C.xla_flops(jax.jit(lambda p, i, m: start(p, i, m).cache)
+                        .lower(params, ids, mask).compile())
+  with_step = C.xla_flops(jax.jit(one_step).lower(params, ids, mask).compile())
+  return prefill, max(with_step - prefill, 0.0)
 
 
 def measure(name, loaded, batches, gen, cfg: BenchConfig, pack: bool, threads: int = 1,

@@ -22,6 +22,8 @@ import os
 import jax
 import numpy as np
 
+from benchmarks import common as C
+from benchmarks import generation as G
 from benchmarks.common import (BenchConfig, interleaved, pin_threads, rates, report, to_torch,
                                torch_available, torch_sync, torch_twin, trim_padding)
 from benchmarks.ppo import policy_and_reward, torch_policy_pieces, torch_reward_head
@@ -58,7 +60,7 @@ def setup(cfg: BenchConfig, lr: float = 1e-5):
 def our_side(policy, reward, run, gen, batch, mesh):
   """(one step, `check_inputs()` -> a generation's tokens, reference log-probs, scores,
   advantages and loss at the current weights, `learn()`: one update on that generation,
-  `logps()`: the policy's log-probs of its tokens now)."""
+  `logps()`: the policy's log-probs of its tokens now, `flops()`: XLA's count of one step)."""
   state, shardings, tx, _ = core.adamw_state(
       run, {"policy": policy.params}, {"policy": policy.model.abstract_params()}, 1000, mesh,
       run.seed)
@@ -101,7 +103,24 @@ def our_side(policy, reward, run, gen, batch, mesh):
                                gen.temperature)
     return np.asarray(logp)
 
-  return step, check_inputs, learn, logps
+  def flops():
+    """The sampling program (its decoding loop's body counted once by XLA, so the other
+    max_new_tokens - 1 steps are added, each as `generation.prefill_and_step_flops` counts it
+    on the contexts repeated group_size times), the scoring and the update (its scan over
+    num_iterations counted once, so times num_iterations)."""
+    s = holder["state"]
+    args = (s.params, ref_params, ctx, cmask, rows, s.rng)
+    out = jax.eval_shape(sample, *args)
+    scores = jax.eval_shape(score, rm_params, out, ctx, cmask)
+    total = C.xla_flops(sample.lower(*args).compile())
+    total += C.xla_flops(score.lower(rm_params, out, ctx, cmask).compile())
+    total += C.xla_flops(update.lower(s, out, scores, real).compile()) * run.num_iterations
+    _, one_step = G.prefill_and_step_flops(
+        model, policy.params, np.repeat(batch.context_ids_BxC, GROUP, 0),
+        np.repeat(batch.context_mask_BxC, GROUP, 0), gen)
+    return total + (gen.max_new_tokens - 1) * one_step
+
+  return step, check_inputs, learn, logps, flops
 
 
 def torch_side(policy, reward, run, gen, batch):
@@ -186,7 +205,7 @@ def run(cfg: BenchConfig) -> dict:
   pin_threads()
   policy, reward, run_cfg, gen, batch = setup(cfg)
   mesh = sharding.make_mesh(sharding.MeshConfig())
-  ours, our_check, _, _ = our_side(policy, reward, run_cfg, gen, batch, mesh)
+  ours, our_check, _, _, our_flops = our_side(policy, reward, run_cfg, gen, batch, mesh)
   sides = {"jax": ours}
   if cfg.torch and torch_available():
     theirs, their_check, _, _ = torch_side(policy, reward, run_cfg, gen, batch)
@@ -195,7 +214,11 @@ def run(cfg: BenchConfig) -> dict:
     print("same work: PyTorch's reference log-probs, reward scores, advantages (rtol 2e-4) and "
           "loss (rtol 1e-3) on our generation's tokens equal ours")
     sides["torch"] = theirs
-  times = interleaved(sides, cfg.repeats)
+  # The largest matmul: the update's LM head over every sampled token.
+  shape = C.lm_head_shape(policy.model, batch.context_ids_BxC.shape[0] * GROUP
+                          * cfg.max_new_tokens)
+  times = interleaved({**sides, **C.matmul_probes(shape)}, cfg.repeats)
+  roof = C.roofline(times, our_flops(), shape)
   episodes = batch.context_ids_BxC.shape[0] * GROUP
   print(f"one GRPO step: {batch.context_ids_BxC.shape[0]} contexts x {GROUP} samples, "
         f"{cfg.max_new_tokens} sampled tokens each (EOS off), one update; repeats: "
@@ -203,4 +226,4 @@ def run(cfg: BenchConfig) -> dict:
   result = rates(times, episodes, "episodes/s")
   return report(cfg, "episodes/s", result["jax"], result.get("torch"),
                 {"repeats": cfg.repeats, "group_size": GROUP,
-                 "max_new_tokens": cfg.max_new_tokens})
+                 "max_new_tokens": cfg.max_new_tokens, **roof})

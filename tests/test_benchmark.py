@@ -236,7 +236,8 @@ def test_grpo_benchmarks_pytorch_side_learns_as_ours(tmp_path, family):
                            dataset_dir=os.path.join(ROOT, "datasets", "empathetic_dialogues"))
   policy, reward, run, gen, batch = bench.setup(cfg, lr=1e-3)
   mesh = sharding.make_mesh(sharding.MeshConfig(), jax.devices()[:1])
-  _, our_check, learn, our_logps = bench.our_side(policy, reward, run, gen, batch, mesh)
+  _, our_check, learn, our_logps, flops = bench.our_side(policy, reward, run, gen, batch, mesh)
+  assert flops() > 0
   _, their_check, their_learn, their_logps = bench.torch_side(policy, reward, run, gen, batch)
   mine = our_check()
   assert mine["response_ids"].shape == (16, 6)
