@@ -35,9 +35,7 @@ def _examples(cfg: BenchConfig, n: int):
 
 
 def _flops(fn, *args) -> float:
-  cost = jax.jit(fn).lower(*args).compile().cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  return float(cost.get("flops", 0.0))
+  return CB.xla_flops(jax.jit(fn).lower(*args).compile())
 
 
 def run(cfg: BenchConfig, size: str = "base") -> dict:

@@ -316,7 +316,8 @@ def matmul_probes(model_shape: tuple[int, int, int]) -> dict[str, Callable[[], o
 
 
 def xla_flops(compiled) -> float:
-  """XLA's FLOP count of a compiled program (its cost analysis; a loop's body counts once)."""
+  """XLA's FLOP count of a compiled (or lowered) program: its cost analysis, in which a loop's
+  body counts once."""
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   return float(cost.get("flops", 0.0))

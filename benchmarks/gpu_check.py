@@ -34,7 +34,7 @@ import traceback
 
 import numpy as np
 
-from benchmarks.common import timed
+from benchmarks.common import timed, xla_flops
 
 FIGURES = ("env", "generation_greedy", "ppo", "generation_beam4", "sft_mfu")
 # Dense bf16 tensor-core peaks from the vendors' datasheets (FLOP/s, no sparsity), by the
@@ -183,10 +183,8 @@ def sft_mfu(sizes: Sizes, measured_tflops: float | None) -> dict:
   compile_s = time.perf_counter() - start
   phase("compiled the step")
   shapes = nn.unbox(abstract_state(unscanned.abstract_params(), tx))
-  cost = jax.jit(functools.partial(sft.train_step, model=unscanned, tx=tx, grad_accum=1)).lower(
-      shapes, batch).cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  flops = float(cost.get("flops", 0.0))
+  flops = xla_flops(jax.jit(functools.partial(sft.train_step, model=unscanned, tx=tx,
+                                               grad_accum=1)).lower(shapes, batch))
   phase("counted the unscanned step's FLOPs")
   holder = {"state": state}
 
