@@ -190,7 +190,8 @@ def _kl(name, policy_dir, start_dir, settings, out, clock) -> dict:
 def _classifier_configs(cfg: PipelineConfig, out: str) -> dict:
   return {task: ClassifierConfig(**{**fields, "task": task,
                                     "output_dir": os.path.join(out, "classifiers", task),
-                                    "export_dir": os.path.join(out, "classifiers", "export")})
+                                    "export_dir": os.path.join(out, "classifiers", "export"),
+                                    "export_pth": False})  # test.py reads the .safetensors
           for task, fields in cfg.classifiers.items()}
 
 

@@ -185,8 +185,12 @@ def test_epitome_classifier_loads_in_the_originals_class(tmp_path):
   assert "test_rationale_f1" in line
   folder = line["export"]
   assert {"finetuned_IP.pth", "finetuned_IP.safetensors"} <= set(os.listdir(folder))
-  original = build(num_layers=1, intermediate_size=64, max_position_embeddings=18)
-  original.load_state_dict(torch.load(os.path.join(folder, "finetuned_IP.pth")), strict=True)
+  # Built as the original's EmpathyScorer builds it: both encoders from roberta-base's
+  # configuration (12 layers, feed-forward 3072, 514 positions), then a strict load.
+  original = build(num_layers=12, intermediate_size=3072, max_position_embeddings=514)
+  pth = os.path.join(folder, "finetuned_IP.pth")
+  original.load_state_dict(torch.load(pth), strict=True)
+  os.remove(pth)  # 1 GB
   original.eval()
   ours = T.load_params(os.path.join(line["run_dir"], "best"))
   data = D.read_split(EPITOME, "test", "epitome_IP", ())

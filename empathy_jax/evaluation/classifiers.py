@@ -161,9 +161,9 @@ def check_epitome_dir(directory: str) -> list[str]:
     raise CheckpointError(f"EPITOME: {directory} is not a directory")
   paths = []
   for mech in EPITOME_MECHANISMS:
-    # The original's .pth, else the same state dict as .safetensors (written here).
+    # Ours (.safetensors, at the depth it was trained), else the original's .pth.
     found = [os.path.join(directory, f"finetuned_{mech}{ext}")
-             for ext in (".pth", ".safetensors")]
+             for ext in (".safetensors", ".pth")]
     found = [p for p in found if os.path.isfile(p)]
     if not found:
       raise CheckpointError(f"EPITOME: {os.path.join(directory, f'finetuned_{mech}.pth')} is "

@@ -61,6 +61,9 @@ class ClassifierConfig(TrainRunConfig):
   export_dir: str | None = setting(None, "Also write the best model in the original's formats "
                                    "here: emotion/ and intent/ as transformers classifier "
                                    "folders, epitome/finetuned_{ER,IP,EX}.pth (+ .safetensors).")
+  export_pth: bool = setting(True, "With --export_dir, EPITOME: also write the original's "
+                             "finetuned_*.pth in roberta-base's shapes (about 1 GB each), "
+                             "which the original's class loads as it is.")
   max_epochs: int | None = setting(None, "Training epochs (default: per task, TASK_DEFAULTS).")
   batch_size: int | None = setting(None, "Global batch size (default: per task).")
   initial_lr: float | None = setting(None, "AdamW learning rate, warmed up then decayed "
@@ -353,7 +356,7 @@ def held_out(cfg: ClassifierConfig, run_dir: str, task: ClassifierTask | None = 
   if jax.process_index() == 0:
     write_atomic(os.path.join(run_dir, TEST_METRICS), test)
     if cfg.export_dir:
-      classifier_export.export(cfg, params, cfg.export_dir)
+      classifier_export.export(cfg, params, cfg.export_dir, cfg.export_pth)
   sharding.barrier(f"classifier.held_out:{run_dir}")
   if not cfg.export_dir:
     return {"test": test}
