@@ -7,7 +7,9 @@ stop and no EOS-masking pass), get the same rows, PyTorch padded to each batch's
 example as its users pad; equal repeats, interleaved, median and range. Before timing, the two
 sides' greedy / beam tokens are asserted identical on every benchmark batch. On test.py's
 batches ours is also timed as test.py runs them: IN_FLIGHT batches at a time, each from its own
-thread (PyTorch's side stays as its users run `generate`, one batch after another).
+thread (PyTorch's side stays as its users run `generate`, one batch after another). Last,
+one of those batches is profiled: our decoding step kernel by kernel (`kernel_profile`), and
+the LM head's matmul, the work both sides share, timed alone in each framework.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import common as C
+from benchmarks import kernel_profile
 from benchmarks.common import (BenchConfig, describe, interleaved, matmul_rates,
                                pin_threads, realistic_batches, report, spread,
                                test_batch, to_torch, torch_available, torch_twin,
@@ -155,6 +158,41 @@ def measure(name, loaded, batches, gen, cfg: BenchConfig, pack: bool, threads: i
   return out
 
 
+def decode_profile(loaded, batch, gen, repeats: int = 2) -> dict:
+  """Where our decoding step's time goes on `batch` (`kernel_profile`), and the LM head's
+  matmul timed alone in both frameworks at the step's shape: the work both sides do alike,
+  which bounds how far ahead a faster rest of the step can put us."""
+  params = jax.device_put(loaded.params)
+  ids, mask = jnp.asarray(batch.context_ids_BxC), jnp.asarray(batch.context_mask_BxC)
+  rows = jnp.arange(ids.shape[0])
+  compiled = jax.jit(lambda p, i, m: generate_ids(
+      loaded.model, p, i, m, gen, jax.random.PRNGKey(0), rows).tokens_BxN).lower(
+          params, ids, mask).compile()
+  jax.block_until_ready(compiled(params, ids, mask))
+  kernels, wall = kernel_profile.profile(compiled, (params, ids, mask), repeats)
+  summary = kernel_profile.per_step_table(kernels, gen.max_new_tokens, wall)
+  summary["top_kernels"] = summary["top_kernels"][:8]
+  m, k, n = C.lm_head_shape(loaded.model, ids.shape[0] * gen.beam_width)
+  rng = np.random.default_rng(0)
+  x, w = rng.normal(size=(m, k)).astype(np.float32), rng.normal(size=(n, k)).astype(np.float32)
+  head, x_, w_ = jax.jit(lambda x, w: x @ w.T), jnp.asarray(x), jnp.asarray(w)
+  sides = {"jax_lm_head": lambda: head(x_, w_).block_until_ready()}
+  if torch_available():
+    import torch  # pylint: disable=import-outside-toplevel
+
+    tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+    sides["torch_lm_head"] = lambda: torch.nn.functional.linear(tx, tw)
+  times = interleaved(sides, 10)
+  summary["lm_head_shape"] = [m, k, n]
+  for side, seconds in times.items():
+    summary[f"{side}_ms"] = round(spread(seconds)["median"] * 1e3, 3)
+  line = (f"the LM head alone ({m}x{k}x{n}): XLA {summary['jax_lm_head_ms']:.2f} ms")
+  if "torch_lm_head_ms" in summary:
+    line += f", PyTorch {summary['torch_lm_head_ms']:.2f} ms"
+  print(line + f"; our whole step {summary['step_ms']:.2f} ms of kernel time")
+  return summary
+
+
 def run(cfg: BenchConfig) -> dict:
   from empathy_jax.models.loading import load_model  # pylint: disable=import-outside-toplevel
 
@@ -169,6 +207,7 @@ def run(cfg: BenchConfig) -> dict:
                          realistic_batches(loaded, cfg), gen, cfg, pack=False,
                          threads=IN_FLIGHT,
                          roofline_shape=C.lm_head_shape(loaded.model, rows))
+  step = decode_profile(loaded, realistic_batches(loaded, cfg)[1], gen)
   torch_rate = lambda r: r["torch"]["tokens_per_s"] if "torch" in r else None
   concurrent_rate = sorted_rows[f"jax, {IN_FLIGHT} in flight"]["tokens_per_s"]
   return report(cfg, "tokens/s", sorted_rows["jax"]["tokens_per_s"], torch_rate(sorted_rows), {
@@ -180,4 +219,4 @@ def run(cfg: BenchConfig) -> dict:
                      "torch": None if torch_rate(first) is None else round(torch_rate(first), 1),
                      "ratio": None if torch_rate(first) is None else round(
                          first["jax"]["tokens_per_s"] / torch_rate(first), 3)},
-      **sorted_rows["roofline"]})
+      **sorted_rows["roofline"], "decode_step": step})

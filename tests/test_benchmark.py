@@ -14,7 +14,7 @@ import pytest
 
 import hf_fixtures as hf
 
-from benchmarks import common, test_mode
+from benchmarks import common, kernel_profile, test_mode
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -28,6 +28,54 @@ def test_trim_padding_keeps_the_longest_example_on_either_side():
   left_ids, left_mask = common.trim_padding(ids[:, ::-1], mask[:, ::-1], left=True)
   np.testing.assert_array_equal(left_ids, [[7, 6, 5], [0, 0, 8]])
   np.testing.assert_array_equal(left_mask, [[1, 1, 1], [0, 0, 1]])
+
+
+def test_kernel_profile_counts_loop_kernels_per_iteration_with_their_flops_and_bytes():
+  """A 7-iteration loop of two matmuls and a tanh: each loop kernel is found 7 times a call,
+  the dots' FLOPs are 2 x M x K x N (XLA's own count of one iteration), and a dot's bytes are
+  its operands' and output's."""
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+
+  rng = np.random.default_rng(0)
+  x0 = jnp.asarray(rng.normal(size=(64, 128)), jnp.float32)
+  b = jnp.asarray(rng.normal(size=(128, 256)) / 16, jnp.float32)
+  c = jnp.asarray(rng.normal(size=(256, 128)) / 16, jnp.float32)
+  body = lambda i, x: jnp.tanh(x @ b) @ c
+  compiled = jax.jit(lambda x: jax.lax.fori_loop(0, 7, body, x)).lower(x0).compile()
+  jax.block_until_ready(compiled(x0))
+  kernels, wall = kernel_profile.profile(compiled, (x0,), repeats=2)
+  looped = [k for k in kernels if k.calls == 7]
+  dots = [k for k in looped if k.flops]
+  assert len(dots) == 2 and all(k.flops == 2 * 64 * 128 * 256 for k in dots)
+  assert sum(k.flops for k in looped) == common.xla_flops(
+      jax.jit(lambda x: body(0, x)).lower(x0).compile())
+  assert sorted(k.bytes for k in dots) == [4 * (64 * 128 + 128 * 256 + 64 * 256)] * 2
+  assert all(k.seconds > 0 for k in looped) and 0 < sum(k.seconds for k in kernels) < 2 * wall
+  step = kernel_profile.per_step_table(kernels, 7, wall)
+  assert step["step_mflop"] == pytest.approx(4 * 64 * 128 * 256 / 1e6, abs=0.05)
+  assert step["kernels_per_step"] >= 3 and step["top_kernels"][0]["share"] > 0
+
+
+def test_decode_profile_finds_the_lm_head_once_a_step_with_its_flops(tmp_path):
+  """The generation mode's profile of a real decoding loop (a 2+2-layer GODEL): one LM-head
+  kernel a step with 2 x rows x width x vocabulary FLOPs, and both frameworks' LM head timed."""
+  from benchmarks import generation  # pylint: disable=import-outside-toplevel
+  from empathy_jax.models.loading import load_model  # pylint: disable=import-outside-toplevel
+
+  hf.save_torch_model("godel", str(tmp_path / "godel"))
+  loaded = load_model(str(tmp_path / "godel"))
+  cfg = common.BenchConfig(mode="generation", model=str(tmp_path / "godel"), batch_size=8,
+                           max_new_tokens=6, dataset_dir=os.path.join(ROOT, "datasets",
+                                                                      "empathetic_dialogues"))
+  step = generation.decode_profile(loaded, common.test_batch(loaded, cfg),
+                                   generation.gen_config(loaded, cfg))
+  rows, width, vocab = step["lm_head_shape"]
+  assert (rows, width, vocab) == (8, loaded.model.hidden_size, loaded.model.cfg.vocab_size)
+  heads = [k for k in step["top_kernels"] if "logits" in k["where"]]
+  assert len(heads) == 1 and heads[0]["calls_per_step"] == 1
+  assert heads[0]["mflop"] == pytest.approx(2 * rows * width * vocab / 1e6, abs=0.01)
+  assert step["step_mflop"] > heads[0]["mflop"] and step["jax_lm_head_ms"] > 0
+  assert step["torch_lm_head_ms"] > 0
 
 
 def test_interleaved_takes_turns_with_equal_repeats():

@@ -210,12 +210,11 @@ def test_epitome_classifier_loads_in_the_originals_class(tmp_path):
                            attention_mask_RP=r["attention_mask"])
     np.testing.assert_allclose(np.asarray(logits)[i], theirs.numpy()[0], atol=1e-4)
   # test.py's EPITOME loader reads the export (its 16-token position table included) the same.
-  import shutil
   three = tmp_path / "three"
   three.mkdir()
   for mech in ("ER", "IP", "EX"):
-    shutil.copy(os.path.join(folder, "finetuned_IP.safetensors"),
-                three / f"finetuned_{mech}.safetensors")
+    os.symlink(os.path.join(folder, "finetuned_IP.safetensors"),
+               three / f"finetuned_{mech}.safetensors")
   scorer = C.load_epitome(str(three))
   assert scorer.max_length == 16
   np.testing.assert_allclose(scorer.logits("IP", data.seekers[:12], data.texts[:12]),
