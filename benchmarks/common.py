@@ -45,6 +45,9 @@ class BenchConfig:
                              "the inputs.")
   torch: bool = setting(True, "Also measure the PyTorch reference.")
   max_examples: int = setting(512, "Test rows for --mode test; contexts for --mode reward.")
+  random_weights: bool = setting(False, "Build --model's published architecture (a registry "
+                                 "name, e.g. GODEL_SMALL: GODEL-base's shapes) with random "
+                                 "weights instead of loading it: no download.")
 
   def __post_init__(self):
     if not self.batch_size:  # None or 0: the mode's own
@@ -112,11 +115,16 @@ def pin_threads() -> int:
 
 
 def cpu_model() -> str:
+  """The CPU's model name, with its family and model numbers where the name alone is generic
+  (a virtual machine's "AMD EPYC" may be any of several generations)."""
   try:
     with open("/proc/cpuinfo", encoding="utf-8") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
+      info = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines()
+                  if ":" in line)
+    info = {k.strip(): v.strip() for k, v in info.items()}
+    if "model name" in info:
+      return (f"{info['model name']} (family {info.get('cpu family', '?')}, model "
+              f"{info.get('model', '?')})")
   except OSError:
     pass
   import platform  # pylint: disable=import-outside-toplevel
@@ -191,6 +199,30 @@ def jitted_pass(step, state, arrays):
   return one_pass, holder
 
 
+@functools.cache
+def model_path(cfg: BenchConfig) -> str:
+  """What the mode loads: `cfg.model`, or with `--random_weights` a folder of its architecture
+  with random weights (made once a process)."""
+  if not cfg.random_weights:
+    return cfg.model
+  return random_model_dir(cfg.model, tempfile.mkdtemp(prefix="empathy_jax_bench_"))
+
+
+def random_model_dir(name: str, folder: str) -> str:
+  """A model folder with `name`'s published architecture and random weights (float32)."""
+  from empathy_jax import planning, registry  # pylint: disable=import-outside-toplevel
+  from empathy_jax.models import loading, model_dir  # pylint: disable=import-outside-toplevel
+
+  spec = registry.get_model_spec(name)
+  hf = {k: v for k, v in planning.architecture(name).items() if k != "vocab_size"}
+  spec = dataclasses.replace(spec, hub_name=None, weights=None, config=hf,
+                             name=f"{name} (random)")
+  path = os.path.join(folder, f"{name}_random")
+  model_dir.save(loading.from_spec(spec), path)
+  print(f"{name}: its architecture with random weights in {path}")
+  return path
+
+
 def torch_twin(loaded, lm_head: bool = True):
   """The same weights in transformers' PyTorch class (via our HF export), on the PyTorch
   side's device; `lm_head=False`: the bare backbone (`AutoModel`, last hidden states), as value
@@ -211,7 +243,8 @@ def torch_twin(loaded, lm_head: bool = True):
 def report(cfg: BenchConfig, unit: str, jax_value: float, torch_value: float | None,
            extra: dict | None = None) -> dict:
   """Prints and returns the final JSON line (values from median timings)."""
-  result = {"mode": cfg.mode, "model": cfg.model, "unit": unit, "jax": round(jax_value, 2),
+  model = f"{cfg.model} (random weights)" if cfg.random_weights else cfg.model
+  result = {"mode": cfg.mode, "model": model, "unit": unit, "jax": round(jax_value, 2),
             "torch": None if torch_value is None else round(torch_value, 2),
             "ratio": None if not torch_value else round(jax_value / torch_value, 3),
             "cpu": cpu_model()}

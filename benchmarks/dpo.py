@@ -137,7 +137,7 @@ def check_same(ours, theirs, rtol: float = 1e-4) -> None:
 
 def run(cfg: BenchConfig) -> dict:
   pin_threads()
-  loaded = load_model(cfg.model)
+  loaded = load_model(C.model_path(cfg))
   mesh = sharding.make_mesh(sharding.MeshConfig())
   shards = sharding.batch_shards(mesh)
   rows = -(-cfg.batch_size // shards) * shards

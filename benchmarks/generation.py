@@ -175,7 +175,9 @@ def decode_profile(loaded, batch, gen, repeats: int = 2) -> dict:
   m, k, n = C.lm_head_shape(loaded.model, ids.shape[0] * gen.beam_width)
   rng = np.random.default_rng(0)
   x, w = rng.normal(size=(m, k)).astype(np.float32), rng.normal(size=(n, k)).astype(np.float32)
-  head, x_, w_ = jax.jit(lambda x, w: x @ w.T), jnp.asarray(x), jnp.asarray(w)
+  # Ours as a decoding step computes it (`Embed.attend(vocab_major=True)`: the embedding times
+  # the transposed states), PyTorch's as transformers does (`F.linear`).
+  head, x_, w_ = jax.jit(lambda x, w: jnp.dot(w, x.T)), jnp.asarray(x), jnp.asarray(w)
   sides = {"jax_lm_head": lambda: head(x_, w_).block_until_ready()}
   if torch_available():
     import torch  # pylint: disable=import-outside-toplevel
@@ -198,7 +200,7 @@ def run(cfg: BenchConfig) -> dict:
 
   pin_threads()
   matmul_rates()
-  loaded = load_model(cfg.model)
+  loaded = load_model(C.model_path(cfg))
   gen = gen_config(loaded, cfg)
   first = measure("first test rows (dataset order)", loaded, [test_batch(loaded, cfg)], gen,
                    cfg, pack=True)

@@ -213,16 +213,9 @@ def sft_mfu(sizes: Sizes, measured_tflops: float | None) -> dict:
 
 
 def random_model_dir(name: str, folder: str) -> str:
-  """A model folder with `name`'s published architecture and random weights (float32)."""
-  from empathy_jax import planning, registry  # pylint: disable=import-outside-toplevel
-  from empathy_jax.models import loading, model_dir  # pylint: disable=import-outside-toplevel
+  from benchmarks.common import random_model_dir as make  # pylint: disable=import-outside-toplevel
 
-  spec = registry.get_model_spec(name)
-  hf = {k: v for k, v in planning.architecture(name).items() if k != "vocab_size"}
-  spec = dataclasses.replace(spec, hub_name=None, weights=None, config=hf,
-                             name=f"{name} (random)")
-  path = os.path.join(folder, f"{name}_random")
-  model_dir.save(loading.from_spec(spec), path)
+  path = make(name, folder)
   phase(f"wrote a random {name} model folder")
   return path
 

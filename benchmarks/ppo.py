@@ -47,10 +47,10 @@ KL_COEF = 0.05
 def policy_and_reward(cfg: BenchConfig):
   """(the policy, a new reward model on a copy of it, the run config's model source: a model
   folder or a registry name) of an RL mode."""
-  policy = load_model(cfg.model)
-  reward = reward_model.new_reward_model(load_model(cfg.model), seed=0)
-  source = ({"pretrained_model_dir": cfg.model} if os.path.isdir(cfg.model)
-            else {"model": cfg.model})
+  policy = load_model(C.model_path(cfg))
+  reward = reward_model.new_reward_model(load_model(C.model_path(cfg)), seed=0)
+  path = C.model_path(cfg)
+  source = {"pretrained_model_dir": path} if os.path.isdir(path) else {"model": path}
   return policy, reward, source
 
 

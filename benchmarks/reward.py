@@ -186,7 +186,7 @@ def run(cfg: BenchConfig) -> dict:
   dataset = cfg.dataset_dir if os.path.isdir(os.path.join(cfg.dataset_dir, "train",
                                                           "ratings.json")) else REWARD_DATA
   split = load_reward_split(os.path.join(dataset, "train"))
-  reward = reward_model.new_reward_model(load_model(cfg.model), seed=0)
+  reward = reward_model.new_reward_model(load_model(C.model_path(cfg)), seed=0)
   mesh = sharding.make_mesh(sharding.MeshConfig())
   shards = sharding.batch_shards(mesh)
   rows = -(-cfg.batch_size // shards) * shards

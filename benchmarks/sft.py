@@ -81,7 +81,7 @@ def _torch_steps(loaded, batches):
 def run(cfg: BenchConfig) -> dict:
   pin_threads()
   _, torch_peak = matmul_rates()  # PyTorch's rate for its side's fraction
-  loaded = load_model(cfg.model)
+  loaded = load_model(C.model_path(cfg))
   batches = _batches(loaded, cfg)
   tokens = sum(int(b.context_mask_BxC.sum() + b.target_mask_BxT.sum()) for b in batches)
   padded = sum(b.context_mask_BxC.size + b.target_mask_BxT.size for b in batches)

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 
+from benchmarks import common as C
 from benchmarks.common import BenchConfig, describe, pin_threads, report, spread
 
 
@@ -77,7 +78,7 @@ def run(cfg: BenchConfig) -> dict:
   cores = pin_threads()
   work = tempfile.mkdtemp(prefix="empathy_jax_bench_test_")
   try:
-    loaded = load_model(cfg.model)
+    loaded = load_model(C.model_path(cfg))
     hf_dir = os.path.join(work, "hf")
     export_hf(loaded, hf_dir)
     common = ["--max_examples", str(cfg.max_examples), "--batch_size", str(cfg.batch_size),
