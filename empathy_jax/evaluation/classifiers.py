@@ -72,22 +72,24 @@ WIDTH_STEP = 16  # batches are cut to a multiple of this many columns
 def _batched(fn, arrays: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
   """Runs `fn` over fixed-size batches of right-padded (ids, mask, ids, mask, ...) arrays.
 
-  Examples go in order of length and each batch keeps only the columns up to its longest
-  example (rounded up to a multiple of `WIDTH_STEP`): padding is masked, so no score changes,
-  and most of the padding's work is skipped (EmpatheticDialogues responses fill about a quarter
-  of 64 columns). A run compiles at most max_length / WIDTH_STEP shapes; the last batch is
-  padded with empty rows. Every batch is dispatched before any result is read."""
+  Examples go in order of length and each batch keeps, of each (ids, mask) pair, only the
+  columns up to that input's longest example in the batch (rounded up to a multiple of
+  `WIDTH_STEP`): padding is masked, so no score changes, and most of the padding's work is
+  skipped (EmpatheticDialogues responses fill about a quarter of 64 columns; EPITOME's
+  responses are cut apart from its longer seeker posts). A run compiles at most
+  (max_length / WIDTH_STEP) ** inputs shapes; the last batch is padded with empty rows. Every
+  batch is dispatched before any result is read."""
   n = arrays[0].shape[0]
   if n == 0:
     return np.zeros((0,))
-  masks = arrays[1::2]
-  longest = np.max([m.sum(1) for m in masks], axis=0)
-  order = np.argsort(-longest, kind="stable")
+  lengths = [m.sum(1) for m in arrays[1::2]]
+  order = np.argsort(-np.max(lengths, axis=0), kind="stable")
   outs = []
   for s in range(0, n, batch_size):
     rows = order[s:s + batch_size]
-    width = max(WIDTH_STEP, -(-int(longest[rows].max()) // WIDTH_STEP) * WIDTH_STEP)
-    chunk = [a[rows, :width] for a in arrays]
+    widths = [max(WIDTH_STEP, -(-int(length[rows].max()) // WIDTH_STEP) * WIDTH_STEP)
+              for length in lengths]
+    chunk = [a[rows, :widths[i // 2]] for i, a in enumerate(arrays)]
     short = batch_size - len(rows)
     if short:
       chunk = [np.concatenate([c, np.zeros((short, *c.shape[1:]), c.dtype)]) for c in chunk]
