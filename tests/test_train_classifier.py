@@ -81,6 +81,17 @@ def test_bad_rows_are_named(tmp_path):
     D.read_split(str(tmp_path), "train", "emotion", C.EMOTION_LABELS)
 
 
+def test_an_epitome_model_the_originals_class_cannot_load_is_refused_before_training(tmp_path):
+  proc = subprocess.run([sys.executable, LAUNCHER, "--task=epitome_IP", f"--dataset_dir={EPITOME}",
+                         f"--output_dir={tmp_path / 'run'}", f"--export_dir={tmp_path / 'x'}",
+                         "--num_layers=13"], capture_output=True, text=True, timeout=300,
+                        cwd=REPO)
+  assert proc.returncode == 1
+  assert (proc.stdout + proc.stderr).strip().splitlines()[-1].startswith(
+      "error: --export_pth: the original's class loads roberta-base's shapes")
+  assert not (tmp_path / "run").exists() and not (tmp_path / "x").exists()
+
+
 def test_losses_and_scores_against_numpy():
   from empathy_jax.evaluation import classifier_models as CM
 

@@ -114,6 +114,15 @@ ROBERTA_BASE = CM.EncoderSize(hidden_size=768, num_layers=12, num_heads=12,
                               intermediate_size=3072, max_length=512)
 
 
+def fits_roberta_base(size: CM.EncoderSize) -> bool:
+  """Whether an encoder of `size` can be written in roberta-base's shapes (`as_roberta_base`)."""
+  base = ROBERTA_BASE
+  return ((size.hidden_size, size.num_heads) == (base.hidden_size, base.num_heads)
+          and size.num_layers <= base.num_layers
+          and size.intermediate_size <= base.intermediate_size
+          and size.max_length <= base.max_length)
+
+
 def as_roberta_base(state: dict[str, np.ndarray], size: CM.EncoderSize
                     ) -> dict[str, np.ndarray]:
   """An EPITOME state dict (PyTorch orientation) of `size` in roberta-base's shapes, computing
@@ -126,9 +135,7 @@ def as_roberta_base(state: dict[str, np.ndarray], size: CM.EncoderSize
     12, so the encoder still ends with them.
   """
   base = ROBERTA_BASE
-  if (size.hidden_size, size.num_heads) != (base.hidden_size, base.num_heads) or \
-      size.num_layers > base.num_layers or size.intermediate_size > base.intermediate_size \
-      or size.max_length > base.max_length:
+  if not fits_roberta_base(size):
     raise ValueError(f"EPITOME .pth: a {size} encoder does not fit roberta-base's shapes")
   out = dict(state)
   d, extra = base.hidden_size, base.intermediate_size - size.intermediate_size

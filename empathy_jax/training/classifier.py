@@ -106,6 +106,11 @@ class ClassifierConfig(TrainRunConfig):
     if self.task in D.EPITOME_TASKS and size.num_heads != CM.EPITOME_WIDTH // 64:
       raise ValueError(f"--num_heads: EPITOME models have {CM.EPITOME_WIDTH // 64} (as "
                        f"roberta-base, which EPITOME files are read as)")
+    if self.task in D.EPITOME_TASKS and self.export_dir and self.export_pth and \
+        not classifier_export.fits_roberta_base(size):
+      raise ValueError("--export_pth: the original's class loads roberta-base's shapes (at "
+                       "most 12 layers, feed-forward 3072, 512 tokens); this model does not "
+                       "fit them (--noexport_pth writes the .safetensors only)")
 
   def size(self) -> CM.EncoderSize:
     epitome = self.task in D.EPITOME_TASKS
