@@ -34,6 +34,7 @@ import traceback
 
 import numpy as np
 
+from benchmarks import common
 from benchmarks.common import timed, xla_flops
 
 FIGURES = ("env", "generation_greedy", "ppo", "generation_beam4", "sft_mfu")
@@ -213,9 +214,7 @@ def sft_mfu(sizes: Sizes, measured_tflops: float | None) -> dict:
 
 
 def random_model_dir(name: str, folder: str) -> str:
-  from benchmarks.common import random_model_dir as make  # pylint: disable=import-outside-toplevel
-
-  path = make(name, folder)
+  path = common.random_model_dir(name, folder)
   phase(f"wrote a random {name} model folder")
   return path
 

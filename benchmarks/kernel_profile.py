@@ -18,6 +18,7 @@ import json
 import math
 import re
 import tempfile
+import time
 
 import jax
 
@@ -138,8 +139,6 @@ def _trace_events(directory: str) -> list[dict]:
 def profile(compiled, args: tuple, repeats: int = 1) -> tuple[list[Kernel], float]:
   """(kernels sorted by time, the calls' wall seconds) of `repeats` calls of `compiled`
   (already run once: nothing compiles inside the trace)."""
-  import time  # pylint: disable=import-outside-toplevel
-
   costs = hlo_costs(compiled.as_text())
   with tempfile.TemporaryDirectory() as tmp:
     with jax.profiler.trace(tmp, create_perfetto_trace=True):

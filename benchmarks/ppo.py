@@ -47,9 +47,9 @@ KL_COEF = 0.05
 def policy_and_reward(cfg: BenchConfig):
   """(the policy, a new reward model on a copy of it, the run config's model source: a model
   folder or a registry name) of an RL mode."""
-  policy = load_model(C.model_path(cfg))
-  reward = reward_model.new_reward_model(load_model(C.model_path(cfg)), seed=0)
   path = C.model_path(cfg)
+  policy = load_model(path)
+  reward = reward_model.new_reward_model(load_model(path), seed=0)
   source = {"pretrained_model_dir": path} if os.path.isdir(path) else {"model": path}
   return policy, reward, source
 

@@ -2,7 +2,7 @@
 retrained at the launcher's defaults with the docs' seed, and its accuracy, macro-F1 and (for
 EPITOME) rationale F1 must be the table's, and its accuracy at least the table's target.
 
-These take about 13 minutes of a 2-core CPU, so they are marked `figures` and left out of the
+These take 7-13 minutes of a 2-core CPU (by its generation), so they are marked `figures` and left out of the
 suite's default selection (pytest.ini); CI runs them as a step of their own:
 `python -m pytest -q -m figures tests`."""
 
